@@ -1,0 +1,34 @@
+# The two commands a new user needs: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+HOME_DIR ?= data
+
+.PHONY: demo test bench install clean-demo
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Reinstall when the project's dependencies change.
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	@if [ ! -f $(HOME_DIR)/portal.duckdb ]; then $(BIN)/dossync --home $(HOME_DIR) demo; fi
+	$(BIN)/dossync --home $(HOME_DIR) status
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python bench/run.py
+
+clean-demo:
+	rm -rf $(HOME_DIR)/portal.duckdb $(HOME_DIR)/portal.duckdb.wal $(HOME_DIR)/ledgers \
+	       $(HOME_DIR)/staging $(HOME_DIR)/locks $(HOME_DIR)/logs $(HOME_DIR)/outbox

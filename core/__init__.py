@@ -1,0 +1,1 @@
+"""dossync core: everything that is not a screen."""

@@ -1,0 +1,562 @@
+"""The headless CLI: thin commands over the core's library calls.
+
+Its names, options, JSON and exit codes are an API (see CONTRACT.md): cron
+jobs and scripts depend on them. `--json` prints exactly one JSON document
+on stdout; logs and progress go to stderr.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import logging.handlers
+import re
+import shutil
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Callable
+
+from core import portal, reports
+from core.home import Home
+from core.locks import DossierLock
+from core.model import (LANGUAGES, PACKAGES, Dossier, DossyncError, ExitCode, Progress,
+                        RunContext, SyncResult, UsageError, cents_to_str)
+from core.sync import sync_dossier
+
+log = logging.getLogger("dossync")
+
+EXIT_CODES_HELP = "exit codes:\n" + "\n".join(
+    f"  {c.value}  {c.name:<12}" + {
+        0: "done, nothing to report",
+        1: "the operation failed; the message says why and what to do",
+        2: "bad arguments, unknown dossier, missing HOME",
+        3: "another process is syncing that dossier; the message names it",
+        4: "a batch where some dossiers failed",
+        5: "reconcile found differences",
+    }[c.value] for c in ExitCode)
+
+CODE_RE = re.compile(r"^[A-Z0-9][A-Z0-9_-]{1,31}$")
+EMAIL_RE = re.compile(r"^[^@\s<>,;\"']+@[^@\s<>,;\"']+\.[A-Za-z]{2,}$")
+
+
+# --- output helpers ---------------------------------------------------------------
+def _emit_json(doc) -> None:
+    sys.stdout.write(json.dumps(doc, ensure_ascii=False, indent=2) + "\n")
+
+
+def _table(rows: list[dict], columns: list[str], title: str | None = None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, show_lines=False)
+    for column in columns:
+        table.add_column(column, justify="right" if column in _RIGHT else "left")
+    for row in rows:
+        table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in columns))
+    Console(width=max(100, shutil.get_terminal_size().columns)).print(table)
+
+
+_RIGHT = {"debit", "credit", "balance", "amount", "pending_proposals", "read", "inserted",
+          "updated", "deleted", "quarantined"}
+
+
+class _ProgressBar:
+    """A progress bar on stderr, only when stderr is a terminal."""
+
+    def __init__(self, enabled: bool, label: str) -> None:
+        self.enabled = enabled and sys.stderr.isatty()
+        self.label = label
+        self._progress = None
+        self._tasks: dict[str, int] = {}
+
+    def __enter__(self) -> "_ProgressBar":
+        if self.enabled:
+            from rich.console import Console
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress as RichProgress,
+                                       TextColumn, TimeRemainingColumn)
+
+            self._progress = RichProgress(
+                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TimeRemainingColumn(), console=Console(stderr=True), transient=True)
+            self._progress.__enter__()
+        return self
+
+    def __call__(self, event: Progress) -> None:
+        if self._progress is None or event.stream == "all":
+            return
+        if event.stream not in self._tasks:
+            self._tasks[event.stream] = self._progress.add_task(
+                f"{self.label} {event.stream}", total=event.total or None)
+        self._progress.update(self._tasks[event.stream], completed=event.done)
+
+    def __exit__(self, *exc) -> None:
+        if self._progress is not None:
+            self._progress.__exit__(*exc)
+
+
+def _print_sync(result: SyncResult) -> None:
+    rows = result.rows
+    verb = "succeeded" if result.status == "succeeded" else "FAILED"
+    print(f"{result.kind} sync of {result.dossier} {verb} (run {result.run_id}): "
+          f"read {rows.read}, inserted {rows.inserted}, updated {rows.updated}, "
+          f"deleted {rows.deleted}, quarantined {rows.quarantined}")
+    for warning in result.warnings:
+        print(f"  warning: {warning}", file=sys.stderr)
+    if result.error:
+        print(f"  error: {result.error}", file=sys.stderr)
+
+
+def _sync_exit(result: SyncResult) -> int:
+    return ExitCode.OK if result.status == "succeeded" else ExitCode.FAILED
+
+
+# --- commands ---------------------------------------------------------------------
+def cmd_demo(home: Home, args) -> int:
+    from core import demo_package
+
+    if (home.portal.exists() or home.ledgers.exists() and any(home.ledgers.iterdir())) \
+            and not args.force:
+        raise UsageError(f"{home.root} already holds a dossync home; use --force to replace "
+                         f"its portal and ledgers with a new demo firm (dossync.toml is kept)")
+    for leftover in (home.portal, home.portal.with_suffix(".duckdb.wal")):
+        leftover.unlink(missing_ok=True)
+    for folder in (home.ledgers, home.staging, home.locks, home.outbox):
+        shutil.rmtree(folder, ignore_errors=True)
+    home.create()
+    portal.initialise(home.portal)
+    companies = demo_package.demo_companies(args.dossiers, args.lines, args.seed)
+    results = []
+    for number, company in enumerate(companies, 1):
+        ledger = home.ledgers / f"{company.code}.sqlite"
+        _info(args, f"[{number}/{len(companies)}] {company.code}: writing ledger "
+                    f"({company.lines} lines) and activating")
+        demo_package.create_ledger(ledger, company, seed=args.seed)
+        portal.add_dossier(home.portal, Dossier(
+            code=company.code, name=company.name, package="demo", source=str(ledger),
+            email=company.email, language=company.language, nightly=company.nightly))
+        result = sync_dossier(home, company.code, "full")
+        if result.status != "succeeded":
+            raise DossyncError(f"activation of demo dossier {company.code} failed: {result.error}")
+        results.append(result)
+    if args.json:
+        _emit_json({"home": str(home.root), "dossiers": [r.to_json() for r in results]})
+    else:
+        print(f"demo firm with {len(results)} dossiers in {home.root}")
+        cmd_status(home, argparse.Namespace(json=False))
+    return ExitCode.OK
+
+
+def _validate_settings(args) -> dict:
+    changes = {}
+    if getattr(args, "name", None) is not None:
+        if not args.name.strip() or re.search(r"[\x00-\x1f\x7f]", args.name):
+            raise UsageError("--name must be a non-empty name without control characters")
+        changes["name"] = args.name.strip()
+    if getattr(args, "email", None) is not None:
+        if args.email and not EMAIL_RE.match(args.email):
+            raise UsageError(f"--email {args.email!r} is not a valid email address")
+        changes["email"] = args.email or None
+    if getattr(args, "language", None) is not None:
+        changes["language"] = args.language
+    if getattr(args, "nightly", None) is not None:
+        changes["nightly"] = args.nightly
+    if getattr(args, "source", None) is not None:
+        source = Path(args.source).expanduser().resolve()
+        if not source.is_file():
+            raise UsageError(f"--source {source} does not exist or is not a file")
+        changes["source"] = str(source)
+    if getattr(args, "package", None) is not None:
+        changes["package"] = args.package
+    return changes
+
+
+def cmd_dossier_add(home: Home, args) -> int:
+    code = args.code.upper()
+    if not CODE_RE.match(code):
+        raise UsageError(f"dossier code {args.code!r}: use 2-32 letters, digits, '-' or '_'")
+    settings = _validate_settings(args)
+    home.create()
+    portal.initialise(home.portal)
+    if portal.get_dossier(home.portal, code):
+        raise UsageError(f"dossier {code} already exists; change it with 'dossync dossier set {code}'")
+    portal.add_dossier(home.portal, Dossier(
+        code=code, name=settings.get("name") or code, package=settings["package"],
+        source=settings["source"], email=settings.get("email"),
+        language=settings.get("language") or "nl", nightly=bool(settings.get("nightly"))))
+    with _ProgressBar(not args.json, f"activating {code}") as bar:
+        result = sync_dossier(home, code, "full", RunContext(on_progress=bar))
+    if result.status != "succeeded":
+        portal.remove_dossier(home.portal, code)
+        raise DossyncError(f"dossier {code} not added: its activation failed: {result.error}")
+    if args.json:
+        _emit_json(result.to_json())
+    else:
+        print(f"dossier {code} added and activated")
+        _print_sync(result)
+    return ExitCode.OK
+
+
+def cmd_dossier_set(home: Home, args) -> int:
+    home.require()
+    code = args.code.upper()
+    if portal.get_dossier(home.portal, code) is None:
+        raise UsageError(f"unknown dossier {code!r}")
+    changes = _validate_settings(args)
+    if not changes:
+        raise UsageError("nothing to change: give at least one of --name, --email, --language, "
+                         "--nightly/--no-nightly, --source, --package")
+    portal.update_dossier(home.portal, code, **changes)
+    dossier = portal.get_dossier(home.portal, code)
+    if args.json:
+        _emit_json(_dossier_json(dossier))
+    else:
+        print(f"dossier {code} updated: " + ", ".join(f"{k}={v}" for k, v in changes.items()))
+    return ExitCode.OK
+
+
+def _dossier_json(d: Dossier) -> dict:
+    return {"code": d.code, "name": d.name, "package": d.package, "source": d.source,
+            "email": d.email, "language": d.language, "nightly": d.nightly,
+            "updated_until": d.updated_until, "active_period": d.active_period,
+            "pending_proposals": d.pending_proposals}
+
+
+def cmd_dossier_list(home: Home, args) -> int:
+    home.require()
+    dossiers = [_dossier_json(d) for d in portal.list_dossiers(home.portal)]
+    if args.json:
+        _emit_json(dossiers)
+    else:
+        _table(dossiers, ["code", "name", "package", "language", "email", "nightly", "source"])
+    return ExitCode.OK
+
+
+def cmd_dossier_show(home: Home, args) -> int:
+    home.require()
+    code = args.code.upper()
+    dossier = portal.get_dossier(home.portal, code)
+    if dossier is None:
+        raise UsageError(f"unknown dossier {code!r}")
+    doc = {**_dossier_json(dossier), "runs": portal.runs(home.portal, code, limit=args.runs),
+           "quarantine": portal.quarantined(home.portal, code)}
+    if args.json:
+        _emit_json(doc)
+        return ExitCode.OK
+    print(json.dumps(_dossier_json(dossier), indent=2, ensure_ascii=False))
+    _table(doc["runs"], ["run_id", "kind", "status", "finished_at", "read", "inserted", "updated",
+                         "deleted", "quarantined", "error"], title="sync history")
+    if doc["quarantine"]:
+        _table(doc["quarantine"], ["stream", "key", "reason", "detail"], title="quarantined rows")
+    return ExitCode.OK
+
+
+def monitor_rows(home: Home) -> list[dict]:
+    """The active clients monitor: contract fields plus the state in words."""
+    rows = []
+    for entry in portal.monitor(home.portal):
+        d: Dossier = entry["dossier"]
+        last = entry["last_sync"]
+        if DossierLock(home.locks, d.code).is_held():
+            state = "syncing"
+        elif entry["needs_full_sync"] or entry["quarantined"]:
+            state = "action_required"
+        elif last and last["status"] == "failed":
+            state = "failed"
+        else:
+            state = "ok"
+        rows.append({"code": d.code, "name": d.name, "package": d.package,
+                     "updated_until": d.updated_until, "active_period": d.active_period,
+                     "pending_proposals": d.pending_proposals, "state": state,
+                     "nightly": d.nightly, "last_sync": last})
+    return rows
+
+
+def cmd_status(home: Home, args) -> int:
+    home.require()
+    rows = monitor_rows(home)
+    if args.json:
+        _emit_json(rows)
+    else:
+        flat = [{**r, "last_sync": f"{r['last_sync']['kind']} {r['last_sync']['status']} "
+                                  f"{r['last_sync']['finished_at']}" if r["last_sync"] else "never",
+                 "nightly": "on" if r["nightly"] else "off"} for r in rows]
+        _table(flat, ["code", "name", "package", "updated_until", "active_period",
+                      "pending_proposals", "state", "nightly", "last_sync"],
+               title="active clients monitor")
+    return ExitCode.OK
+
+
+MANUAL_OPTIONS = ("until", "reset_counter", "notify", "new_period")
+
+
+def cmd_sync(home: Home, args) -> int:
+    home.require()
+    given = [f"--{o.replace('_', '-')}" for o in MANUAL_OPTIONS if getattr(args, o)]
+    if given:
+        raise UsageError(f"{', '.join(given)}: the manual sync options are not available in this "
+                         f"version yet; run the sync without them")
+    kind = "full" if args.full else "repair" if args.repair else "simple"
+    code = args.code.upper()
+    config = home.config().get("full_sync", {})
+    ctx_rate = int(config.get("max_rows_per_second", 0) or 0) if kind == "full" else 0
+    if kind == "full" and not args.json:
+        print(f"full sync of {code}: the whole ledger is read again (load on the office server)",
+              file=sys.stderr)
+    with _ProgressBar(not args.json, f"{kind} sync {code}") as bar:
+        result = sync_dossier(home, code, kind, RunContext(on_progress=bar,
+                                                           max_rows_per_second=ctx_rate))
+    if args.json:
+        _emit_json(result.to_json())
+    else:
+        _print_sync(result)
+    return _sync_exit(result)
+
+
+def cmd_report(home: Home, args) -> int:
+    home.require()
+    code = args.code.upper()
+    if portal.get_dossier(home.portal, code) is None:
+        raise UsageError(f"unknown dossier {code!r}")
+    if args.validated_only:
+        pass  # provisional bookings do not exist yet: every booking in the portal is validated
+    if args.period and not re.match(r"^\d{4}-(0[1-9]|1[0-2])$", args.period):
+        raise UsageError(f"--period {args.period!r}: use YYYY-MM")
+    if args.report == "trial-balance":
+        doc = reports.trial_balance(home.portal, code, args.period)
+        if not args.json:
+            _table(doc, ["account", "name", "debit", "credit", "balance"], title=f"{code} trial balance")
+    elif args.report == "pnl":
+        doc = reports.pnl(home.portal, code, args.period)
+        if not args.json:
+            _table(doc["accounts"], ["account", "name", "amount"],
+                   title=f"{code} profit and loss {doc['fiscal_year']}")
+            print(f"revenue {doc['revenue']}  costs {doc['costs']}  result {doc['result']}")
+    elif args.report == "dashboard":
+        doc = reports.dashboard(home.portal, code)
+        if not args.json:
+            for key in ("updated_until", "active_period", "fiscal_year", "revenue", "costs",
+                        "result", "bank", "receivables", "payables", "vat_position"):
+                print(f"{key:<15} {doc[key] if doc[key] is not None else '-':>16}")
+    else:
+        doc = reports.archive(home.portal, code, args.period)
+        if not args.json:
+            _table(doc, ["ref", "journal", "date", "due_date", "relation", "amount",
+                         "booking_status", "payment_status"], title=f"{code} archive")
+    if args.json:
+        _emit_json(doc)
+    return ExitCode.OK
+
+
+def cmd_ledger(home: Home, args) -> int:
+    from core import demo_package
+
+    home.require()
+    code = args.code.upper()
+    dossier = portal.get_dossier(home.portal, code)
+    if dossier is None:
+        raise UsageError(f"unknown dossier {code!r}")
+    if dossier.package != "demo":
+        raise UsageError(f"dossier {code} keeps its books in {dossier.package}: ledger events "
+                         f"simulate the demo package only")
+    if args.event not in demo_package.LEDGER_EVENTS:
+        raise UsageError(f"unknown ledger event {args.event!r}; one of: "
+                         + ", ".join(demo_package.LEDGER_EVENTS))
+    try:
+        message = demo_package.apply_event(Path(dossier.source), args.event, args.args)
+    except demo_package.LedgerEventError as exc:
+        raise DossyncError(f"{code}: {exc}") from exc
+    if args.json:
+        _emit_json({"dossier": code, "event": args.event, "message": message})
+    else:
+        print(f"{code}: {message}")
+    return ExitCode.OK
+
+
+def cmd_tui(home: Home, args) -> int:
+    home.require()
+    try:
+        from tui.app import run
+    except ImportError as exc:
+        raise UsageError(f"the terminal UI is not part of this version yet ({exc}); "
+                         f"use 'dossync status' for the monitor") from exc
+    return run(home)
+
+
+# --- parser -------------------------------------------------------------------------
+def _info(args, message: str) -> None:
+    if not getattr(args, "json", False):
+        print(message, file=sys.stderr)
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    pass
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from core import demo_package
+
+    parser = argparse.ArgumentParser(
+        prog="dossync", formatter_class=_Formatter,
+        description="Keep the client portal in step with the accounting packages.",
+        epilog=EXIT_CODES_HELP + "\n\nexamples:\n  dossync demo\n  dossync status\n"
+               "  dossync sync PEETERS\n  dossync report PEETERS trial-balance --json")
+    parser.add_argument("--home", help="the firm's home (portal, ledgers, logs, outbox); "
+                                       "default $DOSSYNC_HOME or ./data")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more on stderr")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def command(name: str, handler: Callable, help: str, example: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help, formatter_class=_Formatter,
+                           epilog=f"example:\n  {example}\n\n{EXIT_CODES_HELP}")
+        p.set_defaults(handler=handler)
+        return p
+
+    p = command("demo", cmd_demo, "create a demo firm: ledgers in the demo package, all activated",
+                "dossync --home /tmp/firm demo --dossiers 4 --lines 50000")
+    p.add_argument("--dossiers", type=_positive, default=8, help="number of dossiers (default 8)")
+    p.add_argument("--lines", type=_positive, default=20_000,
+                   help="booking lines of the largest dossier (default 20000)")
+    p.add_argument("--seed", type=int, default=1, help="random seed (same seed, same firm)")
+    p.add_argument("--force", action="store_true", help="replace an existing home's portal and ledgers")
+    p.add_argument("--json", action="store_true", help="print the activation runs as JSON")
+
+    p = command("tui", cmd_tui, "the support engineer's terminal UI", "dossync tui")
+
+    dossier = sub.add_parser("dossier", help="register and configure dossiers",
+                             description="register and configure dossiers")
+    dsub = dossier.add_subparsers(dest="dossier_command", metavar="ACTION", required=True)
+
+    def settings(p: argparse.ArgumentParser, adding: bool) -> None:
+        p.add_argument("code", metavar="CODE", help="the dossier's code, e.g. PEETERS")
+        p.add_argument("--package", choices=PACKAGES, required=adding, help="accounting package")
+        p.add_argument("--source", required=adding, help="the package's ledger file")
+        p.add_argument("--name", help="company name")
+        p.add_argument("--email", help="the client entrepreneur's email address")
+        p.add_argument("--language", choices=LANGUAGES, help="language of client emails")
+        p.add_argument("--nightly", dest="nightly", action="store_true", default=None,
+                       help="sync every night (simple sync, headless)")
+        p.add_argument("--no-nightly", dest="nightly", action="store_false")
+        p.add_argument("--json", action="store_true", help="print JSON")
+
+    p = dsub.add_parser("add", help="register a dossier and activate it (full sync)",
+                        formatter_class=_Formatter,
+                        epilog="example:\n  dossync dossier add ACME --package demo "
+                               "--source ledgers/acme.sqlite --email boss@acme.example --nightly")
+    settings(p, adding=True)
+    p.set_defaults(handler=cmd_dossier_add)
+    p = dsub.add_parser("set", help="change a dossier's settings", formatter_class=_Formatter,
+                        epilog="example:\n  dossync dossier set ACME --language fr --no-nightly")
+    settings(p, adding=False)
+    p.set_defaults(handler=cmd_dossier_set)
+    p = dsub.add_parser("list", help="list the dossiers", epilog="example:\n  dossync dossier list --json",
+                        formatter_class=_Formatter)
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(handler=cmd_dossier_list)
+    p = dsub.add_parser("show", help="a dossier's settings, sync history and quarantined rows",
+                        epilog="example:\n  dossync dossier show ACME", formatter_class=_Formatter)
+    p.add_argument("code", metavar="CODE")
+    p.add_argument("--runs", type=_positive, default=10, help="how many runs to show (default 10)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(handler=cmd_dossier_show)
+
+    p = command("status", cmd_status, "the active clients monitor", "dossync status --json")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+    p = command("sync", cmd_sync, "sync a dossier: simple (changes since the last sync) or --full",
+                "dossync sync ACME        # simple\n  dossync sync ACME --full # reload everything")
+    p.add_argument("code", metavar="CODE")
+    kind = p.add_mutually_exclusive_group()
+    kind.add_argument("--full", action="store_true", help="reload the whole ledger (heavy)")
+    kind.add_argument("--repair", action="store_true", help="reload only the segments reconcile flags")
+    p.add_argument("--until", type=_iso_date, help="set the updated-until date (YYYY-MM-DD)")
+    p.add_argument("--reset-counter", action="store_true", help="reset the blue counter to 0")
+    p.add_argument("--notify", action="store_true", help="email the client that the books were updated")
+    p.add_argument("--new-period", help="set the active booking period (YYYY-MM)")
+    p.add_argument("--json", action="store_true", help="print the run as JSON")
+
+    p = command("report", cmd_report, "what the client sees in the portal",
+                "dossync report ACME trial-balance --period 2025-12 --json")
+    p.add_argument("code", metavar="CODE")
+    p.add_argument("report", choices=reports.REPORTS)
+    p.add_argument("--period", help="up to the end of this period (YYYY-MM)")
+    p.add_argument("--validated-only", action="store_true", help="leave provisional bookings out")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+    p = command("ledger", cmd_ledger, "simulate an accountant's work in a demo package ledger",
+                "dossync ledger ACME new-bookings 25\n\nevents:\n" + "\n".join(
+                    f"  {name:<24}{text}" for name, text in demo_package.LEDGER_EVENTS.items()))
+    p.add_argument("code", metavar="CODE")
+    p.add_argument("event", metavar="EVENT")
+    p.add_argument("args", nargs="*", metavar="ARGS")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    return parser
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
+def _iso_date(text: str) -> str:
+    try:
+        return date.fromisoformat(text).isoformat()
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD") from None
+
+
+class _ShortFormatter(logging.Formatter):
+    """One line per record on stderr: tracebacks go to the log file only."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        record = logging.makeLogRecord({**record.__dict__, "exc_info": None, "exc_text": None})
+        return super().format(record)
+
+
+def _setup_logging(home: Home, verbose: bool) -> None:
+    root = logging.getLogger()
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    stderr = logging.StreamHandler(sys.stderr)
+    stderr.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    stderr.setFormatter(_ShortFormatter("%(levelname)s %(name)s: %(message)s"))
+    root.addHandler(stderr)
+    if home.logs.is_dir():
+        file = logging.handlers.RotatingFileHandler(home.logs / "dossync.log",
+                                                    maxBytes=5_000_000, backupCount=5)
+        file.setFormatter(logging.Formatter("%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s"))
+        root.addHandler(file)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    home = Home.resolve(args.home)
+    _setup_logging(home, args.verbose)
+    try:
+        return int(args.handler(home, args))
+    except DossyncError as exc:
+        if getattr(args, "json", False):
+            _emit_json({"error": str(exc), "exit_code": int(exc.exit_code)})
+        print(f"dossync: {exc}", file=sys.stderr)
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        print("dossync: interrupted; a sync in progress changed nothing", file=sys.stderr)
+        return int(ExitCode.FAILED)
+    except Exception as exc:  # a defect: say so plainly, keep the traceback in the log
+        log.exception("unexpected error in %s", args.command)
+        print(f"dossync: unexpected error ({type(exc).__name__}: {exc}); details in "
+              f"{home.logs / 'dossync.log'}", file=sys.stderr)
+        return int(ExitCode.FAILED)
+
+
+def entry() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()

@@ -1,0 +1,79 @@
+"""What a connector is: one dossier of one accounting package, read-only.
+
+A connector declares what it can do (`Capabilities`) and yields each stream
+of `core.streams` as Arrow record batches. The sync engine never sees
+package-specific SQL or files; it asks for streams since a cursor, for the
+deletions since a cursor, and for the ledger's position (how far its change
+counter has come and how far back its deletion log still reaches).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator, Protocol
+
+import pyarrow as pa
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What the package offers; the engine adapts (and says so) where it lacks one.
+
+    change_cursor: rows carry a monotonic version, so a simple sync reads only changes.
+    deletion_log: deletions are recorded (with limited retention).
+    figures: the package can compute aggregates itself (for reconcile).
+    """
+
+    change_cursor: bool
+    deletion_log: bool
+    figures: bool
+
+
+@dataclass(frozen=True)
+class LedgerPosition:
+    """Where the ledger stands now.
+
+    high_water: the highest row version handed out so far.
+    deletion_log_from: the first version from which the deletion log is complete.
+    active_period: the package's active booking period (YYYY-MM), if it has one.
+    """
+
+    high_water: int
+    deletion_log_from: int
+    active_period: str | None = None
+
+
+@dataclass(frozen=True)
+class RowVersion:
+    """A record's key and version, to check a ledger against the portal."""
+
+    stream: str
+    key: str
+    rv: int
+
+
+class Connector(Protocol):
+    package: str
+    source: str
+    capabilities: Capabilities
+
+    def position(self) -> LedgerPosition: ...
+
+    def count(self, stream: str, since: int | None) -> int: ...
+
+    def read(self, stream: str, since: int | None) -> Iterator[pa.RecordBatch]:
+        """Batches of the stream's rows changed after `since` (all when None)."""
+        ...
+
+    def deletions(self, since: int) -> pa.Table:
+        """Columns stream, key: records deleted after `since`."""
+        ...
+
+    def read_keys(self, stream: str, keys: list[str]) -> pa.Table:
+        """The stream's rows with these keys (lines: the lines of these bookings)."""
+        ...
+
+    def versions(self, stream: str, keys: list[str]) -> dict[str, int]:
+        """Current versions of the given records (absent keys are missing)."""
+        ...
+
+    def close(self) -> None: ...

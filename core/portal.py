@@ -1,0 +1,562 @@
+"""The portal store: one DuckDB file for the whole firm.
+
+This is the only module that speaks DuckDB. It holds the mirrored ledger of
+every dossier (keyed by dossier), the dossiers and their settings, per-stream
+sync state, sync runs, quarantined rows, and answers the portal's reports.
+
+DuckDB lets one process at a time hold the file, read-only connections
+included. So every function here opens a connection, does one short piece
+of work and closes it again; a caller that finds the file locked waits with
+backoff. Sync writes happen in `apply_sync`, one transaction per dossier:
+the data, the cursor and the run record commit together or not at all.
+"""
+from __future__ import annotations
+
+import json
+import random
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import duckdb
+import pyarrow as pa
+
+from core import failpoints
+from core.model import Dossier, PortalBusy, QuarantinedRow, RowCounts, SyncResult
+from core.streams import BY_NAME, STREAMS, Stream
+
+SCHEMA_VERSION = 1
+LOCK_WAIT_SECONDS = 120.0
+
+_DDL = [
+    """CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)""",
+    """CREATE TABLE IF NOT EXISTS dossiers (
+        code VARCHAR PRIMARY KEY, name VARCHAR NOT NULL, package VARCHAR NOT NULL,
+        source VARCHAR NOT NULL, email VARCHAR, language VARCHAR NOT NULL DEFAULT 'nl',
+        nightly BOOLEAN NOT NULL DEFAULT false, updated_until DATE, active_period VARCHAR,
+        pending_proposals INTEGER NOT NULL DEFAULT 0, created_at TIMESTAMP NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS sync_state (
+        dossier VARCHAR NOT NULL, stream VARCHAR NOT NULL, cursor BIGINT, row_count BIGINT,
+        synced_at TIMESTAMP, PRIMARY KEY (dossier, stream))""",
+    """CREATE TABLE IF NOT EXISTS ledger_position (
+        dossier VARCHAR PRIMARY KEY, high_water BIGINT NOT NULL,
+        deletion_log_from BIGINT NOT NULL, synced_at TIMESTAMP NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS sync_runs (
+        run_id VARCHAR PRIMARY KEY, dossier VARCHAR NOT NULL, kind VARCHAR NOT NULL,
+        status VARCHAR NOT NULL, started_at TIMESTAMP NOT NULL, finished_at TIMESTAMP NOT NULL,
+        rows_read BIGINT, rows_inserted BIGINT, rows_updated BIGINT, rows_deleted BIGINT,
+        rows_quarantined BIGINT, warnings VARCHAR, error VARCHAR,
+        needs_full_sync BOOLEAN NOT NULL DEFAULT false)""",
+    """CREATE TABLE IF NOT EXISTS quarantine (
+        dossier VARCHAR NOT NULL, stream VARCHAR NOT NULL, key VARCHAR NOT NULL,
+        reason VARCHAR NOT NULL, detail VARCHAR, run_id VARCHAR, found_at TIMESTAMP)""",
+]
+
+
+def _mirror_ddl(stream: Stream) -> str:
+    cols = ", ".join(f"{c.name} {c.sql}" for c in stream.columns)
+    return f"CREATE TABLE IF NOT EXISTS {stream.name} (dossier VARCHAR NOT NULL, {cols})"
+
+
+# --- connections ----------------------------------------------------------
+def _is_lock_conflict(exc: Exception) -> bool:
+    text = str(exc).lower()
+    return "lock" in text and ("conflicting" in text or "could not set" in text)
+
+
+@contextmanager
+def connect(path: Path, *, read_only: bool = False,
+            wait: float = LOCK_WAIT_SECONDS) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open the portal briefly; wait with backoff while another process holds it."""
+    deadline = time.monotonic() + wait
+    delay = 0.01
+    while True:
+        try:
+            con = duckdb.connect(str(path), read_only=read_only)
+            break
+        except (duckdb.IOException, duckdb.ConnectionException) as exc:
+            if not _is_lock_conflict(exc) or time.monotonic() > deadline:
+                if _is_lock_conflict(exc):
+                    raise PortalBusy(
+                        f"the portal file {path} stayed locked for {wait:.0f}s by another process: "
+                        f"{exc}; try again when it is done") from exc
+                raise
+            time.sleep(delay * (1 + random.random()))
+            delay = min(delay * 2, 0.5)
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def initialise(path: Path) -> None:
+    """Create the portal's tables (idempotent)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with connect(path) as con:
+        for ddl in _DDL:
+            con.execute(ddl)
+        for stream in STREAMS:
+            con.execute(_mirror_ddl(stream))
+        con.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
+
+
+# --- dossiers ---------------------------------------------------------------
+_DOSSIER_COLS = ("code, name, package, source, email, language, nightly, "
+                 "strftime(updated_until, '%Y-%m-%d'), active_period, pending_proposals")
+
+
+def _dossier(row: tuple) -> Dossier:
+    return Dossier(*row)
+
+
+def list_dossiers(path: Path) -> list[Dossier]:
+    with connect(path, read_only=True) as con:
+        rows = con.execute(f"SELECT {_DOSSIER_COLS} FROM dossiers ORDER BY code").fetchall()
+    return [_dossier(r) for r in rows]
+
+
+def get_dossier(path: Path, code: str) -> Dossier | None:
+    with connect(path, read_only=True) as con:
+        row = con.execute(f"SELECT {_DOSSIER_COLS} FROM dossiers WHERE code = ?", [code]).fetchone()
+    return _dossier(row) if row else None
+
+
+def add_dossier(path: Path, dossier: Dossier) -> None:
+    with connect(path) as con:
+        con.execute(
+            "INSERT INTO dossiers (code, name, package, source, email, language, nightly, "
+            "updated_until, active_period, pending_proposals, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now())",
+            [dossier.code, dossier.name, dossier.package, dossier.source, dossier.email,
+             dossier.language, dossier.nightly, dossier.updated_until, dossier.active_period,
+             dossier.pending_proposals])
+
+
+def update_dossier(path: Path, code: str, **changes) -> None:
+    allowed = {"name", "source", "email", "language", "nightly", "package"}
+    unknown = set(changes) - allowed
+    if unknown:
+        raise ValueError(f"cannot set {sorted(unknown)} on a dossier")
+    if not changes:
+        return
+    sets = ", ".join(f"{k} = ?" for k in changes)
+    with connect(path) as con:
+        con.execute(f"UPDATE dossiers SET {sets} WHERE code = ?", [*changes.values(), code])
+
+
+def remove_dossier(path: Path, code: str) -> None:
+    """Forget a dossier entirely (used when its activation failed)."""
+    with connect(path) as con:
+        con.execute("BEGIN")
+        for table in ["dossiers"]:
+            con.execute(f"DELETE FROM {table} WHERE code = ?", [code])
+        for table in ["sync_state", "ledger_position", "sync_runs", "quarantine",
+                      *(s.name for s in STREAMS)]:
+            con.execute(f"DELETE FROM {table} WHERE dossier = ?", [code])
+        con.execute("COMMIT")
+
+
+# --- sync state -----------------------------------------------------------
+@dataclass(frozen=True)
+class SyncState:
+    """What the portal remembers of a dossier's last successful sync."""
+
+    cursor: int | None  # None: never synced
+    deletion_log_from: int | None
+    recent: dict[str, list[tuple[str, int]]]  # stream -> newest (key, rv) in the portal
+    accounts: frozenset[str]
+    journals: frozenset[str]
+    periods: frozenset[int]
+
+
+def sync_state(path: Path, code: str, probe: int = 20) -> SyncState:
+    with connect(path, read_only=True) as con:
+        pos = con.execute("SELECT high_water, deletion_log_from FROM ledger_position WHERE dossier = ?",
+                          [code]).fetchone()
+        recent = {}
+        for stream in ("bookings", "matchings", "relations"):
+            recent[stream] = [(str(k), int(rv)) for k, rv in con.execute(
+                f"SELECT id, rv FROM {stream} WHERE dossier = ? ORDER BY rv DESC LIMIT ?",
+                [code, probe]).fetchall()]
+        accounts = frozenset(r[0] for r in con.execute(
+            "SELECT code FROM accounts WHERE dossier = ?", [code]).fetchall())
+        journals = frozenset(r[0] for r in con.execute(
+            "SELECT code FROM journals WHERE dossier = ?", [code]).fetchall())
+        periods = frozenset(r[0] for r in con.execute(
+            "SELECT id FROM periods WHERE dossier = ?", [code]).fetchall())
+    return SyncState(cursor=pos[0] if pos else None, deletion_log_from=pos[1] if pos else None,
+                     recent=recent, accounts=accounts, journals=journals, periods=periods)
+
+
+def read_keys(path: Path, code: str, stream: str, keys: list[str]) -> pa.Table:
+    """Mirrored rows of a stream by key (lines: of these bookings), shaped like the stream."""
+    definition = BY_NAME[stream]
+    key = "booking_id" if stream == "lines" else definition.key[0]
+    cols = ", ".join(f"strftime({c.name}, '%Y-%m-%d') AS {c.name}" if c.sql == "DATE" else c.name
+                     for c in definition.columns)
+    with connect(path, read_only=True) as con:
+        con.register("wanted", pa.table({"k": pa.array(keys, pa.string())}))
+        table = con.sql(f"SELECT {cols} FROM {stream} WHERE dossier = ? AND "
+                        f"CAST({key} AS VARCHAR) IN (SELECT k FROM wanted)",
+                        params=[code]).to_arrow_table()
+    return table.cast(definition.schema)
+
+
+# --- applying a sync --------------------------------------------------------
+@dataclass(frozen=True)
+class StagedSync:
+    """Everything one sync will write, staged outside the portal.
+
+    files: stream -> Parquet file of the rows read (None: stream not read).
+    bad: stream -> Arrow table of the keys to keep out (quarantined).
+    deletions: Arrow table (stream, key) from the package's deletion log.
+    """
+
+    full: bool
+    files: dict[str, Path]
+    bad: dict[str, pa.Table]
+    deletions: pa.Table
+    quarantine: list[QuarantinedRow]
+    high_water: int
+    deletion_log_from: int
+    rows_read: int
+    active_period: str | None = None
+
+
+def _key_expr(stream: Stream, alias: str) -> str:
+    return ", ".join(f"{alias}.{k}" for k in stream.key)
+
+
+def _select_staged(stream: Stream) -> str:
+    """The staged rows to insert: bad keys left out, text dates made DATEs."""
+    cols = ", ".join(
+        f"CAST(s.{c.name} AS DATE)" if c.sql == "DATE" else f"s.{c.name}" for c in stream.columns)
+    using = ", ".join(stream.key)
+    return (f"SELECT {cols} FROM stg_{stream.name} s "
+            f"ANTI JOIN bad_{stream.name} b USING ({using})")
+
+
+def _scope(stream: Stream, full: bool) -> str:
+    """SQL condition on the portal table `t` for the rows this sync replaces."""
+    if full:
+        return "t.dossier = $dossier"
+    if stream.follows == "bookings":
+        return ("t.dossier = $dossier AND (t.booking_id IN (SELECT id FROM stg_bookings) "
+                "OR t.booking_id IN (SELECT TRY_CAST(key AS BIGINT) FROM deletions "
+                "WHERE stream = 'bookings'))")
+    (key,) = stream.key
+    cast = "TRY_CAST(key AS BIGINT)" if stream.columns[0].sql == "BIGINT" else "key"
+    return (f"t.dossier = $dossier AND (t.{key} IN (SELECT {key} FROM stg_{stream.name}) "
+            f"OR t.{key} IN (SELECT {cast} FROM deletions WHERE stream = '{stream.name}'))")
+
+
+def apply_sync(path: Path, code: str, staged: StagedSync, result: SyncResult) -> RowCounts:
+    """Write one sync in one transaction: data, quarantine, cursor, run record.
+
+    Killed at any instant, DuckDB's write-ahead log replays either all of
+    it or none of it; the portal never shows a half sync.
+    """
+    inserted = updated = deleted = 0
+    with connect(path) as con:
+        empty = pa.table({"stream": pa.array([], pa.string()), "key": pa.array([], pa.string())})
+        con.register("deletions", staged.deletions if staged.deletions is not None else empty)
+        for stream in STREAMS:
+            bad = staged.bad.get(stream.name)
+            if bad is None:
+                bad = stream.schema.empty_table().select(list(stream.key))
+            con.register(f"bad_{stream.name}", bad)
+            file = staged.files.get(stream.name)
+            if file is not None:
+                con.execute(f"CREATE OR REPLACE TEMP VIEW stg_{stream.name} AS "
+                            f"SELECT * FROM read_parquet('{_sql_path(file)}')")
+            else:
+                con.execute(f"CREATE OR REPLACE TEMP VIEW stg_{stream.name} AS "
+                            f"SELECT * FROM bad_{stream.name} WHERE false")
+        con.execute("BEGIN TRANSACTION")
+        try:
+            for stream in STREAMS:
+                file = staged.files.get(stream.name)
+                if file is None and not staged.full:
+                    if staged.deletions is None or stream.name not in _deletable(staged):
+                        continue
+                scope = _scope(stream, staged.full)
+                params = {"dossier": code}
+                old = con.execute(f"SELECT count(*) FROM {stream.name} t WHERE {scope}",
+                                  params).fetchone()[0]
+                if file is not None:
+                    keys = _key_expr(stream, "t")
+                    matched = con.execute(
+                        f"SELECT count(*) FROM {stream.name} t SEMI JOIN "
+                        f"(SELECT {', '.join(stream.key)} FROM stg_{stream.name} "
+                        f"ANTI JOIN bad_{stream.name} USING ({', '.join(stream.key)})) n "
+                        f"USING ({', '.join(stream.key)}) WHERE {scope}", params).fetchone()[0]
+                else:
+                    matched = 0
+                con.execute(f"DELETE FROM {stream.name} t WHERE {scope}", params)
+                new = 0
+                if file is not None:
+                    new = con.execute(
+                        f"INSERT INTO {stream.name} SELECT '{_sql_str(code)}', * FROM "
+                        f"({_select_staged(stream)})").fetchone()[0]
+                updated += matched
+                inserted += new - matched
+                deleted += old - matched
+                if file is not None or staged.full:
+                    con.execute(
+                        "INSERT OR REPLACE INTO sync_state VALUES (?, ?, ?, "
+                        f"(SELECT count(*) FROM {stream.name} WHERE dossier = ?), now())",
+                        [code, stream.name, staged.high_water, code])
+            _apply_quarantine(con, code, staged, result.run_id)
+            con.execute("INSERT OR REPLACE INTO ledger_position VALUES (?, ?, ?, now())",
+                        [code, staged.high_water, staged.deletion_log_from])
+            if staged.active_period:
+                con.execute("UPDATE dossiers SET active_period = ? WHERE code = ? "
+                            "AND active_period IS NULL", [staged.active_period, code])
+            counts = RowCounts(read=staged.rows_read, inserted=inserted, updated=updated,
+                               deleted=deleted, quarantined=len(staged.quarantine))
+            _insert_run(con, result, counts)
+            failpoints.hit("commit")
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+    return counts
+
+
+def _deletable(staged: StagedSync) -> set[str]:
+    names = set(staged.deletions.column("stream").to_pylist()) if staged.deletions is not None else set()
+    if "bookings" in names:
+        names.add("lines")
+    return names
+
+
+def _apply_quarantine(con, code: str, staged: StagedSync, run_id: str) -> None:
+    if staged.full:
+        con.execute("DELETE FROM quarantine WHERE dossier = ?", [code])
+    else:
+        # Rows read again (or deleted) this time are judged afresh.
+        for stream in STREAMS:
+            if stream.name in staged.files and stream.follows is None:
+                (key,) = stream.key
+                con.execute(f"DELETE FROM quarantine WHERE dossier = ? AND stream = ? AND key IN "
+                            f"(SELECT CAST({key} AS VARCHAR) FROM stg_{stream.name})",
+                            [code, stream.name])
+        con.execute("DELETE FROM quarantine WHERE dossier = ? AND (stream, key) IN "
+                    "(SELECT stream, key FROM deletions)", [code])
+    if staged.quarantine:
+        rows = pa.table({
+            "stream": [q.stream for q in staged.quarantine],
+            "key": [q.key for q in staged.quarantine],
+            "reason": [q.reason for q in staged.quarantine],
+            "detail": [q.detail for q in staged.quarantine],
+        })
+        con.register("new_quarantine", rows)
+        con.execute("INSERT INTO quarantine SELECT ?, stream, key, reason, detail, ?, now() "
+                    "FROM new_quarantine", [code, run_id])
+
+
+def _insert_run(con, result: SyncResult, counts: RowCounts) -> None:
+    con.execute(
+        "INSERT INTO sync_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [result.run_id, result.dossier, result.kind, result.status, result.started_at,
+         result.finished_at, counts.read, counts.inserted, counts.updated, counts.deleted,
+         counts.quarantined, json.dumps(list(result.warnings)), result.error,
+         result.needs_full_sync])
+
+
+def record_run(path: Path, result: SyncResult) -> None:
+    """Record a run that changed no data (a failed or refused sync)."""
+    with connect(path) as con:
+        _insert_run(con, result, result.rows)
+
+
+def _sql_path(path: Path) -> str:
+    return str(path).replace("'", "''")
+
+
+def _sql_str(text: str) -> str:
+    return text.replace("'", "''")
+
+
+# --- runs, quarantine, status -------------------------------------------------
+_RUN_COLS = ("run_id, dossier, kind, status, strftime(started_at, '%Y-%m-%dT%H:%M:%S'), "
+             "strftime(finished_at, '%Y-%m-%dT%H:%M:%S'), rows_read, rows_inserted, rows_updated, "
+             "rows_deleted, rows_quarantined, warnings, error, needs_full_sync")
+
+
+def _run(row: tuple) -> dict:
+    keys = ["run_id", "dossier", "kind", "status", "started_at", "finished_at", "read", "inserted",
+            "updated", "deleted", "quarantined", "warnings", "error", "needs_full_sync"]
+    run = dict(zip(keys, row))
+    run["warnings"] = json.loads(run["warnings"] or "[]")
+    return run
+
+
+def runs(path: Path, code: str | None = None, limit: int = 50) -> list[dict]:
+    where, params = ("WHERE dossier = ?", [code]) if code else ("", [])
+    with connect(path, read_only=True) as con:
+        rows = con.execute(f"SELECT {_RUN_COLS} FROM sync_runs {where} "
+                           f"ORDER BY started_at DESC, run_id DESC LIMIT {int(limit)}", params).fetchall()
+    return [_run(r) for r in rows]
+
+
+def quarantined(path: Path, code: str) -> list[dict]:
+    with connect(path, read_only=True) as con:
+        rows = con.execute("SELECT stream, key, reason, detail, run_id FROM quarantine "
+                           "WHERE dossier = ? ORDER BY stream, key", [code]).fetchall()
+    return [dict(zip(["stream", "key", "reason", "detail", "run_id"], r)) for r in rows]
+
+
+def monitor(path: Path) -> list[dict]:
+    """One row per dossier for the active clients monitor (state without locks)."""
+    with connect(path, read_only=True) as con:
+        rows = con.execute("""
+            WITH last AS (
+                SELECT dossier, arg_max(run_id, finished_at) run_id FROM sync_runs GROUP BY dossier),
+            q AS (SELECT dossier, count(*) n FROM quarantine GROUP BY dossier)
+            SELECT d.code, d.name, d.package, d.source, d.email, d.language, d.nightly,
+                   strftime(d.updated_until, '%Y-%m-%d'), d.active_period, d.pending_proposals,
+                   r.run_id, r.kind, r.status, strftime(r.finished_at, '%Y-%m-%dT%H:%M:%S'),
+                   r.needs_full_sync, r.error, coalesce(q.n, 0)
+            FROM dossiers d LEFT JOIN last l ON l.dossier = d.code
+            LEFT JOIN sync_runs r ON r.run_id = l.run_id
+            LEFT JOIN q ON q.dossier = d.code ORDER BY d.code""").fetchall()
+    out = []
+    for row in rows:
+        dossier = _dossier(row[:10])
+        run_id, kind, status, finished, needs_full, error, quarantine_count = row[10:]
+        out.append({"dossier": dossier,
+                    "last_sync": None if run_id is None else
+                    {"run_id": run_id, "kind": kind, "status": status, "finished_at": finished},
+                    "needs_full_sync": bool(needs_full), "error": error,
+                    "quarantined": int(quarantine_count)})
+    return out
+
+
+# --- the portal's reports ---------------------------------------------------------
+# All amounts come back as integer cents (HUGEINT sums cast to BIGINT).
+def _fiscal_year_for(con, code: str, period: str | None) -> tuple | None:
+    """(id, code, start, end) of the fiscal year holding `period`, else the latest one."""
+    if period:
+        row = con.execute(
+            "SELECT f.id, f.code, f.start_date, f.end_date FROM periods p JOIN fiscal_years f "
+            "ON f.dossier = p.dossier AND f.id = p.fiscal_year_id "
+            "WHERE p.dossier = ? AND p.code = ?", [code, period]).fetchone()
+        if row:
+            return row
+    return con.execute("SELECT id, code, start_date, end_date FROM fiscal_years WHERE dossier = ? "
+                       "ORDER BY start_date DESC LIMIT 1", [code]).fetchone()
+
+
+def _period_end(period: str | None) -> str | None:
+    """First day after period YYYY-MM, as an ISO date (bookings before it count)."""
+    if not period:
+        return None
+    year, month = int(period[:4]), int(period[5:7])
+    year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return f"{year:04d}-{month:02d}-01"
+
+
+def report_trial_balance(path: Path, code: str, period: str | None = None) -> list[tuple]:
+    """(account, name, debit, credit) per account over bookings up to the end of `period`."""
+    before = _period_end(period)
+    with connect(path, read_only=True) as con:
+        return con.execute("""
+            SELECT l.account, any_value(a.name), CAST(sum(l.debit) AS BIGINT),
+                   CAST(sum(l.credit) AS BIGINT)
+            FROM lines l JOIN bookings b ON b.dossier = l.dossier AND b.id = l.booking_id
+            LEFT JOIN accounts a ON a.dossier = l.dossier AND a.code = l.account
+            WHERE l.dossier = $code AND ($before IS NULL OR b.date < CAST($before AS DATE))
+            GROUP BY l.account ORDER BY l.account""",
+            {"code": code, "before": before}).fetchall()
+
+
+def report_pnl(path: Path, code: str, period: str | None = None) -> dict:
+    """Profit and loss of the fiscal year (up to `period` when given): cents per account."""
+    with connect(path, read_only=True) as con:
+        fy = _fiscal_year_for(con, code, period or _active_period(con, code))
+        if fy is None:
+            return {"fiscal_year": None, "accounts": []}
+        before = _period_end(period)
+        rows = con.execute("""
+            SELECT l.account, any_value(a.name),
+                   CAST(sum(CASE WHEN l.account LIKE '7%' THEN l.credit - l.debit
+                                 ELSE l.debit - l.credit END) AS BIGINT)
+            FROM lines l JOIN bookings b ON b.dossier = l.dossier AND b.id = l.booking_id
+            LEFT JOIN accounts a ON a.dossier = l.dossier AND a.code = l.account
+            WHERE l.dossier = $code AND b.fiscal_year_id = $fy
+              AND (l.account LIKE '6%' OR l.account LIKE '7%')
+              AND ($before IS NULL OR b.date < CAST($before AS DATE))
+            GROUP BY l.account ORDER BY l.account""",
+            {"code": code, "fy": fy[0], "before": before}).fetchall()
+    return {"fiscal_year": fy[1], "accounts": rows}
+
+
+def _active_period(con, code: str) -> str | None:
+    row = con.execute("SELECT active_period FROM dossiers WHERE code = ?", [code]).fetchone()
+    return row[0] if row else None
+
+
+def report_dashboard(path: Path, code: str) -> dict:
+    """The portal's dashboard figures for the current fiscal year, in cents."""
+    with connect(path, read_only=True) as con:
+        period = _active_period(con, code)
+        fy = _fiscal_year_for(con, code, period)
+        row = con.execute("""
+            SELECT
+              CAST(coalesce(sum(CASE WHEN l.account LIKE '7%' AND b.fiscal_year_id = $fy
+                                     THEN l.credit - l.debit END), 0) AS BIGINT) revenue,
+              CAST(coalesce(sum(CASE WHEN l.account LIKE '6%' AND b.fiscal_year_id = $fy
+                                     THEN l.debit - l.credit END), 0) AS BIGINT) costs,
+              CAST(coalesce(sum(CASE WHEN l.account LIKE '55%' THEN l.debit - l.credit END), 0)
+                   AS BIGINT) bank,
+              CAST(coalesce(sum(CASE WHEN l.account LIKE '40%' THEN l.debit - l.credit END), 0)
+                   AS BIGINT) receivables,
+              CAST(coalesce(sum(CASE WHEN l.account LIKE '44%' THEN l.credit - l.debit END), 0)
+                   AS BIGINT) payables,
+              CAST(coalesce(sum(CASE WHEN l.account LIKE '451%' THEN l.credit - l.debit
+                                     WHEN l.account LIKE '411%' THEN l.credit - l.debit END), 0)
+                   AS BIGINT) vat
+            FROM lines l JOIN bookings b ON b.dossier = l.dossier AND b.id = l.booking_id
+            WHERE l.dossier = $code""", {"code": code, "fy": fy[0] if fy else None}).fetchone()
+        monthly = con.execute("""
+            SELECT p.code, CAST(sum(l.credit - l.debit) AS BIGINT)
+            FROM lines l JOIN bookings b ON b.dossier = l.dossier AND b.id = l.booking_id
+            JOIN periods p ON p.dossier = b.dossier AND p.id = b.period_id
+            WHERE l.dossier = $code AND b.fiscal_year_id = $fy AND l.account LIKE '7%'
+            GROUP BY p.code ORDER BY p.code""", {"code": code, "fy": fy[0] if fy else None}).fetchall()
+    revenue, costs, bank, receivables, payables, vat = row
+    return {"fiscal_year": fy[1] if fy else None, "revenue": revenue, "costs": costs,
+            "result": revenue - costs, "bank": bank, "receivables": receivables,
+            "payables": payables, "vat_position": vat, "monthly_revenue": monthly}
+
+
+def report_archive(path: Path, code: str, period: str | None = None) -> list[tuple]:
+    """Invoices and credit notes: (ref, journal, date, due_date, relation, amount, paid)."""
+    before = _period_end(period)
+    with connect(path, read_only=True) as con:
+        return con.execute("""
+            WITH docs AS (
+                SELECT b.id, b.doc_no, b.journal, b.date, b.due_date, b.relation_id, b.doc_type
+                FROM bookings b JOIN journals j ON j.dossier = b.dossier AND j.code = b.journal
+                WHERE b.dossier = $code AND j.kind IN ('purchase', 'sales')
+                  AND b.doc_type IN ('invoice', 'credit_note')
+                  AND ($before IS NULL OR b.date < CAST($before AS DATE))),
+            gross AS (
+                SELECT l.booking_id id,
+                       CAST(sum(CASE WHEN l.account LIKE '40%' THEN l.debit - l.credit
+                                     ELSE l.credit - l.debit END) AS BIGINT) amount
+                FROM lines l SEMI JOIN docs d ON d.id = l.booking_id
+                WHERE l.dossier = $code AND (l.account LIKE '40%' OR l.account LIKE '44%')
+                GROUP BY l.booking_id),
+            paid AS (
+                SELECT m.invoice_id id, CAST(sum(m.amount) AS BIGINT) paid FROM matchings m
+                WHERE m.dossier = $code GROUP BY m.invoice_id)
+            SELECT d.doc_no, d.journal, strftime(d.date, '%Y-%m-%d'),
+                   strftime(d.due_date, '%Y-%m-%d'), r.name, coalesce(g.amount, 0),
+                   coalesce(p.paid, 0)
+            FROM docs d LEFT JOIN gross g ON g.id = d.id LEFT JOIN paid p ON p.id = d.id
+            LEFT JOIN relations r ON r.dossier = $code AND r.id = d.relation_id
+            ORDER BY d.date, d.journal, d.doc_no""", {"code": code, "before": before}).fetchall()

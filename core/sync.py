@@ -1,0 +1,372 @@
+"""The sync engine: simple (incremental) and full syncs of one dossier.
+
+Both kinds run the same pipeline, so there is one path to get right:
+
+1. take the dossier's lock (one sync per dossier, across processes);
+2. read what the portal remembers (cursor, newest row versions) — short;
+3. read the package, outside any portal lock: all streams (full) or the
+   rows changed since the cursor minus a small lookback (simple), staged as
+   Parquet files under HOME/staging — memory stays flat whatever the size;
+4. validate the staged rows (Polars) and set bad ones aside with a reason;
+5. commit everything in one portal transaction (`portal.apply_sync`).
+
+A simple sync first checks that the ledger did not go back in time and
+that its deletion log still reaches back to the last sync; if either
+fails it changes nothing and says that a full sync is needed.
+"""
+from __future__ import annotations
+
+import logging
+import secrets
+import shutil
+import time
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from core import failpoints, portal
+from core.connectors import open_connector
+from core.connectors.base import Connector, LedgerPosition
+from core.home import Home
+from core.locks import DossierLock
+from core.model import (DossyncError, Progress, QuarantinedRow, RowCounts, RunContext,
+                        SyncCancelled, SyncKind, SyncResult, UsageError)
+from core.streams import BY_NAME, STREAMS
+
+log = logging.getLogger(__name__)
+
+# Row versions read again on every simple sync, in case a package hands out
+# versions a little out of commit order (long transactions).
+LOOKBACK = 8
+
+CONTROL_CHARS = r"[\x00-\x1f\x7f]"
+
+
+def new_run_id(code: str) -> str:
+    return f"{datetime.now():%Y%m%dT%H%M%S}-{code}-{secrets.token_hex(2)}"
+
+
+def _now() -> str:
+    return datetime.now().isoformat(timespec="seconds")
+
+
+def sync_dossier(home: Home, code: str, kind: SyncKind = "simple",
+                 ctx: RunContext | None = None) -> SyncResult:
+    """Run one sync of one dossier and return its result (also recorded in the portal).
+
+    Raises UsageError for an unknown dossier and DossierBusy when another
+    process holds the dossier; every other failure is a failed result.
+    """
+    ctx = ctx or RunContext()
+    home.require()
+    dossier = portal.get_dossier(home.portal, code)
+    if dossier is None:
+        known = ", ".join(d.code for d in portal.list_dossiers(home.portal)) or "none yet"
+        raise UsageError(f"unknown dossier {code!r} (known: {known})")
+    if kind == "repair":
+        raise UsageError("--repair needs reconciliation, which this version does not have yet")
+    lock = DossierLock(home.locks, code).acquire(purpose=f"{kind} sync")
+    run_id = new_run_id(code)
+    started = _now()
+    staging = home.staging / run_id
+    base = SyncResult(run_id=run_id, dossier=code, kind=kind, status="failed", rows=RowCounts(),
+                      started_at=started, finished_at=started, updated_until=dossier.updated_until,
+                      pending_proposals=dossier.pending_proposals,
+                      active_period=dossier.active_period)
+    try:
+        for leftover in home.staging.glob(f"*-{code}-*"):
+            shutil.rmtree(leftover, ignore_errors=True)  # from a killed run of this dossier
+        staging.mkdir(parents=True, exist_ok=True)
+        result = _run(home, dossier, kind, base, staging, ctx)
+    except SyncCancelled as exc:
+        result = replace(base, finished_at=_now(), error=str(exc) or "cancelled: nothing was changed")
+        portal.record_run(home.portal, result)
+    except DossyncError as exc:
+        result = replace(base, finished_at=_now(), error=str(exc))
+        portal.record_run(home.portal, result)
+    except Exception as exc:  # a bug or an unforeseen failure: recorded, logged, never silent
+        log.exception("sync %s of %s failed unexpectedly", run_id, code)
+        result = replace(base, finished_at=_now(),
+                         error=f"unexpected error ({type(exc).__name__}: {exc}); "
+                               f"see the log in {home.logs}")
+        portal.record_run(home.portal, result)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        lock.release()
+    return result
+
+
+def _run(home: Home, dossier, kind: SyncKind, base: SyncResult, staging: Path,
+         ctx: RunContext) -> SyncResult:
+    state = portal.sync_state(home.portal, dossier.code)
+    full = kind == "full" or state.cursor is None
+    warnings: list[str] = []
+    if kind == "simple" and state.cursor is None:
+        warnings.append("first sync of this dossier: the whole ledger was loaded (activation)")
+    connector = open_connector(dossier.package, dossier.source)
+    try:
+        position = connector.position()
+        if not full:
+            problem = ledger_history_problem(connector, position, state, dossier.code,
+                                             home.portal)
+            if problem:
+                result = replace(
+                    base, finished_at=_now(), warnings=(problem,), needs_full_sync=True,
+                    error=f"simple sync refused, nothing changed: {problem}")
+                portal.record_run(home.portal, result)
+                return result
+        since = None if full else max(0, state.cursor - LOOKBACK)
+        files, rows_read = _stage(connector, since, staging, ctx)
+        deletions = None if full else connector.deletions(since)
+        if deletions is not None:
+            rows_read += deletions.num_rows
+    finally:
+        connector.close()
+    _report(ctx, Progress("all", rows_read, rows_read, "validate"))
+    bad, quarantine = validate(files, None if full else state)
+    failpoints.hit("validate")
+    staged = portal.StagedSync(
+        full=full, files=files, bad=bad, deletions=deletions, quarantine=quarantine,
+        high_water=position.high_water, deletion_log_from=position.deletion_log_from,
+        rows_read=rows_read, active_period=position.active_period)
+    if quarantine:
+        warnings.append(f"{len(quarantine)} ledger row(s) quarantined: see "
+                        f"'dossync dossier show {dossier.code}' for the reasons")
+    result = replace(base, kind="full" if full else kind, status="succeeded",
+                     finished_at=_now(), warnings=tuple(warnings))
+    _check_cancel(ctx)
+    _report(ctx, Progress("all", rows_read, rows_read, "commit"))
+    counts = portal.apply_sync(home.portal, dossier.code, staged, result)
+    after = portal.get_dossier(home.portal, dossier.code)
+    return replace(result, rows=counts, active_period=after.active_period,
+                   updated_until=after.updated_until, pending_proposals=after.pending_proposals)
+
+
+def ledger_history_problem(connector: Connector, position: LedgerPosition,
+                           state: portal.SyncState, code: str, portal_path: Path) -> str | None:
+    """Why a simple sync cannot be trusted now, or None.
+
+    The ledger must not have gone back in time (a restored backup) and its
+    deletion log must still reach back to the last sync.
+    """
+    cursor = state.cursor or 0
+    restored = ("the ledger went back in time ({}): was a backup restored? "
+                "A simple sync would miss changes; run a full sync (dossync sync {} --full)")
+    if position.high_water < cursor:
+        return restored.format(f"its change counter is at {position.high_water}, "
+                               f"the portal already saw {cursor}", code)
+    if position.deletion_log_from > cursor + 1:
+        return ("the package's deletion log no longer reaches back to the last sync "
+                f"(it starts at change {position.deletion_log_from}, the last sync was at {cursor}): "
+                f"deletions in between cannot be seen; run a full sync (dossync sync {code} --full)")
+    oldest = min((rv for recent in state.recent.values() for _, rv in recent), default=cursor)
+    deleted = connector.deletions(max(0, oldest - 1))
+    gone = set(zip(deleted.column("stream").to_pylist(), deleted.column("key").to_pylist()))
+    for stream, recent in state.recent.items():
+        if not recent:
+            continue
+        now = connector.versions(stream, [k for k, _ in recent])
+        for key, rv in recent:
+            if key in now and now[key] >= rv:
+                continue
+            if key not in now and (stream, key) in gone:
+                continue
+            seen = f"version {now[key]}" if key in now else "missing"
+            return restored.format(f"{stream} {key} is at version {rv} in the portal but "
+                                   f"{seen} in the ledger", code)
+    # A restored ledger that has moved on hands out the same versions again,
+    # to other content: a booking at the same version must be the same booking.
+    same = _rewritten_bookings(connector, state, code, portal_path)
+    if same:
+        return restored.format(f"booking {same} has the version the portal saw, "
+                               f"with other content", code)
+    return None
+
+
+def _rewritten_bookings(connector: Connector, state: portal.SyncState, code: str,
+                        portal_path: Path) -> str | None:
+    keys = [k for k, _ in state.recent.get("bookings", [])]
+    if not keys:
+        return None
+    def by_key(table: pa.Table, key: str) -> dict[str, list]:
+        rows: dict[str, list] = {}
+        for row in table.to_pylist():
+            rows.setdefault(str(row[key]), []).append(tuple(row.values()))
+        return {k: sorted(v, key=repr) for k, v in rows.items()}
+
+    ledger_b = by_key(connector.read_keys("bookings", keys), "id")
+    ledger_l = by_key(connector.read_keys("lines", keys), "booking_id")
+    portal_b = by_key(portal.read_keys(portal_path, code, "bookings", keys), "id")
+    portal_l = by_key(portal.read_keys(portal_path, code, "lines", keys), "booking_id")
+    versions = dict(state.recent["bookings"])
+    for key in keys:
+        mine, theirs = portal_b.get(key), ledger_b.get(key)
+        if not mine or not theirs or len(theirs) != 1:
+            continue
+        if theirs[0][-1] != versions[key]:  # rv is the last column: changed since, fine
+            continue
+        if mine != theirs or portal_l.get(key, []) != ledger_l.get(key, []):
+            return key
+    return None
+
+
+def _report(ctx: RunContext, progress: Progress) -> None:
+    if ctx.on_progress is not None:
+        ctx.on_progress(progress)
+
+
+def _check_cancel(ctx: RunContext) -> None:
+    if ctx.cancel_requested is not None and ctx.cancel_requested.is_set():
+        raise SyncCancelled("sync cancelled by the user: nothing was changed")
+
+
+def _stage(connector: Connector, since: int | None, staging: Path,
+           ctx: RunContext) -> tuple[dict[str, Path], int]:
+    """Read every stream to a Parquet file; return the files and rows read."""
+    files: dict[str, Path] = {}
+    total_read = 0
+    started = time.monotonic()
+    for stream in STREAMS:
+        total = connector.count(stream.name, since)
+        path = staging / f"{stream.name}.parquet"
+        done = 0
+        _report(ctx, Progress(stream.name, 0, total))
+        with pq.ParquetWriter(path, stream.schema, compression="none") as writer:
+            for batch in connector.read(stream.name, since):
+                writer.write_batch(batch)
+                failpoints.hit("read")
+                done += batch.num_rows
+                total_read += batch.num_rows
+                _report(ctx, Progress(stream.name, done, total))
+                _check_cancel(ctx)
+                if ctx.max_rows_per_second:
+                    ahead = total_read / ctx.max_rows_per_second - (time.monotonic() - started)
+                    if ahead > 0:
+                        time.sleep(ahead)
+        files[stream.name] = path
+    return files, total_read
+
+
+# --- validation ----------------------------------------------------------------
+def _keys_table(frame: pl.DataFrame, stream: str) -> pa.Table:
+    key = list(BY_NAME[stream].key)
+    return frame.select(key).unique().to_arrow().cast(BY_NAME[stream].schema.select(key)) \
+        if frame.height else BY_NAME[stream].schema.empty_table().select(key)
+
+
+def validate(files: dict[str, Path], state: portal.SyncState | None
+             ) -> tuple[dict[str, pa.Table], list[QuarantinedRow]]:
+    """Find the staged rows that must not reach the portal, with reasons.
+
+    Rules: duplicate keys, names with control characters, impossible dates,
+    bookings in an unknown journal or period, lines on an unknown account,
+    negative amounts, unbalanced bookings, lines without their booking.
+    A booking is kept out whole, lines and all. `state` (simple sync) adds
+    what the portal already holds to the known accounts/journals/periods.
+    """
+    scan = {name: pl.scan_parquet(path) for name, path in files.items()}
+    quarantine: list[QuarantinedRow] = []
+    bad: dict[str, pl.DataFrame] = {}
+
+    def flag(stream: str, frame: pl.DataFrame, reason_col: str = "reason",
+             detail_col: str | None = None) -> None:
+        if not frame.height:
+            return
+        key = BY_NAME[stream].key
+        for row in frame.iter_rows(named=True):
+            quarantine.append(QuarantinedRow(
+                stream=stream, key="/".join(str(row[k]) for k in key), reason=row[reason_col],
+                detail=str(row[detail_col]) if detail_col and row.get(detail_col) is not None else ""))
+        previous = bad.get(stream)
+        keys = frame.select(list(key))
+        bad[stream] = keys if previous is None else pl.concat([previous, keys]).unique()
+
+    def duplicates(stream: str, key: str) -> pl.DataFrame:
+        return (scan[stream].group_by(key).agg(pl.len().alias("n")).filter(pl.col("n") > 1)
+                .select(key, pl.format("duplicate {} {} ({} rows in the ledger)",
+                                       pl.lit(key), pl.col(key), pl.col("n")).alias("reason"))
+                .collect())
+
+    # Reference streams: duplicates and control characters.
+    for stream, key in (("accounts", "code"), ("journals", "code"), ("relations", "id"),
+                        ("fiscal_years", "id"), ("periods", "id"), ("matchings", "id")):
+        flag(stream, duplicates(stream, key))
+    for stream, key in (("accounts", "code"), ("relations", "id")):
+        flag(stream, scan[stream].filter(pl.col("name").str.contains(CONTROL_CHARS))
+             .select(key, pl.lit("name contains control characters").alias("reason"),
+                     pl.col("name").alias("detail")).collect(), detail_col="detail")
+    for stream in ("fiscal_years", "periods"):
+        flag(stream, scan[stream].filter(
+            _bad_date("start_date") | _bad_date("end_date"))
+            .select("id", pl.lit("impossible start or end date").alias("reason"),
+                    pl.format("{} .. {}", "start_date", "end_date").alias("detail")).collect(),
+             detail_col="detail")
+
+    def good_keys(stream: str, key: str, known: frozenset) -> pl.LazyFrame:
+        staged = scan[stream].select(key)
+        if stream in bad:
+            staged = staged.join(bad[stream].lazy(), on=key, how="anti")
+        if known:
+            staged = pl.concat([staged, pl.LazyFrame({key: list(known)},
+                                                     schema={key: staged.collect_schema()[key]})])
+        return staged.unique()
+
+    accounts = good_keys("accounts", "code", state.accounts if state else frozenset())
+    journals = good_keys("journals", "code", state.journals if state else frozenset())
+    periods = good_keys("periods", "id", state.periods if state else frozenset())
+
+    bookings, lines = scan["bookings"], scan["lines"]
+    reasons = [
+        duplicates("bookings", "id").lazy(),
+        bookings.filter(_bad_date("date")).select(
+            "id", pl.format("impossible date {}", pl.col("date").fill_null("(empty)")).alias("reason")),
+        bookings.filter(pl.col("due_date").is_not_null() & _bad_date("due_date")).select(
+            "id", pl.format("impossible due date {}", "due_date").alias("reason")),
+        bookings.join(journals, left_on="journal", right_on="code", how="anti").select(
+            "id", pl.format("unknown journal {}", "journal").alias("reason")),
+        bookings.join(periods, left_on="period_id", right_on="id", how="anti").select(
+            "id", pl.format("unknown period id {}", "period_id").alias("reason")),
+        lines.join(accounts, left_on="account", right_on="code", how="anti").group_by("booking_id")
+        .agg(pl.col("account").unique().sort().str.join(", ").alias("accounts"))
+        .select(pl.col("booking_id").alias("id"),
+                pl.format("unknown account {}", "accounts").alias("reason")),
+        lines.filter((pl.col("debit") < 0) | (pl.col("credit") < 0)).select(
+            pl.col("booking_id").alias("id"), pl.lit("negative amount on a line").alias("reason")),
+        lines.group_by("booking_id", "line_no").agg(pl.len().alias("n")).filter(pl.col("n") > 1)
+        .select(pl.col("booking_id").alias("id"),
+                pl.format("duplicate line number {}", "line_no").alias("reason")),
+        lines.group_by("booking_id").agg(pl.col("debit").sum(), pl.col("credit").sum())
+        .filter(pl.col("debit") != pl.col("credit"))
+        .select(pl.col("booking_id").alias("id"),
+                pl.format("unbalanced: debit {} cents, credit {} cents", "debit", "credit")
+                .alias("reason")),
+    ]
+    found = pl.concat(reasons, how="vertical_relaxed").collect()
+    if found.height:
+        per_booking = (found.group_by("id", maintain_order=True)
+                       .agg(pl.col("reason").unique(maintain_order=True).str.join("; ")))
+        detail = bookings.select("id", pl.format("{} {} {}", "journal", "doc_no", "date")
+                                 .alias("detail")).unique("id").collect()
+        flag("bookings", per_booking.join(detail, on="id", how="left"), detail_col="detail")
+    bad_ids = bad["bookings"].lazy() if "bookings" in bad else pl.LazyFrame(
+        {"id": []}, schema={"id": pl.Int64})
+    # Lines of bad bookings stay out with them; lines without a booking are flagged.
+    bad_lines = lines.join(bad_ids, left_on="booking_id", right_on="id", how="semi") \
+        .select("booking_id", "line_no").collect()
+    orphans = lines.join(bookings.select("id"), left_on="booking_id", right_on="id", how="anti")
+    if state is None:  # a simple sync reads lines only with their booking
+        flag("lines", orphans.select("booking_id", "line_no",
+                                     pl.lit("line of a booking that does not exist").alias("reason"))
+             .collect())
+    if bad_lines.height:
+        bad["lines"] = pl.concat([bad.get("lines", bad_lines.clear()), bad_lines]).unique()
+
+    return {name: _keys_table(frame, name) for name, frame in bad.items()}, quarantine
+
+
+def _bad_date(column: str) -> pl.Expr:
+    return pl.col(column).str.to_date("%Y-%m-%d", strict=False).is_null()
