@@ -7,6 +7,7 @@ on stdout; logs and progress go to stderr.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import logging.handlers
@@ -375,12 +376,14 @@ def cmd_ledger(home: Home, args) -> int:
 
 def cmd_tui(home: Home, args) -> int:
     home.require()
+    # core/ has no dependency on the UI: `dossync tui` hands over to the tui
+    # package by name, at run time, the way a plugin would be loaded.
     try:
-        from tui.app import run
-    except ImportError as exc:
+        app = importlib.import_module("tui.app")
+    except ModuleNotFoundError as exc:
         raise UsageError(f"the terminal UI is not part of this version yet ({exc}); "
                          f"use 'dossync status' for the monitor") from exc
-    return run(home)
+    return app.run(home)
 
 
 # --- parser -------------------------------------------------------------------------

@@ -253,9 +253,11 @@ def _stage(connector: Connector, since: int | None, staging: Path,
 
 # --- validation ----------------------------------------------------------------
 def _keys_table(frame: pl.DataFrame, stream: str) -> pa.Table:
-    key = list(BY_NAME[stream].key)
-    return frame.select(key).unique().to_arrow().cast(BY_NAME[stream].schema.select(key)) \
-        if frame.height else BY_NAME[stream].schema.empty_table().select(key)
+    definition = BY_NAME[stream]
+    schema = pa.schema([definition.schema.field(k) for k in definition.key])
+    if not frame.height:
+        return schema.empty_table()
+    return frame.select(list(definition.key)).unique().to_arrow().cast(schema)
 
 
 def validate(files: dict[str, Path], state: portal.SyncState | None

@@ -1,0 +1,97 @@
+"""Shared fixtures: demo homes built once per session and copied per test."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from core import demo_package, portal, reports
+from core.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+DOSSYNC = [sys.executable, "-m", "core.cli"]
+
+
+@pytest.fixture(scope="session")
+def _demo_template(tmp_path_factory) -> Path:
+    home = tmp_path_factory.mktemp("template") / "firm"
+    assert main(["--home", str(home), "demo", "--dossiers", "3", "--lines", "3000", "--seed", "7"]) == 0
+    return home
+
+
+@pytest.fixture
+def demo_home(_demo_template, tmp_path) -> Path:
+    """A fresh copy of a 3-dossier demo firm (activated), safe to change."""
+    home = tmp_path / "firm"
+    shutil.copytree(_demo_template, home)
+    for dossier in portal.list_dossiers(home / "portal.duckdb"):
+        source = Path(dossier.source)
+        new = home / "ledgers" / source.name
+        portal.update_dossier(home / "portal.duckdb", dossier.code, source=str(new))
+    return home
+
+
+def codes(home: Path) -> list[str]:
+    return [d.code for d in portal.list_dossiers(home / "portal.duckdb")]
+
+
+def ledger_path(home: Path, code: str) -> Path:
+    return Path(portal.get_dossier(home / "portal.duckdb", code).source)
+
+
+def cli(home: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run the real CLI in a child process."""
+    return subprocess.run([*DOSSYNC, "--home", str(home), *args], capture_output=True, text=True,
+                          cwd=ROOT, env={**os.environ, **(env or {})}, timeout=300)
+
+
+def cli_json(home: Path, *args: str):
+    done = cli(home, *args, "--json")
+    assert done.stdout, done.stderr
+    return done.returncode, json.loads(done.stdout)
+
+
+def cents(text: str) -> int:
+    return int(Decimal(text) * 100)
+
+
+def portal_trial_balance(home: Path, code: str) -> dict[str, tuple[int, int]]:
+    return {r["account"]: (cents(r["debit"]), cents(r["credit"]))
+            for r in reports.trial_balance(home / "portal.duckdb", code)}
+
+
+def ledger_trial_balance(home: Path, code: str) -> dict[str, tuple[int, int]]:
+    return {k: v for k, v in demo_package.ledger_trial_balance(ledger_path(home, code)).items()
+            if v != (0, 0)}
+
+
+def ledger_payment_statuses(home: Path, code: str) -> dict[str, str]:
+    """Payment status of every invoice and credit note, straight from the SQLite ledger."""
+    with sqlite3.connect(ledger_path(home, code)) as con:
+        rows = con.execute("""
+            SELECT b.doc_no,
+                   (SELECT sum(CASE WHEN l.account LIKE '40%' THEN l.debit - l.credit
+                                    ELSE l.credit - l.debit END)
+                    FROM booking_lines l WHERE l.booking_id = b.id
+                      AND (l.account LIKE '40%' OR l.account LIKE '44%')),
+                   (SELECT coalesce(sum(m.amount), 0) FROM matchings m WHERE m.invoice_id = b.id)
+            FROM bookings b JOIN journals j ON j.code = b.journal
+            WHERE j.kind IN ('purchase', 'sales') AND b.doc_type IN ('invoice', 'credit_note')
+        """).fetchall()
+    return {doc: reports.payment_status(amount or 0, paid) for doc, amount, paid in rows}
+
+
+def portal_payment_statuses(home: Path, code: str) -> dict[str, str]:
+    return {d["ref"]: d["payment_status"] for d in reports.archive(home / "portal.duckdb", code)}
+
+
+def assert_portal_equals_ledger(home: Path, code: str) -> None:
+    assert portal_trial_balance(home, code) == ledger_trial_balance(home, code)
+    assert portal_payment_statuses(home, code) == ledger_payment_statuses(home, code)

@@ -1,0 +1,124 @@
+"""Bad ledger rows are quarantined with reasons; unreadable ledgers fail clearly."""
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from conftest import cli, cli_json, codes, ledger_path, portal_trial_balance
+from core import demo_package, portal
+
+
+@pytest.fixture
+def bad_ledger(tmp_path) -> tuple[Path, dict[str, int]]:
+    """A demo ledger with one of each kind of bad row; returns the booking ids spoiled."""
+    company = demo_package.demo_companies(1, 2500, seed=11)[0]
+    path = tmp_path / "bad.sqlite"
+    demo_package.create_ledger(path, company, seed=11)
+    with sqlite3.connect(path) as con:
+        ids = [r[0] for r in con.execute(
+            "SELECT id FROM bookings WHERE doc_type = 'invoice' ORDER BY id LIMIT 4")]
+        unbalanced, unknown_account, bad_date, duplicate = ids
+        con.execute("UPDATE booking_lines SET debit = debit + 100 WHERE booking_id = ? "
+                    "AND debit > 0 AND line_no = (SELECT min(line_no) FROM booking_lines "
+                    "WHERE booking_id = ? AND debit > 0)", (unbalanced, unbalanced))
+        con.execute("UPDATE booking_lines SET account = '999999' WHERE booking_id = ? AND line_no = "
+                    "(SELECT min(line_no) FROM booking_lines WHERE booking_id = ?)",
+                    (unknown_account, unknown_account))
+        con.execute("UPDATE bookings SET date = '2025-02-30' WHERE id = ?", (bad_date,))
+        con.execute("INSERT INTO bookings SELECT id, journal, doc_no || '-BIS', doc_type, "
+                    "fiscal_year_id, period_id, date, due_date, relation_id, description, reference, "
+                    "rv FROM bookings WHERE id = ?", (duplicate,))
+        relation = con.execute("SELECT id FROM relations ORDER BY id LIMIT 1").fetchone()[0]
+        con.execute("UPDATE relations SET name = 'Evil Corp\r\nBcc: all@example.com' WHERE id = ?",
+                    (relation,))
+    return path, {"unbalanced": unbalanced, "unknown account": unknown_account,
+                  "impossible date": bad_date, "duplicate": duplicate, "relation": relation}
+
+
+def test_bad_rows_are_quarantined_and_the_rest_synced(tmp_path, bad_ledger):
+    path, spoiled = bad_ledger
+    home = tmp_path / "home"
+    status, run = cli_json(home, "dossier", "add", "BAD", "--package", "demo", "--source", str(path))
+    assert status == 0, run
+    assert run["status"] == "succeeded"
+    assert run["rows"]["quarantined"] == 5
+    assert any("quarantined" in w for w in run["warnings"])
+
+    reasons = {(q["stream"], q["key"]): q["reason"]
+               for q in portal.quarantined(home / "portal.duckdb", "BAD")}
+    assert "unbalanced" in reasons["bookings", str(spoiled["unbalanced"])]
+    assert "unknown account 999999" in reasons["bookings", str(spoiled["unknown account"])]
+    assert "impossible date 2025-02-30" in reasons["bookings", str(spoiled["impossible date"])]
+    assert "duplicate id" in reasons["bookings", str(spoiled["duplicate"])]
+    assert "control characters" in reasons["relations", str(spoiled["relation"])]
+
+    # everything else is in the portal: the ledger's trial balance without the bad bookings
+    bad_ids = [spoiled[k] for k in ("unbalanced", "unknown account", "impossible date", "duplicate")]
+    with sqlite3.connect(path) as con:
+        expected = {a: (d, c) for a, d, c in con.execute(
+            f"SELECT account, sum(debit), sum(credit) FROM booking_lines WHERE booking_id NOT IN "
+            f"({','.join('?' * len(bad_ids))}) GROUP BY account", bad_ids) if (d, c) != (0, 0)}
+    assert portal_trial_balance(home, "BAD") == expected
+
+    status, rows = cli_json(home, "status")
+    assert rows[0]["state"] == "action_required"
+    shown = cli(home, "dossier", "show", "BAD")
+    assert shown.returncode == 0 and "unbalanced" in shown.stdout
+
+
+def test_fixed_rows_leave_quarantine_on_the_next_sync(tmp_path, bad_ledger):
+    path, spoiled = bad_ledger
+    home = tmp_path / "home"
+    assert cli_json(home, "dossier", "add", "BAD", "--package", "demo", "--source", str(path))[0] == 0
+    with sqlite3.connect(path) as con:  # the accountant corrects the date, as the package would
+        counter = int(con.execute("SELECT value FROM meta WHERE key='change_counter'").fetchone()[0]) + 1
+        con.execute("UPDATE bookings SET date = '2025-02-28', rv = ? WHERE id = ?",
+                    (counter, spoiled["impossible date"]))
+        con.execute("UPDATE meta SET value = ? WHERE key = 'change_counter'", (str(counter),))
+    status, run = cli_json(home, "sync", "BAD")
+    assert status == 0
+    keys = {q["key"] for q in portal.quarantined(home / "portal.duckdb", "BAD")}
+    assert str(spoiled["impossible date"]) not in keys
+    assert str(spoiled["unbalanced"]) in keys
+
+
+def test_missing_ledger_file_fails_with_its_name(demo_home):
+    code = codes(demo_home)[0]
+    ledger = ledger_path(demo_home, code)
+    ledger.rename(ledger.with_suffix(".moved"))
+    done = cli(demo_home, "sync", code)
+    assert done.returncode == 1
+    assert str(ledger) in done.stderr and "does not exist" in done.stderr
+    assert "Traceback" not in done.stderr
+    status, run = cli_json(demo_home, "sync", code)
+    assert status == 1 and run["status"] == "failed" and str(ledger) in run["error"]
+    assert {r["code"]: r["state"] for r in cli_json(demo_home, "status")[1]}[code] == "failed"
+
+
+@pytest.mark.parametrize("content", [b"this is no database at all" * 100,
+                                     b"SQLite format 3\x00" + b"\xff" * 4000])
+def test_corrupt_ledger_file_fails_with_its_name(demo_home, content):
+    code = codes(demo_home)[0]
+    ledger = ledger_path(demo_home, code)
+    before = portal_trial_balance(demo_home, code)
+    ledger.write_bytes(content)
+    for args in ([], ["--full"]):
+        done = cli(demo_home, "sync", code, *args)
+        assert done.returncode == 1, done.stderr
+        assert str(ledger) in done.stderr
+        assert "Traceback" not in done.stderr
+    assert portal_trial_balance(demo_home, code) == before
+
+
+def test_sqlite_file_that_is_not_a_ledger(tmp_path):
+    other = tmp_path / "other.sqlite"
+    with sqlite3.connect(other) as con:
+        con.execute("CREATE TABLE t (x)")
+    home = tmp_path / "home"
+    done = cli(home, "dossier", "add", "OTHER", "--package", "demo", "--source", str(other))
+    assert done.returncode == 1
+    assert str(other) in done.stderr and "Traceback" not in done.stderr
+    # a failed activation leaves no half-registered dossier behind
+    assert cli_json(home, "dossier", "list")[1] == []

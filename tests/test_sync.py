@@ -1,0 +1,173 @@
+"""Simple and full syncs against the demo package: the portal equals the ledger."""
+from __future__ import annotations
+
+import pytest
+
+from conftest import (assert_portal_equals_ledger, cli, cli_json, codes, ledger_path,
+                      ledger_trial_balance, portal_trial_balance)
+from core import demo_package
+
+YES_EVENTS = [
+    ["new-bookings", "12"],
+    ["validate-proposals"],
+    ["book-vat-return"],
+    ["year-end-closing"],
+    ["delete-bookings", "4"],
+]
+
+
+def test_demo_activates_every_dossier_equal_to_its_ledger(demo_home):
+    status, rows = cli_json(demo_home, "status")
+    assert status == 0
+    assert len(rows) == 3
+    for row in rows:
+        assert row["state"] == "ok"
+        assert row["last_sync"]["kind"] == "full"
+        assert row["last_sync"]["status"] == "succeeded"
+        assert row["active_period"] == "2026-10"
+    for code in codes(demo_home):
+        tb = ledger_trial_balance(demo_home, code)
+        assert len(tb) > 10
+        assert portal_trial_balance(demo_home, code) == tb
+        # the CLI's JSON shows the same figures, as decimal strings
+        status, doc = cli_json(demo_home, "report", code, "trial-balance")
+        assert status == 0
+        assert {r["account"] for r in doc} == set(tb)
+        assert all(r["debit"].count(".") == 1 and len(r["debit"].split(".")[1]) == 2 for r in doc)
+
+
+@pytest.mark.parametrize("event", YES_EVENTS, ids=lambda e: e[0])
+def test_tracked_event_then_simple_sync_brings_portal_in_line(demo_home, event):
+    code = codes(demo_home)[0]
+    ledger = ledger_path(demo_home, code)
+    done = cli(demo_home, "ledger", code, *event)
+    assert done.returncode == 0, done.stderr
+    if event[0] != "validate-proposals":  # no proposals received yet: nothing to validate
+        assert portal_trial_balance(demo_home, code) != ledger_trial_balance(demo_home, code) \
+            or event[0] == "delete-bookings"
+    status, run = cli_json(demo_home, "sync", code)
+    assert status == 0, run
+    assert run["status"] == "succeeded" and run["kind"] == "simple" and run["error"] is None
+    assert_portal_equals_ledger(demo_home, code)
+    total_lines = sum(1 for _ in _lines(ledger))
+    # cost follows the change, not the ledger: a handful of documents, a few dozen rows
+    assert run["rows"]["read"] < total_lines / 10
+
+
+def _lines(ledger):
+    import sqlite3
+
+    with sqlite3.connect(ledger) as con:
+        yield from con.execute("SELECT 1 FROM booking_lines")
+
+
+def test_rows_read_grows_with_the_change_not_the_ledger(demo_home):
+    small, large = codes(demo_home)[-1], codes(demo_home)[0]
+    reads = {}
+    for code in (small, large):
+        for n in ("5", "50"):
+            cli(demo_home, "ledger", code, "new-bookings", n)
+            status, run = cli_json(demo_home, "sync", code)
+            assert status == 0
+            reads[code, n] = run["rows"]["read"]
+    for code in (small, large):
+        assert reads[code, "50"] > 4 * reads[code, "5"]
+    # same change, ledgers of different size: about the same number of rows read
+    assert reads[large, "50"] < 1.5 * reads[small, "50"]
+
+
+def test_deletions_reach_the_portal(demo_home):
+    code = codes(demo_home)[1]
+    cli(demo_home, "ledger", code, "delete-bookings", "3")
+    status, run = cli_json(demo_home, "sync", code)
+    assert status == 0
+    assert run["rows"]["deleted"] >= 3
+    assert_portal_equals_ledger(demo_home, code)
+
+
+def test_restored_backup_is_detected_and_full_sync_repairs(demo_home):
+    code = codes(demo_home)[0]
+    cli(demo_home, "ledger", code, "snapshot", "monday")
+    cli(demo_home, "ledger", code, "new-bookings", "8")
+    assert cli_json(demo_home, "sync", code)[0] == 0
+    assert cli(demo_home, "ledger", code, "restore-backup", "monday").returncode == 0
+    before = portal_trial_balance(demo_home, code)
+
+    status, run = cli_json(demo_home, "sync", code)
+    assert status == 1
+    assert run["status"] == "failed"
+    assert any("back in time" in w and "--full" in w for w in run["warnings"])
+    assert portal_trial_balance(demo_home, code) == before  # nothing applied
+    status, rows = cli_json(demo_home, "status")
+    assert {r["code"]: r["state"] for r in rows}[code] == "action_required"
+
+    status, run = cli_json(demo_home, "sync", code, "--full")
+    assert status == 0 and run["kind"] == "full"
+    assert_portal_equals_ledger(demo_home, code)
+    assert {r["code"]: r["state"] for r in cli_json(demo_home, "status")[1]}[code] == "ok"
+
+
+def test_restored_backup_that_moved_on_is_still_detected(demo_home):
+    """The counter passed the portal's again, but hands the same versions to other content."""
+    code = codes(demo_home)[0]
+    cli(demo_home, "ledger", code, "snapshot", "before")
+    cli(demo_home, "ledger", code, "delete-bookings", "2")
+    cli(demo_home, "ledger", code, "new-bookings", "6")
+    assert cli_json(demo_home, "sync", code)[0] == 0
+    cli(demo_home, "ledger", code, "restore-backup", "before")
+    cli(demo_home, "ledger", code, "new-bookings", "20")
+    status, run = cli_json(demo_home, "sync", code)
+    assert status == 1, run
+    assert any("back in time" in w for w in run["warnings"])
+
+
+def test_purged_deletion_log_is_detected(demo_home):
+    code = codes(demo_home)[1]
+    cli(demo_home, "ledger", code, "delete-bookings", "3")
+    cli(demo_home, "ledger", code, "purge-deletion-log")
+    status, run = cli_json(demo_home, "sync", code)
+    assert status == 1
+    assert any("deletion log" in w and "--full" in w for w in run["warnings"])
+    status, run = cli_json(demo_home, "sync", code, "--full")
+    assert status == 0
+    assert_portal_equals_ledger(demo_home, code)
+
+
+def test_purge_after_a_sync_is_harmless(demo_home):
+    code = codes(demo_home)[1]
+    cli(demo_home, "ledger", code, "delete-bookings", "3")
+    assert cli_json(demo_home, "sync", code)[0] == 0
+    cli(demo_home, "ledger", code, "purge-deletion-log")
+    status, run = cli_json(demo_home, "sync", code)
+    assert status == 0, run
+    assert_portal_equals_ledger(demo_home, code)
+
+
+@pytest.mark.parametrize("event", ["edit-closed-period", "restructure-fiscal-year"])
+def test_untracked_edits_need_a_full_sync(demo_home, event):
+    code = codes(demo_home)[0]
+    cli(demo_home, "ledger", code, event)
+    status, run = cli_json(demo_home, "sync", code)
+    assert status == 0  # a simple sync cannot see these (that is what reconcile is for)
+    status, run = cli_json(demo_home, "sync", code, "--full")
+    assert status == 0
+    assert_portal_equals_ledger(demo_home, code)
+
+
+def test_sync_of_one_dossier_never_changes_another(demo_home):
+    first, second = codes(demo_home)[:2]
+    before = portal_trial_balance(demo_home, second)
+    cli(demo_home, "ledger", first, "new-bookings", "10")
+    assert cli_json(demo_home, "sync", first, "--full")[0] == 0
+    assert cli_json(demo_home, "sync", first)[0] == 0
+    assert portal_trial_balance(demo_home, second) == before
+
+
+def test_demo_is_deterministic(tmp_path):
+    a = demo_package.demo_companies(4, 2000, seed=3)
+    b = demo_package.demo_companies(4, 2000, seed=3)
+    assert a == b
+    for name in ("x", "y"):
+        demo_package.create_ledger(tmp_path / f"{name}.sqlite", a[0], seed=3)
+    assert (demo_package.ledger_trial_balance(tmp_path / "x.sqlite")
+            == demo_package.ledger_trial_balance(tmp_path / "y.sqlite"))
