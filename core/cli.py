@@ -55,7 +55,7 @@ def _table(rows: list[dict], columns: list[str], title: str | None = None) -> No
         table.add_column(column, justify="right" if column in _RIGHT else "left")
     for row in rows:
         table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in columns))
-    Console(width=max(100, shutil.get_terminal_size().columns)).print(table)
+    Console(width=None if sys.stdout.isatty() else 160).print(table)
 
 
 _RIGHT = {"debit", "credit", "balance", "amount", "pending_proposals", "read", "inserted",
@@ -280,7 +280,8 @@ def cmd_status(home: Home, args) -> int:
         _emit_json(rows)
     else:
         flat = [{**r, "last_sync": f"{r['last_sync']['kind']} {r['last_sync']['status']} "
-                                  f"{r['last_sync']['finished_at']}" if r["last_sync"] else "never",
+                                  f"{r['last_sync']['finished_at'].replace('T', ' ')}"
+                 if r["last_sync"] else "never",
                  "nightly": "on" if r["nightly"] else "off"} for r in rows]
         _table(flat, ["code", "name", "package", "updated_until", "active_period",
                       "pending_proposals", "state", "nightly", "last_sync"],

@@ -1,0 +1,109 @@
+"""The CLI through its real entry point: usage errors, help, JSON, exit codes."""
+from __future__ import annotations
+
+import json
+
+from conftest import cli, cli_json, codes
+from core.model import ExitCode
+
+
+def test_help_documents_exit_codes_and_examples(tmp_path):
+    done = cli(tmp_path, "--help")
+    assert done.returncode == 0
+    for code in ExitCode:
+        assert code.name in done.stdout
+    for command in ("sync", "report", "demo", "ledger", "status"):
+        sub = cli(tmp_path, command, "--help")
+        assert sub.returncode == 0
+        assert "example" in sub.stdout and "dossync " in sub.stdout
+
+
+def test_missing_home_says_how_to_create_one(tmp_path):
+    home = tmp_path / "nowhere"
+    for args in (["status"], ["sync", "X"], ["report", "X", "dashboard"], ["dossier", "list"]):
+        done = cli(home, *args)
+        assert done.returncode == ExitCode.USAGE
+        assert "dossync --home" in done.stderr and "demo" in done.stderr
+        assert "Traceback" not in done.stderr
+    assert not home.exists()
+
+
+def test_unknown_dossier_is_a_usage_error(demo_home):
+    done = cli(demo_home, "sync", "NOPE")
+    assert done.returncode == ExitCode.USAGE
+    assert "unknown dossier 'NOPE'" in done.stderr
+    for code in codes(demo_home):
+        assert code in done.stderr  # the message lists the known ones
+    status, doc = cli_json(demo_home, "sync", "NOPE")
+    assert status == ExitCode.USAGE and "unknown dossier" in doc["error"]
+
+
+def test_manual_options_are_refused_until_available(demo_home):
+    code = codes(demo_home)[0]
+    done = cli(demo_home, "sync", code, "--reset-counter", "--until", "2026-09-30")
+    assert done.returncode == ExitCode.USAGE
+    assert "--until" in done.stderr and "--reset-counter" in done.stderr
+
+
+def test_bad_arguments_exit_2(demo_home):
+    code = codes(demo_home)[0]
+    assert cli(demo_home, "sync", code, "--until", "yesterday").returncode == 2
+    assert cli(demo_home, "report", code, "trial-balance", "--period", "2026-13").returncode == 2
+    assert cli(demo_home, "ledger", code, "new-bookings", "many").returncode == 1
+    assert cli(demo_home, "ledger", code, "explode").returncode == 2
+    assert cli(demo_home, "sync", code, "--full", "--repair").returncode == 2
+
+
+def test_demo_refuses_to_overwrite_without_force(demo_home):
+    done = cli(demo_home, "demo", "--dossiers", "1", "--lines", "600")
+    assert done.returncode == ExitCode.USAGE and "--force" in done.stderr
+    assert len(codes(demo_home)) == 3
+    done = cli(demo_home, "demo", "--dossiers", "1", "--lines", "600", "--force")
+    assert done.returncode == 0, done.stderr
+    assert len(codes(demo_home)) == 1
+
+
+def test_json_documents_follow_the_contract(demo_home):
+    code = codes(demo_home)[0]
+    status, rows = cli_json(demo_home, "status")
+    assert set(rows[0]) == {"code", "name", "package", "updated_until", "active_period",
+                            "pending_proposals", "state", "nightly", "last_sync"}
+    assert set(rows[0]["last_sync"]) == {"run_id", "kind", "status", "finished_at"}
+    status, run = cli_json(demo_home, "sync", code)
+    assert set(run) == {"run_id", "dossier", "kind", "status", "rows", "updated_until",
+                        "pending_proposals", "active_period", "email", "warnings", "error",
+                        "started_at", "finished_at"}
+    assert set(run["rows"]) == {"read", "inserted", "updated", "deleted", "quarantined"}
+    status, dash = cli_json(demo_home, "report", code, "dashboard")
+    for key in ("updated_until", "active_period", "revenue", "costs", "result", "bank",
+                "receivables", "payables", "vat_position"):
+        assert key in dash
+    assert isinstance(dash["revenue"], str) and dash["revenue"].split(".")[1].isdigit()
+    status, archive = cli_json(demo_home, "report", code, "archive")
+    assert archive and set(archive[0]) == {"ref", "journal", "date", "due_date", "relation",
+                                           "amount", "booking_status", "payment_status"}
+    assert {d["payment_status"] for d in archive} == {"open", "partly_paid", "paid"}
+    # --json prints exactly one document, nothing else on stdout
+    done = cli(demo_home, "sync", code, "--json")
+    json.loads(done.stdout)
+
+
+def test_trial_balance_up_to_a_period(demo_home):
+    code = codes(demo_home)[0]
+    status, year_one = cli_json(demo_home, "report", code, "trial-balance", "--period", "2024-12")
+    status, everything = cli_json(demo_home, "report", code, "trial-balance")
+    bank = lambda rows: next(r for r in rows if r["account"] == "550000")  # noqa: E731
+    assert bank(year_one)["debit"] != bank(everything)["debit"]
+    from decimal import Decimal
+    total = lambda rows, side: sum(Decimal(r[side]) for r in rows)  # noqa: E731
+    assert total(year_one, "debit") == total(year_one, "credit")
+
+
+def test_pnl_result_is_revenue_minus_costs(demo_home):
+    code = codes(demo_home)[0]
+    status, pnl = cli_json(demo_home, "report", code, "pnl")
+    assert status == 0
+    from decimal import Decimal
+    assert Decimal(pnl["result"]) == Decimal(pnl["revenue"]) - Decimal(pnl["costs"])
+    assert sum(Decimal(a["amount"]) for a in pnl["accounts"]) == \
+        Decimal(pnl["revenue"]) + Decimal(pnl["costs"])
