@@ -18,7 +18,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Literal
 
 import duckdb
 import pyarrow as pa
@@ -209,12 +209,16 @@ def read_keys(path: Path, code: str, stream: str, keys: list[str]) -> pa.Table:
 class StagedSync:
     """Everything one sync will write, staged outside the portal.
 
-    files: stream -> Parquet file of the rows read (None: stream not read).
+    mode: full (replace the dossier), incremental (rows changed since the
+    cursor, plus the deletion log) or diff (everything read, for packages
+    without a change cursor: only rows whose content hash changed are
+    written, and rows no longer in the package are deleted).
+    files: stream -> Parquet file of the rows read.
     bad: stream -> Arrow table of the keys to keep out (quarantined).
     deletions: Arrow table (stream, key) from the package's deletion log.
     """
 
-    full: bool
+    mode: Literal["full", "incremental", "diff"]
     files: dict[str, Path]
     bad: dict[str, pa.Table]
     deletions: pa.Table
@@ -225,31 +229,61 @@ class StagedSync:
     active_period: str | None = None
 
 
-def _key_expr(stream: Stream, alias: str) -> str:
-    return ", ".join(f"{alias}.{k}" for k in stream.key)
-
-
-def _select_staged(stream: Stream) -> str:
-    """The staged rows to insert: bad keys left out, text dates made DATEs."""
-    cols = ", ".join(
-        f"CAST(s.{c.name} AS DATE)" if c.sql == "DATE" else f"s.{c.name}" for c in stream.columns)
+def _new_rows(stream: Stream, mode: str) -> str:
+    """The staged rows this sync writes: bad keys left out; in a diff, only changed ones."""
     using = ", ".join(stream.key)
-    return (f"SELECT {cols} FROM stg_{stream.name} s "
-            f"ANTI JOIN bad_{stream.name} b USING ({using})")
+    rows = f"SELECT s.* FROM stg_{stream.name} s ANTI JOIN bad_{stream.name} b USING ({using})"
+    if mode == "diff":
+        if stream.follows == "bookings":
+            rows += " WHERE s.booking_id IN (SELECT id FROM chg_bookings)"
+        else:
+            rows += f" SEMI JOIN chg_{stream.name} c USING ({using})"
+    return rows
 
 
-def _scope(stream: Stream, full: bool) -> str:
-    """SQL condition on the portal table `t` for the rows this sync replaces."""
-    if full:
+def _scope(stream: Stream, mode: str) -> str:
+    """SQL condition on the portal table `t` for the rows this sync replaces.
+
+    full: all of the dossier. incremental: the keys read or deleted.
+    diff (packages without a change cursor): keys whose content hash
+    changed, and keys that are no longer in the package.
+    """
+    if mode == "full":
         return "t.dossier = $dossier"
     if stream.follows == "bookings":
+        if mode == "diff":
+            return ("t.dossier = $dossier AND (t.booking_id IN (SELECT id FROM chg_bookings) "
+                    "OR t.booking_id NOT IN (SELECT id FROM stg_bookings))")
         return ("t.dossier = $dossier AND (t.booking_id IN (SELECT id FROM stg_bookings) "
                 "OR t.booking_id IN (SELECT TRY_CAST(key AS BIGINT) FROM deletions "
                 "WHERE stream = 'bookings'))")
     (key,) = stream.key
+    if mode == "diff":
+        return (f"t.dossier = $dossier AND (t.{key} IN (SELECT {key} FROM chg_{stream.name}) "
+                f"OR t.{key} NOT IN (SELECT {key} FROM stg_{stream.name}))")
     cast = "TRY_CAST(key AS BIGINT)" if stream.columns[0].sql == "BIGINT" else "key"
     return (f"t.dossier = $dossier AND (t.{key} IN (SELECT {key} FROM stg_{stream.name}) "
             f"OR t.{key} IN (SELECT {cast} FROM deletions WHERE stream = '{stream.name}'))")
+
+
+def _stage_views(con, code: str, staged: StagedSync) -> None:
+    empty = pa.table({"stream": pa.array([], pa.string()), "key": pa.array([], pa.string())})
+    con.register("deletions", staged.deletions if staged.deletions is not None else empty)
+    for stream in STREAMS:
+        bad = staged.bad.get(stream.name)
+        if bad is None:
+            bad = pa.schema([stream.schema.field(k) for k in stream.key]).empty_table()
+        con.register(f"bad_{stream.name}", bad)
+        file = staged.files[stream.name]
+        con.execute(f"CREATE OR REPLACE TEMP VIEW stg_{stream.name} AS "
+                    f"SELECT * FROM read_parquet('{_sql_path(file)}')")
+        if staged.mode == "diff" and stream.follows is None:
+            # rv is a content hash here: a key whose hash differs has changed
+            (key,) = stream.key
+            con.execute(f"CREATE OR REPLACE TEMP VIEW chg_{stream.name} AS "
+                        f"SELECT {key} FROM stg_{stream.name} s ANTI JOIN "
+                        f"(SELECT {key}, rv FROM {stream.name} WHERE dossier = '{_sql_str(code)}') p "
+                        f"USING ({key}, rv)")
 
 
 def apply_sync(path: Path, code: str, staged: StagedSync, result: SyncResult) -> RowCounts:
@@ -259,55 +293,32 @@ def apply_sync(path: Path, code: str, staged: StagedSync, result: SyncResult) ->
     it or none of it; the portal never shows a half sync.
     """
     inserted = updated = deleted = 0
+    params = {"dossier": code}
     with connect(path) as con:
-        empty = pa.table({"stream": pa.array([], pa.string()), "key": pa.array([], pa.string())})
-        con.register("deletions", staged.deletions if staged.deletions is not None else empty)
-        for stream in STREAMS:
-            bad = staged.bad.get(stream.name)
-            if bad is None:
-                bad = stream.schema.empty_table().select(list(stream.key))
-            con.register(f"bad_{stream.name}", bad)
-            file = staged.files.get(stream.name)
-            if file is not None:
-                con.execute(f"CREATE OR REPLACE TEMP VIEW stg_{stream.name} AS "
-                            f"SELECT * FROM read_parquet('{_sql_path(file)}')")
-            else:
-                con.execute(f"CREATE OR REPLACE TEMP VIEW stg_{stream.name} AS "
-                            f"SELECT * FROM bad_{stream.name} WHERE false")
+        _stage_views(con, code, staged)
         con.execute("BEGIN TRANSACTION")
         try:
             for stream in STREAMS:
-                file = staged.files.get(stream.name)
-                if file is None and not staged.full:
-                    if staged.deletions is None or stream.name not in _deletable(staged):
-                        continue
-                scope = _scope(stream, staged.full)
-                params = {"dossier": code}
-                old = con.execute(f"SELECT count(*) FROM {stream.name} t WHERE {scope}",
-                                  params).fetchone()[0]
-                if file is not None:
-                    keys = _key_expr(stream, "t")
-                    matched = con.execute(
-                        f"SELECT count(*) FROM {stream.name} t SEMI JOIN "
-                        f"(SELECT {', '.join(stream.key)} FROM stg_{stream.name} "
-                        f"ANTI JOIN bad_{stream.name} USING ({', '.join(stream.key)})) n "
-                        f"USING ({', '.join(stream.key)}) WHERE {scope}", params).fetchone()[0]
-                else:
-                    matched = 0
+                using = ", ".join(stream.key)
+                scope = _scope(stream, staged.mode)
+                con.execute(f"CREATE OR REPLACE TEMP VIEW new_rows AS {_new_rows(stream, staged.mode)}")
+                old, matched = con.execute(
+                    f"SELECT count(*), count(*) FILTER (WHERE EXISTS (SELECT 1 FROM new_rows n "
+                    f"WHERE {' AND '.join(f'n.{k} = t.{k}' for k in stream.key)})) "
+                    f"FROM {stream.name} t WHERE {scope}", params).fetchone()
                 con.execute(f"DELETE FROM {stream.name} t WHERE {scope}", params)
-                new = 0
-                if file is not None:
-                    new = con.execute(
-                        f"INSERT INTO {stream.name} SELECT '{_sql_str(code)}', * FROM "
-                        f"({_select_staged(stream)})").fetchone()[0]
+                cols = ", ".join(f"CAST({c.name} AS DATE)" if c.sql == "DATE" else c.name
+                                 for c in stream.columns)
+                new = con.execute(f"INSERT INTO {stream.name} SELECT $dossier, {cols} FROM new_rows",
+                                  params).fetchone()[0]
                 updated += matched
                 inserted += new - matched
                 deleted += old - matched
-                if file is not None or staged.full:
-                    con.execute(
-                        "INSERT OR REPLACE INTO sync_state VALUES (?, ?, ?, "
-                        f"(SELECT count(*) FROM {stream.name} WHERE dossier = ?), now())",
-                        [code, stream.name, staged.high_water, code])
+                con.execute(
+                    "INSERT OR REPLACE INTO sync_state VALUES ($dossier, $stream, $cursor, "
+                    f"(SELECT count(*) FROM {stream.name} WHERE dossier = $dossier), now())",
+                    {**params, "stream": stream.name, "cursor": staged.high_water})
+            con.execute("DROP VIEW new_rows")
             _apply_quarantine(con, code, staged, result.run_id)
             con.execute("INSERT OR REPLACE INTO ledger_position VALUES (?, ?, ?, now())",
                         [code, staged.high_water, staged.deletion_log_from])
@@ -325,15 +336,8 @@ def apply_sync(path: Path, code: str, staged: StagedSync, result: SyncResult) ->
     return counts
 
 
-def _deletable(staged: StagedSync) -> set[str]:
-    names = set(staged.deletions.column("stream").to_pylist()) if staged.deletions is not None else set()
-    if "bookings" in names:
-        names.add("lines")
-    return names
-
-
 def _apply_quarantine(con, code: str, staged: StagedSync, run_id: str) -> None:
-    if staged.full:
+    if staged.mode != "incremental":  # everything was read and judged afresh
         con.execute("DELETE FROM quarantine WHERE dossier = ?", [code])
     else:
         # Rows read again (or deleted) this time are judged afresh.

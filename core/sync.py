@@ -108,9 +108,12 @@ def _run(home: Home, dossier, kind: SyncKind, base: SyncResult, staging: Path,
     if kind == "simple" and state.cursor is None:
         warnings.append("first sync of this dossier: the whole ledger was loaded (activation)")
     connector = open_connector(dossier.package, dossier.source)
+    # Without a change cursor a simple sync reads everything and writes only
+    # what changed (rows carry a content hash as their version).
+    diff = not full and not connector.capabilities.change_cursor
     try:
         position = connector.position()
-        if not full:
+        if not full and not diff:
             problem = ledger_history_problem(connector, position, state, dossier.code,
                                              home.portal)
             if problem:
@@ -119,20 +122,25 @@ def _run(home: Home, dossier, kind: SyncKind, base: SyncResult, staging: Path,
                     error=f"simple sync refused, nothing changed: {problem}")
                 portal.record_run(home.portal, result)
                 return result
-        since = None if full else max(0, state.cursor - LOOKBACK)
+        since = None if full or diff else max(0, state.cursor - LOOKBACK)
         files, rows_read = _stage(connector, since, staging, ctx)
-        deletions = None if full else connector.deletions(since)
+        deletions = None if since is None else connector.deletions(since)
         if deletions is not None:
             rows_read += deletions.num_rows
+        warnings.extend(getattr(connector, "warnings", None) or ())
     finally:
         connector.close()
+    if diff:
+        warnings.append(f"the {dossier.package} book has no change cursor: the simple sync read "
+                        f"the whole book ({rows_read} rows) and wrote only what changed")
     _report(ctx, Progress("all", rows_read, rows_read, "validate"))
-    bad, quarantine = validate(files, None if full else state)
+    bad, quarantine = validate(files, None if since is None else state)
     failpoints.hit("validate")
     staged = portal.StagedSync(
-        full=full, files=files, bad=bad, deletions=deletions, quarantine=quarantine,
-        high_water=position.high_water, deletion_log_from=position.deletion_log_from,
-        rows_read=rows_read, active_period=position.active_period)
+        mode="full" if full else "diff" if diff else "incremental", files=files, bad=bad,
+        deletions=deletions, quarantine=quarantine, high_water=position.high_water,
+        deletion_log_from=position.deletion_log_from, rows_read=rows_read,
+        active_period=position.active_period)
     if quarantine:
         warnings.append(f"{len(quarantine)} ledger row(s) quarantined: see "
                         f"'dossync dossier show {dossier.code}' for the reasons")
