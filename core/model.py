@@ -17,7 +17,7 @@ DossierState = Literal["ok", "failed", "action_required", "syncing"]
 Package = Literal["demo", "gnucash", "beancount"]
 Language = Literal["nl", "fr", "en"]
 
-PACKAGES: tuple[str, ...] = ("demo",)
+PACKAGES: tuple[str, ...] = ("demo", "gnucash", "beancount")
 LANGUAGES: tuple[str, ...] = ("nl", "fr", "en")
 
 

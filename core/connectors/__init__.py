@@ -13,7 +13,16 @@ def open_connector(package: str, source: str | Path) -> Connector:
         from core.connectors.demo import DemoConnector
 
         return DemoConnector(Path(source))
-    raise UsageError(f"unknown package {package!r}: this version reads 'demo' ledgers")
+    if package == "gnucash":
+        from core.connectors.gnucash import GnuCashConnector
+
+        return GnuCashConnector(Path(source))
+    if package == "beancount":
+        from core.connectors.beancount_book import BeancountConnector
+
+        return BeancountConnector(Path(source))
+    raise UsageError(f"unknown package {package!r}: this version reads 'demo', 'gnucash' "
+                     f"and 'beancount' ledgers")
 
 
 __all__ = ["Capabilities", "Connector", "LedgerPosition", "open_connector"]

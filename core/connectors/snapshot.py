@@ -1,0 +1,170 @@
+"""Connectors for books that are read whole: no change cursor, content versions.
+
+GnuCash books and Beancount files keep no row versions and no deletion log.
+Their connectors read the whole book once, into Arrow tables in the
+canonical shape of `core.streams`, and give every row a stable 63-bit hash
+of its content as its version (`rv`); a booking's hash covers its lines, so
+a changed line changes its booking's version. The engine's simple sync for
+such packages reads everything and writes only the rows whose version
+differs from the portal's, and deletes the keys that disappeared.
+
+The book is read at open time and the file is let go at once: nothing stays
+open on the accountant's book during the rest of the sync.
+"""
+from __future__ import annotations
+
+import hashlib
+from datetime import date
+from typing import Iterable, Iterator
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from core.connectors.base import Capabilities, LedgerPosition
+from core.streams import BY_NAME, STREAMS
+
+BATCH_ROWS = 65_536
+MASK63 = (1 << 63) - 1
+
+
+def stable_id(*parts: object) -> int:
+    """A stable non-negative int64 for a text key (a GUID, a transaction hash)."""
+    digest = hashlib.blake2b("\x1f".join(map(str, parts)).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") & MASK63
+
+
+def table(stream: str, columns: dict[str, Iterable | pa.Array]) -> pa.Table:
+    """The stream's canonical table from whatever columns are given (others null)."""
+    definition = BY_NAME[stream]
+    given = {k: v for k, v in columns.items()}
+    length = None
+    arrays = []
+    for column in definition.columns:
+        if column.name in given:
+            value = given[column.name]
+            array = value if isinstance(value, (pa.Array, pa.ChunkedArray)) else pa.array(
+                list(value), type=column.arrow)
+            if array.type != column.arrow:
+                array = array.cast(column.arrow)
+            length = len(array)
+            arrays.append(array)
+        else:
+            arrays.append(None)
+    length = length or 0
+    arrays = [a if a is not None else pa.nulls(length, c.arrow)
+              for a, c in zip(arrays, definition.columns)]
+    return pa.Table.from_arrays(arrays, schema=definition.schema)
+
+
+def calendar(first: str, last: str) -> tuple[pa.Table, pa.Table]:
+    """Calendar fiscal years (id = year) and months (id = year*100+month) from first to last."""
+    y0, m0 = int(first[:4]), int(first[5:7])
+    y1, m1 = int(last[:4]), int(last[5:7])
+    months = []
+    y, m = y0, m0
+    while (y, m) <= (y1, m1):
+        months.append((y, m))
+        y, m = (y + 1, 1) if m == 12 else (y, m + 1)
+
+    def month_end(y: int, m: int) -> str:
+        nxt = date(y + 1, 1, 1) if m == 12 else date(y, m + 1, 1)
+        return date.fromordinal(nxt.toordinal() - 1).isoformat()
+
+    years = sorted({y for y, _ in months})
+    fiscal_years = table("fiscal_years", {
+        "id": years, "code": [str(y) for y in years],
+        "start_date": [f"{y}-01-01" for y in years], "end_date": [f"{y}-12-31" for y in years],
+        "closed": [False] * len(years)})
+    periods = table("periods", {
+        "id": [y * 100 + m for y, m in months], "fiscal_year_id": [y for y, _ in months],
+        "code": [f"{y}-{m:02d}" for y, m in months],
+        "start_date": [f"{y}-{m:02d}-01" for y, m in months],
+        "end_date": [month_end(y, m) for y, m in months], "closed": [False] * len(months)})
+    return fiscal_years, periods
+
+
+def period_columns(dates: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """fiscal_year_id and period_id of ISO dates, as `calendar` numbers them."""
+    year = pc.cast(pc.utf8_slice_codeunits(dates, 0, 4), pa.int64())
+    month = pc.cast(pc.utf8_slice_codeunits(dates, 5, 7), pa.int64())
+    return year, pc.add(pc.multiply(year, 100), month)
+
+
+def with_versions(tables: dict[str, pa.Table]) -> dict[str, pa.Table]:
+    """Set every row's rv to a hash of its content (bookings: with their lines)."""
+    lines_of: dict[int, list] = {}
+    lines = tables["lines"]
+    if lines.num_rows:
+        for row in zip(*(c.to_pylist() for c in lines.columns)):
+            lines_of.setdefault(row[0], []).append(row)
+    out = dict(tables)
+    for stream in STREAMS:
+        t = tables[stream.name]
+        if "rv" not in stream.names:
+            continue
+        key = stream.key[0]
+        data = [c.to_pylist() for name, c in zip(t.column_names, t.columns) if name != "rv"]
+        keys = t.column(key).to_pylist()
+        if stream.name == "bookings":
+            rv = [stable_id(repr(row), repr(sorted(lines_of.get(k, []), key=repr)))
+                  for k, row in zip(keys, zip(*data))]
+        else:
+            rv = [stable_id(repr(row)) for row in zip(*data)]
+        out[stream.name] = t.set_column(t.schema.get_field_index("rv"), "rv",
+                                        pa.array(rv, pa.int64()))
+    return out
+
+
+class SnapshotConnector:
+    """A book read whole into canonical Arrow tables; subclasses fill `tables`.
+
+    Attributes: package, source, capabilities, warnings (what the engine
+    should pass on to the user: data kept out of the money figures), tables.
+    """
+
+    package = "snapshot"
+    capabilities = Capabilities(change_cursor=False, deletion_log=False, figures=False)
+
+    def __init__(self, source: str, tables: dict[str, pa.Table], warnings: list[str]) -> None:
+        self.source = source
+        self.warnings = list(warnings)
+        self.tables = with_versions(tables)
+
+    def position(self) -> LedgerPosition:
+        return LedgerPosition(high_water=0, deletion_log_from=0)
+
+    def count(self, stream: str, since: int | None) -> int:
+        return self.tables[stream].num_rows  # no cursor: always the whole book
+
+    def read(self, stream: str, since: int | None) -> Iterator[pa.RecordBatch]:
+        yield from self.tables[stream].to_batches(max_chunksize=BATCH_ROWS)
+
+    def deletions(self, since: int) -> pa.Table:
+        return pa.schema([("stream", pa.string()), ("key", pa.string())]).empty_table()
+
+    def _selected(self, stream: str, column: str, keys: list[str]) -> pa.Table:
+        t = self.tables[stream]
+        typed = pa.array([int(k) for k in keys] if pa.types.is_integer(t.schema.field(column).type)
+                         else [str(k) for k in keys], t.schema.field(column).type)
+        return t.filter(pc.is_in(t.column(column), value_set=typed))
+
+    def read_keys(self, stream: str, keys: list[str]) -> pa.Table:
+        column = "booking_id" if stream == "lines" else BY_NAME[stream].key[0]
+        return self._selected(stream, column, keys)
+
+    def versions(self, stream: str, keys: list[str]) -> dict[str, int]:
+        if not keys:
+            return {}
+        column = BY_NAME[stream].key[0]
+        t = self._selected(stream, column, keys)
+        return {str(k): int(v) for k, v in zip(t.column(column).to_pylist(),
+                                                t.column("rv").to_pylist())}
+
+    def close(self) -> None:
+        """Nothing to let go: the book file was closed right after reading."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
