@@ -21,7 +21,7 @@ from typing import Callable
 from core import portal, reports
 from core.home import Home
 from core.locks import DossierLock
-from core.model import (LANGUAGES, PACKAGES, Dossier, DossyncError, ExitCode, Progress,
+from core.model import (LANGUAGES, PACKAGES, Dossier, DossyncError, ExitCode, ManualOptions, Progress,
                         RunContext, SyncResult, UsageError, cents_to_str)
 from core.sync import sync_dossier
 
@@ -289,17 +289,12 @@ def cmd_status(home: Home, args) -> int:
     return ExitCode.OK
 
 
-MANUAL_OPTIONS = ("until", "reset_counter", "notify", "new_period")
-
-
 def cmd_sync(home: Home, args) -> int:
     home.require()
-    given = [f"--{o.replace('_', '-')}" for o in MANUAL_OPTIONS if getattr(args, o)]
-    if given:
-        raise UsageError(f"{', '.join(given)}: the manual sync options are not available in this "
-                         f"version yet; run the sync without them")
     kind = "full" if args.full else "repair" if args.repair else "simple"
     code = args.code.upper()
+    options = ManualOptions(until=args.until, reset_counter=args.reset_counter,
+                            notify=args.notify, new_period=args.new_period)
     config = home.config().get("full_sync", {})
     ctx_rate = int(config.get("max_rows_per_second", 0) or 0) if kind == "full" else 0
     if kind == "full" and not args.json:
@@ -307,12 +302,78 @@ def cmd_sync(home: Home, args) -> int:
               file=sys.stderr)
     with _ProgressBar(not args.json, f"{kind} sync {code}") as bar:
         result = sync_dossier(home, code, kind, RunContext(on_progress=bar,
-                                                           max_rows_per_second=ctx_rate))
+                                                           max_rows_per_second=ctx_rate),
+                              options=options)
     if args.json:
         _emit_json(result.to_json())
     else:
         _print_sync(result)
+        if result.status == "succeeded" and options.any():
+            print(f"  updated until {result.updated_until or '-'}, active period "
+                  f"{result.active_period or '-'}, pending proposals {result.pending_proposals}, "
+                  f"email {result.email}")
     return _sync_exit(result)
+
+
+def cmd_propose(home: Home, args) -> int:
+    from core.worklist import propose
+
+    code = args.code.upper()
+    proposals, counter = propose(home, code, args.count)
+    if args.json:
+        _emit_json({"proposals": [p.to_json() for p in proposals], "pending_proposals": counter})
+    else:
+        for p in proposals:
+            print(f"{p.ref}  {p.journal}  {p.date}  {cents_to_str(p.amount):>10}"
+                  + (f"  ({p.note})" if p.note else ""))
+        print(f"{len(proposals)} proposal(s) sent to {code}; pending proposals: {counter}")
+    return ExitCode.OK
+
+
+def cmd_outbox(home: Home, args) -> int:
+    from core import notify
+
+    home.require()
+    tried = notify.flush(home) if args.flush else []
+    entries = portal.outbox(home.portal)
+    if args.json:
+        _emit_json({"emails": entries, "flushed": [
+            {"id": t["id"], "dossier": t["dossier"], "status": t["status"],
+             "error": t["last_error"]} for t in tried]})
+    else:
+        if args.flush:
+            sent = sum(1 for t in tried if t["status"] == "sent")
+            print(f"flushed the outbox: {sent} sent, {len(tried) - sent} still waiting")
+        _table(entries, ["id", "dossier", "recipient", "subject", "status", "attempts",
+                         "created_at", "sent_at", "last_error"], title="client emails")
+    # a delivery that failed again is worth a non-zero exit for cron
+    return ExitCode.FAILED if any(t["status"] == "failed" for t in tried) else ExitCode.OK
+
+
+def cmd_nightly(home: Home, args) -> int:
+    from core.nightly import run_nightly
+
+    home.require()
+    settings = home.config().get("nightly", {})
+    jobs = args.jobs or int(settings.get("jobs", 4))
+    verify = args.verify or bool(settings.get("verify", False))
+    result = run_nightly(home, jobs=jobs, verify=verify)
+    if args.json:
+        _emit_json(result.to_json())
+    else:
+        for run in result.runs:
+            _print_sync(run)
+        for skip in result.skipped:
+            print(f"{skip['dossier']} skipped: {skip['reason']}")
+        print(f"nightly: {result.succeeded} succeeded, {result.failed} failed, "
+              f"{len(result.skipped)} skipped")
+    return result.exit_code
+
+
+def cmd_scheduler(home: Home, args) -> int:
+    from core.scheduler import serve
+
+    return serve(home)
 
 
 def cmd_report(home: Home, args) -> int:
@@ -320,28 +381,26 @@ def cmd_report(home: Home, args) -> int:
     code = args.code.upper()
     if portal.get_dossier(home.portal, code) is None:
         raise UsageError(f"unknown dossier {code!r}")
-    if args.validated_only:
-        pass  # provisional bookings do not exist yet: every booking in the portal is validated
     if args.period and not re.match(r"^\d{4}-(0[1-9]|1[0-2])$", args.period):
         raise UsageError(f"--period {args.period!r}: use YYYY-MM")
     if args.report == "trial-balance":
-        doc = reports.trial_balance(home.portal, code, args.period)
+        doc = reports.trial_balance(home.portal, code, args.period, args.validated_only)
         if not args.json:
             _table(doc, ["account", "name", "debit", "credit", "balance"], title=f"{code} trial balance")
     elif args.report == "pnl":
-        doc = reports.pnl(home.portal, code, args.period)
+        doc = reports.pnl(home.portal, code, args.period, args.validated_only)
         if not args.json:
             _table(doc["accounts"], ["account", "name", "amount"],
                    title=f"{code} profit and loss {doc['fiscal_year']}")
             print(f"revenue {doc['revenue']}  costs {doc['costs']}  result {doc['result']}")
     elif args.report == "dashboard":
-        doc = reports.dashboard(home.portal, code)
+        doc = reports.dashboard(home.portal, code, args.validated_only)
         if not args.json:
             for key in ("updated_until", "active_period", "fiscal_year", "revenue", "costs",
                         "result", "bank", "receivables", "payables", "vat_position"):
                 print(f"{key:<15} {doc[key] if doc[key] is not None else '-':>16}")
     else:
-        doc = reports.archive(home.portal, code, args.period)
+        doc = reports.archive(home.portal, code, args.period, args.validated_only)
         if not args.json:
             _table(doc, ["ref", "journal", "date", "due_date", "relation", "amount",
                          "booking_status", "payment_status"], title=f"{code} archive")
@@ -479,6 +538,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--new-period", help="set the active booking period (YYYY-MM)")
     p.add_argument("--json", action="store_true", help="print the run as JSON")
 
+    p = command("propose", cmd_propose, "send booking proposals from the worklist (automatic sync)",
+                "dossync propose ACME --count 5 --json")
+    p.add_argument("code", metavar="CODE")
+    p.add_argument("--count", type=_positive, default=1, help="number of proposals (default 1)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+    p = command("nightly", cmd_nightly,
+                "simple-sync every dossier with nightly on (never changes dates, never emails)",
+                "dossync nightly --jobs 4 --json   # crontab: 0 2 * * * dossync --home /srv/firm nightly")
+    p.add_argument("--jobs", type=_positive, help="dossiers at a time (default [nightly] jobs, or 4)")
+    p.add_argument("--verify", action="store_true", help="reconcile each dossier after its sync")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+    p = command("scheduler", cmd_scheduler,
+                "foreground service: runs the nightly at [nightly] time in dossync.toml",
+                "dossync --home /srv/firm scheduler   # SIGTERM: finish running commits, exit 0")
+
+    p = command("outbox", cmd_outbox, "the client emails: queued, sent, failed",
+                "dossync outbox --flush")
+    p.add_argument("--flush", action="store_true", help="retry delivering queued and failed emails")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
     p = command("report", cmd_report, "what the client sees in the portal",
                 "dossync report ACME trial-balance --period 2025-12 --json")
     p.add_argument("code", metavar="CODE")
@@ -492,7 +573,7 @@ def build_parser() -> argparse.ArgumentParser:
                     f"  {name:<24}{text}" for name, text in demo_package.LEDGER_EVENTS.items()))
     p.add_argument("code", metavar="CODE")
     p.add_argument("event", metavar="EVENT")
-    p.add_argument("args", nargs="*", metavar="ARGS")
+    p.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS")
     p.add_argument("--json", action="store_true", help="print JSON")
     return parser
 
@@ -542,12 +623,17 @@ def main(argv: list[str] | None = None) -> int:
     home = Home.resolve(args.home)
     _setup_logging(home, args.verbose)
     try:
+        if home.exists():
+            portal.ensure_current(home.portal)
         return int(args.handler(home, args))
     except DossyncError as exc:
         if getattr(args, "json", False):
             _emit_json({"error": str(exc), "exit_code": int(exc.exit_code)})
         print(f"dossync: {exc}", file=sys.stderr)
         return int(exc.exit_code)
+    except BrokenPipeError:  # `dossync ... | head`: the reader left; not an error of ours
+        sys.stderr.close()
+        return int(ExitCode.OK)
     except KeyboardInterrupt:
         print("dossync: interrupted; a sync in progress changed nothing", file=sys.stderr)
         return int(ExitCode.FAILED)

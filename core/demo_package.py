@@ -1421,3 +1421,27 @@ def apply_event(path: Path, event: str, args: list[str]) -> str:
             return _EVENTS[event](tx, args)
         except sqlite3.DatabaseError as exc:
             raise LedgerEventError(f"{path}: {event} failed: {exc}") from exc
+
+
+def receive_proposals(path: Path, proposals: list[dict]) -> None:
+    """The package receives booking proposals from the worklist (status 'received').
+
+    Each proposal: ref, journal, date, relation_id, amount (cents), lines (list
+    of {account, debit, credit, vat_code}). They wait until the accountant
+    validates them (`validate-proposals`); receiving changes no booking.
+    """
+    if not path.is_file():
+        raise LedgerEventError(f"ledger file {path} does not exist")
+    received_at = _now()
+    conn = sqlite3.connect(path, timeout=30)
+    try:
+        with conn:
+            conn.executemany(
+                "INSERT INTO proposals (ref, journal, date, relation_id, amount, lines, status, "
+                "received_at) VALUES (?, ?, ?, ?, ?, ?, 'received', ?)",
+                [(p["ref"], p["journal"], p["date"], p["relation_id"], p["amount"],
+                  json.dumps(p["lines"]), received_at) for p in proposals])
+    except sqlite3.Error as exc:
+        raise LedgerEventError(f"ledger {path} refused the proposals: {exc}") from exc
+    finally:
+        conn.close()

@@ -53,19 +53,27 @@ class DossierLock:
                 f"({info.get('command', '?')}), running since {info.get('since')}")
 
     def is_held(self) -> bool:
-        """True when some process (possibly this one) holds the lock now."""
+        """True when a live process holds the lock now.
+
+        Only reads the holder's note: looking must never make a sync busy
+        (taking even a shared lock here would, for an instant).
+        """
         if self._fd is not None:
             return True
-        if not self.path.exists():
-            return False
-        fd = os.open(self.path, os.O_RDONLY)
         try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
+            info = json.loads(self.path.read_text() or "{}")
+        except (OSError, ValueError):
+            return False
+        pid = info.get("pid")
+        if not isinstance(pid, int) or info.get("host") != socket.gethostname():
+            return bool(pid)
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False  # its holder died: the kernel already released the lock
+        except PermissionError:
             return True
-        finally:
-            os.close(fd)
-        return False
+        return True
 
     def release(self) -> None:
         if self._fd is not None:

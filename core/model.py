@@ -181,3 +181,21 @@ class RunContext:
     cancel_requested: object = None  # threading.Event-like: .is_set()
     on_progress: object = None  # Callable[[Progress], None]
     extra: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ManualOptions:
+    """The options of a manual sync (any combination; none on a nightly run).
+
+    until: set the updated-until date (YYYY-MM-DD); reset_counter: blue
+    counter to 0; notify: email the client entrepreneur; new_period: set the
+    active booking period (YYYY-MM), closing every earlier one.
+    """
+
+    until: str | None = None
+    reset_counter: bool = False
+    notify: bool = False
+    new_period: str | None = None
+
+    def any(self) -> bool:
+        return bool(self.until or self.reset_counter or self.notify or self.new_period)

@@ -27,7 +27,7 @@ from core import failpoints
 from core.model import Dossier, PortalBusy, QuarantinedRow, RowCounts, SyncResult
 from core.streams import BY_NAME, STREAMS, Stream
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 LOCK_WAIT_SECONDS = 120.0
 
 _DDL = [
@@ -49,6 +49,21 @@ _DDL = [
         rows_read BIGINT, rows_inserted BIGINT, rows_updated BIGINT, rows_deleted BIGINT,
         rows_quarantined BIGINT, warnings VARCHAR, error VARCHAR,
         needs_full_sync BOOLEAN NOT NULL DEFAULT false)""",
+    # Booking proposals sent from the worklist, shown at once as provisional
+    # until the package's definitive booking (same reference) replaces them.
+    # Ids are negative so they never meet a ledger booking's id.
+    """CREATE TABLE IF NOT EXISTS provisional_bookings (
+        dossier VARCHAR NOT NULL, id BIGINT NOT NULL, ref VARCHAR NOT NULL, journal VARCHAR,
+        doc_type VARCHAR, date DATE, due_date DATE, relation_id BIGINT, fiscal_year_id BIGINT,
+        period_id BIGINT, amount BIGINT, sent_at TIMESTAMP)""",
+    """CREATE TABLE IF NOT EXISTS provisional_lines (
+        dossier VARCHAR NOT NULL, booking_id BIGINT NOT NULL, line_no BIGINT, account VARCHAR,
+        debit BIGINT, credit BIGINT, vat_code VARCHAR, relation_id BIGINT)""",
+    """CREATE TABLE IF NOT EXISTS outbox (
+        id VARCHAR PRIMARY KEY, dossier VARCHAR NOT NULL, run_id VARCHAR, recipient VARCHAR NOT NULL,
+        subject VARCHAR NOT NULL, message BLOB NOT NULL, status VARCHAR NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0, last_error VARCHAR, created_at TIMESTAMP NOT NULL,
+        sent_at TIMESTAMP)""",
     """CREATE TABLE IF NOT EXISTS quarantine (
         dossier VARCHAR NOT NULL, stream VARCHAR NOT NULL, key VARCHAR NOT NULL,
         reason VARCHAR NOT NULL, detail VARCHAR, run_id VARCHAR, found_at TIMESTAMP)""",
@@ -66,23 +81,42 @@ def _is_lock_conflict(exc: Exception) -> bool:
     return "lock" in text and ("conflicting" in text or "could not set" in text)
 
 
+def _one(rows: list[tuple]) -> tuple | None:
+    """The first row or None (a result is always read whole: DuckDB wants it finished)."""
+    return rows[0] if rows else None
+
+
+def _is_other_configuration(exc: Exception) -> bool:
+    return "different configuration" in str(exc)
+
+
 @contextmanager
 def connect(path: Path, *, read_only: bool = False,
             wait: float = LOCK_WAIT_SECONDS) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Open the portal briefly; wait with backoff while another process holds it."""
+    """Open the portal briefly; wait with backoff while another process holds it.
+
+    Within one process DuckDB shares one open database between threads, in
+    one mode: a reader that finds it open for writing simply joins it.
+    """
     deadline = time.monotonic() + wait
     delay = 0.01
+    mode = read_only
     while True:
         try:
-            con = duckdb.connect(str(path), read_only=read_only)
+            con = duckdb.connect(str(path), read_only=mode)
             break
         except (duckdb.IOException, duckdb.ConnectionException) as exc:
-            if not _is_lock_conflict(exc) or time.monotonic() > deadline:
-                if _is_lock_conflict(exc):
-                    raise PortalBusy(
-                        f"the portal file {path} stayed locked for {wait:.0f}s by another process: "
-                        f"{exc}; try again when it is done") from exc
+            if _is_other_configuration(exc) and read_only and mode:
+                mode = False  # this process has it open for writing: read through that
+                continue
+            mode = read_only
+            retry = _is_lock_conflict(exc) or _is_other_configuration(exc)
+            if not retry:
                 raise
+            if time.monotonic() > deadline:
+                raise PortalBusy(
+                    f"the portal file {path} stayed locked for {wait:.0f}s by another process: "
+                    f"{exc}; try again when it is done") from exc
             time.sleep(delay * (1 + random.random()))
             delay = min(delay * 2, 0.5)
     try:
@@ -102,6 +136,14 @@ def initialise(path: Path) -> None:
         con.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
 
 
+def ensure_current(path: Path) -> None:
+    """Bring a portal written by an older version up to this schema (cheap when current)."""
+    with connect(path, read_only=True) as con:
+        row = _one(con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall())
+    if row is None or int(row[0]) < SCHEMA_VERSION:
+        initialise(path)
+
+
 # --- dossiers ---------------------------------------------------------------
 _DOSSIER_COLS = ("code, name, package, source, email, language, nightly, "
                  "strftime(updated_until, '%Y-%m-%d'), active_period, pending_proposals")
@@ -119,7 +161,7 @@ def list_dossiers(path: Path) -> list[Dossier]:
 
 def get_dossier(path: Path, code: str) -> Dossier | None:
     with connect(path, read_only=True) as con:
-        row = con.execute(f"SELECT {_DOSSIER_COLS} FROM dossiers WHERE code = ?", [code]).fetchone()
+        row = _one(con.execute(f"SELECT {_DOSSIER_COLS} FROM dossiers WHERE code = ?", [code]).fetchall())
     return _dossier(row) if row else None
 
 
@@ -173,8 +215,8 @@ class SyncState:
 
 def sync_state(path: Path, code: str, probe: int = 20) -> SyncState:
     with connect(path, read_only=True) as con:
-        pos = con.execute("SELECT high_water, deletion_log_from FROM ledger_position WHERE dossier = ?",
-                          [code]).fetchone()
+        pos = _one(con.execute("SELECT high_water, deletion_log_from FROM ledger_position WHERE dossier = ?",
+                          [code]).fetchall())
         recent = {}
         for stream in ("bookings", "matchings", "relations"):
             recent[stream] = [(str(k), int(rv)) for k, rv in con.execute(
@@ -227,6 +269,22 @@ class StagedSync:
     deletion_log_from: int
     rows_read: int
     active_period: str | None = None
+    options: "SyncOptions | None" = None
+
+
+@dataclass(frozen=True)
+class SyncOptions:
+    """The manual sync options; applied in the sync's own commit, or not at all.
+
+    until: the updated-until date shown in the portal; reset_counter: blue
+    counter to 0; new_period: the active booking period (earlier ones close);
+    email: an outbox entry (id, recipient, subject, raw message) to queue.
+    """
+
+    until: str | None = None
+    reset_counter: bool = False
+    new_period: str | None = None
+    email: tuple[str, str, str, bytes] | None = None
 
 
 def _new_rows(stream: Stream, mode: str) -> str:
@@ -302,15 +360,15 @@ def apply_sync(path: Path, code: str, staged: StagedSync, result: SyncResult) ->
                 using = ", ".join(stream.key)
                 scope = _scope(stream, staged.mode)
                 con.execute(f"CREATE OR REPLACE TEMP VIEW new_rows AS {_new_rows(stream, staged.mode)}")
-                old, matched = con.execute(
+                old, matched = _one(con.execute(
                     f"SELECT count(*), count(*) FILTER (WHERE EXISTS (SELECT 1 FROM new_rows n "
                     f"WHERE {' AND '.join(f'n.{k} = t.{k}' for k in stream.key)})) "
-                    f"FROM {stream.name} t WHERE {scope}", params).fetchone()
+                    f"FROM {stream.name} t WHERE {scope}", params).fetchall())
                 con.execute(f"DELETE FROM {stream.name} t WHERE {scope}", params)
                 cols = ", ".join(f"CAST({c.name} AS DATE)" if c.sql == "DATE" else c.name
                                  for c in stream.columns)
                 new = con.execute(f"INSERT INTO {stream.name} SELECT $dossier, {cols} FROM new_rows",
-                                  params).fetchone()[0]
+                                  params).fetchall()[0][0]
                 updated += matched
                 inserted += new - matched
                 deleted += old - matched
@@ -325,6 +383,8 @@ def apply_sync(path: Path, code: str, staged: StagedSync, result: SyncResult) ->
             if staged.active_period:
                 con.execute("UPDATE dossiers SET active_period = ? WHERE code = ? "
                             "AND active_period IS NULL", [staged.active_period, code])
+            _replace_provisional(con, code)
+            _apply_options(con, code, staged.options, result.run_id)
             counts = RowCounts(read=staged.rows_read, inserted=inserted, updated=updated,
                                deleted=deleted, quarantined=len(staged.quarantine))
             _insert_run(con, result, counts)
@@ -334,6 +394,41 @@ def apply_sync(path: Path, code: str, staged: StagedSync, result: SyncResult) ->
             con.execute("ROLLBACK")
             raise
     return counts
+
+
+def _replace_provisional(con, code: str) -> None:
+    """Definitive bookings replace their proposals: never counted twice."""
+    done = con.execute("""
+        SELECT p.id FROM provisional_bookings p JOIN bookings b
+          ON b.dossier = p.dossier AND b.reference = p.ref
+        WHERE p.dossier = ?""", [code]).fetchall()
+    if not done:
+        return
+    ids = [r[0] for r in done]
+    con.execute("DELETE FROM provisional_lines WHERE dossier = ? AND list_contains(?, booking_id)",
+                [code, ids])
+    con.execute("DELETE FROM provisional_bookings WHERE dossier = ? AND list_contains(?, id)",
+                [code, ids])
+    con.execute("UPDATE dossiers SET pending_proposals = greatest(pending_proposals - ?, 0) "
+                "WHERE code = ?", [len(ids), code])
+
+
+def _apply_options(con, code: str, options: "SyncOptions | None", run_id: str) -> None:
+    if options is None:
+        return
+    if options.until:
+        con.execute("UPDATE dossiers SET updated_until = CAST(? AS DATE) WHERE code = ?",
+                    [options.until, code])
+    if options.reset_counter:
+        con.execute("UPDATE dossiers SET pending_proposals = 0 WHERE code = ?", [code])
+    if options.new_period:
+        con.execute("UPDATE dossiers SET active_period = ? WHERE code = ?",
+                    [options.new_period, code])
+    if options.email:
+        email_id, recipient, subject, message = options.email
+        con.execute("INSERT INTO outbox (id, dossier, run_id, recipient, subject, message, status, "
+                    "created_at) VALUES (?, ?, ?, ?, ?, ?, 'queued', now())",
+                    [email_id, code, run_id, recipient, subject, message])
 
 
 def _apply_quarantine(con, code: str, staged: StagedSync, run_id: str) -> None:
@@ -440,18 +535,35 @@ def monitor(path: Path) -> list[dict]:
 
 
 # --- the portal's reports ---------------------------------------------------------
-# All amounts come back as integer cents (HUGEINT sums cast to BIGINT).
+# All amounts come back as integer cents (HUGEINT sums cast to BIGINT). The
+# client sees definitive bookings plus the provisional ones from proposals,
+# unless validated_only.
+_BOOKS = """
+    bk AS (
+        SELECT id, journal, doc_no, doc_type, date, due_date, relation_id, fiscal_year_id,
+               period_id, false AS provisional FROM bookings WHERE dossier = $code
+        UNION ALL
+        SELECT id, journal, ref, doc_type, date, due_date, relation_id, fiscal_year_id,
+               period_id, true FROM provisional_bookings
+        WHERE dossier = $code AND NOT $validated_only),
+    ln AS (
+        SELECT booking_id, account, debit, credit FROM lines WHERE dossier = $code
+        UNION ALL
+        SELECT booking_id, account, debit, credit FROM provisional_lines
+        WHERE dossier = $code AND NOT $validated_only)"""
+
+
 def _fiscal_year_for(con, code: str, period: str | None) -> tuple | None:
     """(id, code, start, end) of the fiscal year holding `period`, else the latest one."""
     if period:
-        row = con.execute(
+        row = _one(con.execute(
             "SELECT f.id, f.code, f.start_date, f.end_date FROM periods p JOIN fiscal_years f "
             "ON f.dossier = p.dossier AND f.id = p.fiscal_year_id "
-            "WHERE p.dossier = ? AND p.code = ?", [code, period]).fetchone()
+            "WHERE p.dossier = ? AND p.code = ?", [code, period]).fetchall())
         if row:
             return row
-    return con.execute("SELECT id, code, start_date, end_date FROM fiscal_years WHERE dossier = ? "
-                       "ORDER BY start_date DESC LIMIT 1", [code]).fetchone()
+    return _one(con.execute("SELECT id, code, start_date, end_date FROM fiscal_years WHERE dossier = ? "
+                       "ORDER BY start_date DESC LIMIT 1", [code]).fetchall())
 
 
 def _period_end(period: str | None) -> str | None:
@@ -463,52 +575,58 @@ def _period_end(period: str | None) -> str | None:
     return f"{year:04d}-{month:02d}-01"
 
 
-def report_trial_balance(path: Path, code: str, period: str | None = None) -> list[tuple]:
+def report_trial_balance(path: Path, code: str, period: str | None = None,
+                         validated_only: bool = False) -> list[tuple]:
     """(account, name, debit, credit) per account over bookings up to the end of `period`."""
     before = _period_end(period)
     with connect(path, read_only=True) as con:
-        return con.execute("""
+        return con.execute(f"""
+            WITH {_BOOKS}
             SELECT l.account, any_value(a.name), CAST(sum(l.debit) AS BIGINT),
                    CAST(sum(l.credit) AS BIGINT)
-            FROM lines l JOIN bookings b ON b.dossier = l.dossier AND b.id = l.booking_id
-            LEFT JOIN accounts a ON a.dossier = l.dossier AND a.code = l.account
-            WHERE l.dossier = $code AND ($before IS NULL OR b.date < CAST($before AS DATE))
+            FROM ln l JOIN bk b ON b.id = l.booking_id
+            LEFT JOIN accounts a ON a.dossier = $code AND a.code = l.account
+            WHERE $before IS NULL OR b.date < CAST($before AS DATE)
             GROUP BY l.account ORDER BY l.account""",
-            {"code": code, "before": before}).fetchall()
+            {"code": code, "before": before, "validated_only": validated_only}).fetchall()
 
 
-def report_pnl(path: Path, code: str, period: str | None = None) -> dict:
+def report_pnl(path: Path, code: str, period: str | None = None,
+               validated_only: bool = False) -> dict:
     """Profit and loss of the fiscal year (up to `period` when given): cents per account."""
     with connect(path, read_only=True) as con:
         fy = _fiscal_year_for(con, code, period or _active_period(con, code))
         if fy is None:
             return {"fiscal_year": None, "accounts": []}
         before = _period_end(period)
-        rows = con.execute("""
+        rows = con.execute(f"""
+            WITH {_BOOKS}
             SELECT l.account, any_value(a.name),
                    CAST(sum(CASE WHEN l.account LIKE '7%' THEN l.credit - l.debit
                                  ELSE l.debit - l.credit END) AS BIGINT)
-            FROM lines l JOIN bookings b ON b.dossier = l.dossier AND b.id = l.booking_id
-            LEFT JOIN accounts a ON a.dossier = l.dossier AND a.code = l.account
-            WHERE l.dossier = $code AND b.fiscal_year_id = $fy
-              AND (l.account LIKE '6%' OR l.account LIKE '7%')
+            FROM ln l JOIN bk b ON b.id = l.booking_id
+            LEFT JOIN accounts a ON a.dossier = $code AND a.code = l.account
+            WHERE b.fiscal_year_id = $fy AND (l.account LIKE '6%' OR l.account LIKE '7%')
               AND ($before IS NULL OR b.date < CAST($before AS DATE))
             GROUP BY l.account ORDER BY l.account""",
-            {"code": code, "fy": fy[0], "before": before}).fetchall()
+            {"code": code, "fy": fy[0], "before": before,
+             "validated_only": validated_only}).fetchall()
     return {"fiscal_year": fy[1], "accounts": rows}
 
 
 def _active_period(con, code: str) -> str | None:
-    row = con.execute("SELECT active_period FROM dossiers WHERE code = ?", [code]).fetchone()
+    row = _one(con.execute("SELECT active_period FROM dossiers WHERE code = ?", [code]).fetchall())
     return row[0] if row else None
 
 
-def report_dashboard(path: Path, code: str) -> dict:
+def report_dashboard(path: Path, code: str, validated_only: bool = False) -> dict:
     """The portal's dashboard figures for the current fiscal year, in cents."""
     with connect(path, read_only=True) as con:
         period = _active_period(con, code)
         fy = _fiscal_year_for(con, code, period)
-        row = con.execute("""
+        params = {"code": code, "fy": fy[0] if fy else None, "validated_only": validated_only}
+        row = _one(con.execute(f"""
+            WITH {_BOOKS}
             SELECT
               CAST(coalesce(sum(CASE WHEN l.account LIKE '7%' AND b.fiscal_year_id = $fy
                                      THEN l.credit - l.debit END), 0) AS BIGINT) revenue,
@@ -520,47 +638,227 @@ def report_dashboard(path: Path, code: str) -> dict:
                    AS BIGINT) receivables,
               CAST(coalesce(sum(CASE WHEN l.account LIKE '44%' THEN l.credit - l.debit END), 0)
                    AS BIGINT) payables,
-              CAST(coalesce(sum(CASE WHEN l.account LIKE '451%' THEN l.credit - l.debit
-                                     WHEN l.account LIKE '411%' THEN l.credit - l.debit END), 0)
-                   AS BIGINT) vat
-            FROM lines l JOIN bookings b ON b.dossier = l.dossier AND b.id = l.booking_id
-            WHERE l.dossier = $code""", {"code": code, "fy": fy[0] if fy else None}).fetchone()
-        monthly = con.execute("""
+              CAST(coalesce(sum(CASE WHEN l.account LIKE '451%' OR l.account LIKE '411%'
+                                     THEN l.credit - l.debit END), 0) AS BIGINT) vat
+            FROM ln l JOIN bk b ON b.id = l.booking_id""", params).fetchall())
+        monthly = con.execute(f"""
+            WITH {_BOOKS}
             SELECT p.code, CAST(sum(l.credit - l.debit) AS BIGINT)
-            FROM lines l JOIN bookings b ON b.dossier = l.dossier AND b.id = l.booking_id
-            JOIN periods p ON p.dossier = b.dossier AND p.id = b.period_id
-            WHERE l.dossier = $code AND b.fiscal_year_id = $fy AND l.account LIKE '7%'
-            GROUP BY p.code ORDER BY p.code""", {"code": code, "fy": fy[0] if fy else None}).fetchall()
+            FROM ln l JOIN bk b ON b.id = l.booking_id
+            JOIN periods p ON p.dossier = $code AND p.id = b.period_id
+            WHERE b.fiscal_year_id = $fy AND l.account LIKE '7%'
+            GROUP BY p.code ORDER BY p.code""", params).fetchall()
     revenue, costs, bank, receivables, payables, vat = row
     return {"fiscal_year": fy[1] if fy else None, "revenue": revenue, "costs": costs,
             "result": revenue - costs, "bank": bank, "receivables": receivables,
             "payables": payables, "vat_position": vat, "monthly_revenue": monthly}
 
 
-def report_archive(path: Path, code: str, period: str | None = None) -> list[tuple]:
-    """Invoices and credit notes: (ref, journal, date, due_date, relation, amount, paid)."""
+def report_archive(path: Path, code: str, period: str | None = None,
+                   validated_only: bool = False) -> list[tuple]:
+    """Invoices and credit notes: (ref, journal, date, due_date, relation, amount, paid, provisional)."""
     before = _period_end(period)
     with connect(path, read_only=True) as con:
-        return con.execute("""
-            WITH docs AS (
-                SELECT b.id, b.doc_no, b.journal, b.date, b.due_date, b.relation_id, b.doc_type
-                FROM bookings b JOIN journals j ON j.dossier = b.dossier AND j.code = b.journal
-                WHERE b.dossier = $code AND j.kind IN ('purchase', 'sales')
-                  AND b.doc_type IN ('invoice', 'credit_note')
+        return con.execute(f"""
+            WITH {_BOOKS},
+            docs AS (
+                SELECT b.* FROM bk b JOIN journals j ON j.dossier = $code AND j.code = b.journal
+                WHERE j.kind IN ('purchase', 'sales') AND b.doc_type IN ('invoice', 'credit_note')
                   AND ($before IS NULL OR b.date < CAST($before AS DATE))),
             gross AS (
                 SELECT l.booking_id id,
                        CAST(sum(CASE WHEN l.account LIKE '40%' THEN l.debit - l.credit
                                      ELSE l.credit - l.debit END) AS BIGINT) amount
-                FROM lines l SEMI JOIN docs d ON d.id = l.booking_id
-                WHERE l.dossier = $code AND (l.account LIKE '40%' OR l.account LIKE '44%')
+                FROM ln l SEMI JOIN docs d ON d.id = l.booking_id
+                WHERE l.account LIKE '40%' OR l.account LIKE '44%'
                 GROUP BY l.booking_id),
             paid AS (
                 SELECT m.invoice_id id, CAST(sum(m.amount) AS BIGINT) paid FROM matchings m
                 WHERE m.dossier = $code GROUP BY m.invoice_id)
             SELECT d.doc_no, d.journal, strftime(d.date, '%Y-%m-%d'),
                    strftime(d.due_date, '%Y-%m-%d'), r.name, coalesce(g.amount, 0),
-                   coalesce(p.paid, 0)
+                   coalesce(p.paid, 0), d.provisional
             FROM docs d LEFT JOIN gross g ON g.id = d.id LEFT JOIN paid p ON p.id = d.id
             LEFT JOIN relations r ON r.dossier = $code AND r.id = d.relation_id
-            ORDER BY d.date, d.journal, d.doc_no""", {"code": code, "before": before}).fetchall()
+            ORDER BY d.date, d.journal, d.doc_no""",
+            {"code": code, "before": before, "validated_only": validated_only}).fetchall()
+
+
+# --- worklist proposals, periods, outbox -----------------------------------------------
+def add_proposals(path: Path, code: str, bookings: pa.Table, lines: pa.Table) -> int:
+    """Show sent proposals at once as provisional bookings; the blue counter goes up.
+
+    `bookings` has the provisional_bookings columns without dossier and id
+    (ids are handed out here, negative); `lines` refers to a booking by `ref`.
+    Returns the new counter.
+    """
+    with connect(path) as con:
+        con.execute("BEGIN TRANSACTION")
+        try:
+            low = con.execute("SELECT coalesce(min(id), 0) FROM provisional_bookings "
+                              "WHERE dossier = ?", [code]).fetchall()[0][0]
+            con.register("new_bookings", bookings)
+            con.register("new_lines", lines)
+            con.execute("""
+                CREATE OR REPLACE TEMP TABLE numbered AS
+                SELECT ?::BIGINT - row_number() OVER (ORDER BY ref) AS id, * FROM new_bookings""",
+                        [low])
+            con.execute("""
+                INSERT INTO provisional_bookings
+                SELECT ?, id, ref, journal, doc_type, CAST(date AS DATE), CAST(due_date AS DATE),
+                       relation_id, fiscal_year_id, period_id, amount, now() FROM numbered""", [code])
+            con.execute("""
+                INSERT INTO provisional_lines
+                SELECT ?, n.id, l.line_no, l.account, l.debit, l.credit, l.vat_code, l.relation_id
+                FROM new_lines l JOIN numbered n USING (ref)""", [code])
+            counter = con.execute(
+                "UPDATE dossiers SET pending_proposals = pending_proposals + ? WHERE code = ? "
+                "RETURNING pending_proposals", [bookings.num_rows, code]).fetchall()[0][0]
+            con.execute("DROP TABLE numbered")
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+    return int(counter)
+
+
+def periods(path: Path, code: str) -> list[dict]:
+    """The dossier's periods with their status as the portal shows it.
+
+    A period is closed when the package closed it or when it lies before
+    the active booking period set in the portal.
+    """
+    with connect(path, read_only=True) as con:
+        rows = con.execute("""
+            SELECT p.id, p.code, f.id, f.code, strftime(p.start_date, '%Y-%m-%d'),
+                   strftime(p.end_date, '%Y-%m-%d'),
+                   p.closed OR (d.active_period IS NOT NULL AND p.code < d.active_period)
+            FROM periods p JOIN dossiers d ON d.code = p.dossier
+            LEFT JOIN fiscal_years f ON f.dossier = p.dossier AND f.id = p.fiscal_year_id
+            WHERE p.dossier = ? ORDER BY p.code""", [code]).fetchall()
+    keys = ["id", "code", "fiscal_year_id", "fiscal_year", "start_date", "end_date", "closed"]
+    return [dict(zip(keys, r)) for r in rows]
+
+
+def reference_data(path: Path, code: str) -> dict:
+    """Accounts, journals and relations of a dossier (for building proposals)."""
+    with connect(path, read_only=True) as con:
+        return {
+            "accounts": [r[0] for r in con.execute(
+                "SELECT code FROM accounts WHERE dossier = ? ORDER BY code", [code]).fetchall()],
+            "journals": con.execute("SELECT code, kind FROM journals WHERE dossier = ? ORDER BY code",
+                                    [code]).fetchall(),
+            "relations": con.execute("SELECT id, kind, name FROM relations WHERE dossier = ? "
+                                     "ORDER BY id", [code]).fetchall(),
+        }
+
+
+_OUTBOX_COLS = ("id, dossier, run_id, recipient, subject, status, attempts, last_error, "
+                "strftime(created_at, '%Y-%m-%dT%H:%M:%S'), strftime(sent_at, '%Y-%m-%dT%H:%M:%S')")
+
+
+def outbox(path: Path, statuses: tuple[str, ...] = ("queued", "failed", "sent")) -> list[dict]:
+    keys = ["id", "dossier", "run_id", "recipient", "subject", "status", "attempts", "last_error",
+            "created_at", "sent_at"]
+    with connect(path, read_only=True) as con:
+        rows = con.execute(f"SELECT {_OUTBOX_COLS} FROM outbox WHERE list_contains(?, status) "
+                           f"ORDER BY created_at, id", [list(statuses)]).fetchall()
+    return [dict(zip(keys, r)) for r in rows]
+
+
+def outbox_message(path: Path, email_id: str) -> bytes:
+    with connect(path, read_only=True) as con:
+        return bytes(con.execute("SELECT message FROM outbox WHERE id = ?", [email_id]).fetchall()[0][0])
+
+
+def mark_email(path: Path, email_id: str, status: str, error: str | None = None) -> None:
+    with connect(path) as con:
+        con.execute("UPDATE outbox SET status = ?, attempts = attempts + 1, last_error = ?, "
+                    "sent_at = CASE WHEN ? = 'sent' THEN now() ELSE sent_at END WHERE id = ?",
+                    [status, error, status, email_id])
+
+
+# --- reconciliation figures ---
+# The portal side of `core.reconcile`: the mirrored ledger's figures per
+# segment (fiscal year x period x journal x account), computed exactly as the
+# connectors compute them on the package side (same grouping, same checksum:
+# the sum over lines of (booking id * 1000003 + booking rv * 7919 + line_no)
+# % 2147483647), so the two frames can be compared value for value.
+_FIGURES_CHECKSUM = "(b.id * 1000003 + b.rv * 7919 + l.line_no) % 2147483647"
+
+
+def _figures_sql(where: str = "", per_booking: bool = False) -> str:
+    extra = "b.id AS booking_id, coalesce(b.reference, '') AS reference, " if per_booking else ""
+    out = "booking_id, reference, " if per_booking else ""
+    return f"""
+        WITH agg AS (
+            SELECT {extra}b.fiscal_year_id AS fy, b.period_id AS pid, b.journal, l.account,
+                   count(*) AS line_count, CAST(sum(l.debit) AS BIGINT) AS debit,
+                   CAST(sum(l.credit) AS BIGINT) AS credit,
+                   CAST(sum({_FIGURES_CHECKSUM}) AS BIGINT) AS checksum
+            FROM lines l JOIN bookings b ON b.dossier = l.dossier AND b.id = l.booking_id
+            WHERE l.dossier = $code AND b.dossier = $code {where}
+            GROUP BY ALL),
+        fy AS (SELECT id, min(code) AS code FROM fiscal_years WHERE dossier = $code GROUP BY id),
+        pe AS (SELECT id, min(code) AS code FROM periods WHERE dossier = $code GROUP BY id)
+        SELECT {out}coalesce(fy.code, '') AS fiscal_year, coalesce(pe.code, '') AS period,
+               agg.journal, agg.account, agg.line_count, agg.debit, agg.credit, agg.checksum
+        FROM agg LEFT JOIN fy ON fy.id = agg.fy LEFT JOIN pe ON pe.id = agg.pid"""
+
+
+def _has_provisional_tables(con) -> bool:
+    found = con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name IN "
+                        "('provisional_bookings', 'provisional_lines')").fetchall()
+    return found[0][0] == 2
+
+
+def quarantined_bookings(path: Path, code: str) -> list[int]:
+    """Ids of the dossier's ledger bookings kept out of the portal (quarantine)."""
+    with connect(path, read_only=True) as con:
+        rows = con.execute("SELECT DISTINCT TRY_CAST(key AS BIGINT) FROM quarantine "
+                           "WHERE dossier = ? AND stream = 'bookings'", [code]).fetchall()
+    return sorted(r[0] for r in rows if r[0] is not None)
+
+
+def reconciliation_figures(path: Path, code: str,
+                           booking_ids: list[int] | tuple[int, ...] = ()) -> dict[str, pa.Table]:
+    """The portal's figures for reconcile, in one short read-only visit.
+
+    figures: per segment of the mirrored (definitive) bookings: fiscal_year,
+      period, journal, account, line_count, debit, credit, checksum.
+    bookings: the same per booking and segment for `booking_ids` (with
+      booking_id, reference first): the portal's copy of the bookings the
+      ledger changed or deleted since the last sync.
+    provisional: per provisional booking and segment: ref, fiscal_year,
+      period, journal, account, line_count, debit, credit (empty when the
+      portal has no provisional tables yet).
+    """
+    params = {"code": code}
+    with connect(path, read_only=True) as con:
+        figures = con.sql(_figures_sql(), params=params).to_arrow_table()
+        con.register("wanted_bookings",
+                     pa.table({"id": pa.array(list(booking_ids), pa.int64())}))
+        bookings = con.sql(_figures_sql("AND b.id IN (SELECT id FROM wanted_bookings)",
+                                        per_booking=True), params=params).to_arrow_table()
+        if _has_provisional_tables(con):
+            provisional = con.sql("""
+                WITH fy AS (SELECT id, min(code) AS code FROM fiscal_years
+                            WHERE dossier = $code GROUP BY id),
+                pe AS (SELECT id, min(code) AS code FROM periods WHERE dossier = $code GROUP BY id)
+                SELECT b.ref, coalesce(fy.code, '') AS fiscal_year, coalesce(pe.code, '') AS period,
+                       coalesce(b.journal, '') AS journal, l.account, count(*) AS line_count,
+                       CAST(coalesce(sum(l.debit), 0) AS BIGINT) AS debit,
+                       CAST(coalesce(sum(l.credit), 0) AS BIGINT) AS credit
+                FROM provisional_lines l JOIN provisional_bookings b
+                  ON b.dossier = l.dossier AND b.id = l.booking_id
+                LEFT JOIN fy ON fy.id = b.fiscal_year_id LEFT JOIN pe ON pe.id = b.period_id
+                WHERE l.dossier = $code
+                GROUP BY ALL""", params=params).to_arrow_table()
+        else:
+            provisional = None
+    if provisional is None:
+        provisional = pa.schema([("ref", pa.string()), ("fiscal_year", pa.string()),
+                                 ("period", pa.string()), ("journal", pa.string()),
+                                 ("account", pa.string()), ("line_count", pa.int64()),
+                                 ("debit", pa.int64()), ("credit", pa.int64())]).empty_table()
+    return {"figures": figures, "bookings": bookings, "provisional": provisional}

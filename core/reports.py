@@ -15,14 +15,16 @@ Report = Literal["dashboard", "trial-balance", "pnl", "archive"]
 REPORTS: tuple[str, ...] = ("dashboard", "trial-balance", "pnl", "archive")
 
 
-def trial_balance(path: Path, code: str, period: str | None = None) -> list[dict]:
+def trial_balance(path: Path, code: str, period: str | None = None,
+                  validated_only: bool = False) -> list[dict]:
     return [{"account": account, "name": name, "debit": cents_to_str(debit),
              "credit": cents_to_str(credit), "balance": cents_to_str(debit - credit)}
-            for account, name, debit, credit in portal.report_trial_balance(path, code, period)]
+            for account, name, debit, credit
+            in portal.report_trial_balance(path, code, period, validated_only)]
 
 
-def pnl(path: Path, code: str, period: str | None = None) -> dict:
-    data = portal.report_pnl(path, code, period)
+def pnl(path: Path, code: str, period: str | None = None, validated_only: bool = False) -> dict:
+    data = portal.report_pnl(path, code, period, validated_only)
     revenue = sum(a for acc, _, a in data["accounts"] if acc.startswith("7"))
     costs = sum(a for acc, _, a in data["accounts"] if acc.startswith("6"))
     return {"fiscal_year": data["fiscal_year"], "period": period,
@@ -32,9 +34,9 @@ def pnl(path: Path, code: str, period: str | None = None) -> dict:
                          for acc, name, amount in data["accounts"]]}
 
 
-def dashboard(path: Path, code: str) -> dict:
+def dashboard(path: Path, code: str, validated_only: bool = False) -> dict:
     dossier = portal.get_dossier(path, code)
-    figures = portal.report_dashboard(path, code)
+    figures = portal.report_dashboard(path, code, validated_only)
     return {"updated_until": dossier.updated_until, "active_period": dossier.active_period,
             "fiscal_year": figures["fiscal_year"],
             **{k: cents_to_str(figures[k]) for k in
@@ -49,9 +51,11 @@ def payment_status(amount: int, paid: int) -> str:
     return "paid" if paid >= abs(amount) else "partly_paid"
 
 
-def archive(path: Path, code: str, period: str | None = None) -> list[dict]:
+def archive(path: Path, code: str, period: str | None = None,
+            validated_only: bool = False) -> list[dict]:
     return [{"ref": ref, "journal": journal, "date": date, "due_date": due, "relation": relation,
-             "amount": cents_to_str(amount), "booking_status": "booked",
+             "amount": cents_to_str(amount),
+             "booking_status": "provisional" if provisional else "booked",
              "payment_status": payment_status(amount, paid)}
-            for ref, journal, date, due, relation, amount, paid
-            in portal.report_archive(path, code, period)]
+            for ref, journal, date, due, relation, amount, paid, provisional
+            in portal.report_archive(path, code, period, validated_only)]

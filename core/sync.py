@@ -17,23 +17,24 @@ fails it changes nothing and says that a full sync is needed.
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 import shutil
 import time
 from dataclasses import replace
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from core import failpoints, portal
+from core import failpoints, notify, portal
 from core.connectors import open_connector
 from core.connectors.base import Connector, LedgerPosition
 from core.home import Home
 from core.locks import DossierLock
-from core.model import (DossyncError, Progress, QuarantinedRow, RowCounts, RunContext,
+from core.model import (DossyncError, ManualOptions, Progress, QuarantinedRow, RowCounts, RunContext,
                         SyncCancelled, SyncKind, SyncResult, UsageError)
 from core.streams import BY_NAME, STREAMS
 
@@ -55,11 +56,15 @@ def _now() -> str:
 
 
 def sync_dossier(home: Home, code: str, kind: SyncKind = "simple",
-                 ctx: RunContext | None = None) -> SyncResult:
+                 ctx: RunContext | None = None,
+                 options: ManualOptions | None = None) -> SyncResult:
     """Run one sync of one dossier and return its result (also recorded in the portal).
 
-    Raises UsageError for an unknown dossier and DossierBusy when another
-    process holds the dossier; every other failure is a failed result.
+    The manual options take effect only if the sync succeeds, in its own
+    commit; the client email is delivered after that commit.
+    Raises UsageError for an unknown dossier or refused options, and
+    DossierBusy when another process holds the dossier; every other failure
+    is a failed result.
     """
     ctx = ctx or RunContext()
     home.require()
@@ -70,6 +75,11 @@ def sync_dossier(home: Home, code: str, kind: SyncKind = "simple",
     if kind == "repair":
         raise UsageError("--repair needs reconciliation, which this version does not have yet")
     lock = DossierLock(home.locks, code).acquire(purpose=f"{kind} sync")
+    try:
+        planned = plan_options(home, dossier, options) if options and options.any() else None
+    except BaseException:
+        lock.release()
+        raise
     run_id = new_run_id(code)
     started = _now()
     staging = home.staging / run_id
@@ -81,7 +91,7 @@ def sync_dossier(home: Home, code: str, kind: SyncKind = "simple",
         for leftover in home.staging.glob(f"*-{code}-*"):
             shutil.rmtree(leftover, ignore_errors=True)  # from a killed run of this dossier
         staging.mkdir(parents=True, exist_ok=True)
-        result = _run(home, dossier, kind, base, staging, ctx)
+        result = _run(home, dossier, kind, base, staging, ctx, planned)
     except SyncCancelled as exc:
         result = replace(base, finished_at=_now(), error=str(exc) or "cancelled: nothing was changed")
         portal.record_run(home.portal, result)
@@ -97,11 +107,55 @@ def sync_dossier(home: Home, code: str, kind: SyncKind = "simple",
     finally:
         shutil.rmtree(staging, ignore_errors=True)
         lock.release()
+    if planned is not None and planned.email is not None and result.status == "succeeded":
+        email_id, recipient, _, message = planned.email
+        status, error = notify.deliver(home, email_id, message, recipient)
+        result = replace(result, email=status,
+                         warnings=result.warnings + ((f"client email not delivered yet: {error}; "
+                                                      f"'dossync outbox --flush' retries it",)
+                                                     if error else ()))
     return result
 
 
+def plan_options(home: Home, dossier, options: ManualOptions) -> portal.SyncOptions:
+    """Check the manual options against the portal; refuse clearly, or plan them."""
+    periods = portal.periods(home.portal, dossier.code)
+    codes = [p["code"] for p in periods]
+    active = options.new_period or dossier.active_period
+    if options.new_period:
+        if not re.match(r"^\d{4}-(0[1-9]|1[0-2])$", options.new_period):
+            raise UsageError(f"--new-period {options.new_period!r}: use YYYY-MM")
+        if options.new_period not in codes:
+            raise UsageError(f"--new-period {options.new_period}: the ledger of {dossier.code} has no "
+                             f"such period (its periods run {codes[0]}..{codes[-1]})"
+                             if codes else f"--new-period: {dossier.code} has no periods yet")
+        if dossier.active_period and options.new_period < dossier.active_period:
+            raise UsageError(f"--new-period {options.new_period} is earlier than the active period "
+                             f"{dossier.active_period}; a closed period cannot be reopened here")
+    until = options.until
+    if until:
+        if date.fromisoformat(until) > date.today():
+            raise UsageError(f"--until {until} is in the future: the books cannot be complete "
+                             f"up to a date that has not come yet")
+        closed = [p for p in periods if p["closed"] or (active and p["code"] < active)]
+        if closed and until < closed[-1]["start_date"]:
+            raise UsageError(f"--until {until} lies before the last closed period "
+                             f"{closed[-1]['code']}: the books are complete at least until "
+                             f"{closed[-1]['end_date']}")
+    email = None
+    if options.notify:
+        until_for_mail = until or dossier.updated_until
+        if not until_for_mail:
+            raise UsageError(f"--notify tells the client until when the books are complete: "
+                             f"give --until DATE (dossier {dossier.code} has no updated-until date yet)")
+        message = notify.compose(dossier, until_for_mail, notify.sender_of(home))
+        email = (notify.new_email_id(), dossier.email, str(message["Subject"]), message.as_bytes())
+    return portal.SyncOptions(until=until, reset_counter=options.reset_counter,
+                              new_period=options.new_period, email=email)
+
+
 def _run(home: Home, dossier, kind: SyncKind, base: SyncResult, staging: Path,
-         ctx: RunContext) -> SyncResult:
+         ctx: RunContext, options: portal.SyncOptions | None) -> SyncResult:
     state = portal.sync_state(home.portal, dossier.code)
     full = kind == "full" or state.cursor is None
     warnings: list[str] = []
@@ -140,7 +194,7 @@ def _run(home: Home, dossier, kind: SyncKind, base: SyncResult, staging: Path,
         mode="full" if full else "diff" if diff else "incremental", files=files, bad=bad,
         deletions=deletions, quarantine=quarantine, high_water=position.high_water,
         deletion_log_from=position.deletion_log_from, rows_read=rows_read,
-        active_period=position.active_period)
+        active_period=position.active_period, options=options)
     if quarantine:
         warnings.append(f"{len(quarantine)} ledger row(s) quarantined: see "
                         f"'dossync dossier show {dossier.code}' for the reasons")

@@ -38,13 +38,6 @@ def test_unknown_dossier_is_a_usage_error(demo_home):
     assert status == ExitCode.USAGE and "unknown dossier" in doc["error"]
 
 
-def test_manual_options_are_refused_until_available(demo_home):
-    code = codes(demo_home)[0]
-    done = cli(demo_home, "sync", code, "--reset-counter", "--until", "2026-09-30")
-    assert done.returncode == ExitCode.USAGE
-    assert "--until" in done.stderr and "--reset-counter" in done.stderr
-
-
 def test_bad_arguments_exit_2(demo_home):
     code = codes(demo_home)[0]
     assert cli(demo_home, "sync", code, "--until", "yesterday").returncode == 2
