@@ -202,7 +202,7 @@ def test_edits_then_simple_sync_bring_the_portal_in_line(book, tmp_path):
         eur_txs = sorted((t for t in gnc.transactions
                           if t.currency == eur and len(t.splits) == 2
                           and all(s.account.commodity == eur for s in t.splits)),
-                         key=lambda t: t.guid)
+                         key=lambda t: (t.post_date, t.description))
         edited, deleted = eur_txs[0], eur_txs[1]
         for split in edited.splits:  # the same booking, another amount
             split.value = split.quantity = split.value * 2 + (1 if split.value > 0 else -1)
