@@ -782,9 +782,9 @@ def mark_email(path: Path, email_id: str, status: str, error: str | None = None)
 # The portal side of `core.reconcile`: the mirrored ledger's figures per
 # segment (fiscal year x period x journal x account), computed exactly as the
 # connectors compute them on the package side (same grouping, same checksum:
-# the sum over lines of (booking id * 1000003 + booking rv * 7919 + line_no)
-# % 2147483647), so the two frames can be compared value for value.
-_FIGURES_CHECKSUM = "(b.id * 1000003 + b.rv * 7919 + l.line_no) % 2147483647"
+# the sum over lines of ((booking id % P) * 1000003 + (booking rv % P) * 7919
+# + line_no) % P with P = 2147483647), so the two frames compare value for value.
+_FIGURES_CHECKSUM = "((b.id % 2147483647) * 1000003 + (b.rv % 2147483647) * 7919 + l.line_no) % 2147483647"
 
 
 def _figures_sql(where: str = "", per_booking: bool = False) -> str:

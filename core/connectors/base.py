@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Iterator, Protocol
+from typing import Literal, Sequence  # figures (reconcile)
 
 import pyarrow as pa
 
@@ -77,3 +78,19 @@ class Connector(Protocol):
         ...
 
     def close(self) -> None: ...
+
+    # Only when capabilities.figures (reconcile falls back to reading the streams):
+    def figures(self, exclude_bookings: Sequence[int] = (),
+                grain: Literal["segment", "period"] = "segment") -> pa.Table:
+        """Aggregates computed by the package, not a full read.
+
+        segment: fiscal_year, period (codes), journal, account, line_count,
+        debit, credit (cents), checksum (sum over lines of ((booking id % P)
+        * 1000003 + (booking rv % P) * 7919 + line_no) % P, P = 2147483647).
+        period: fiscal_year, period, bookings, line_count.
+        """
+        ...
+
+    def changed_segments(self, since: int, exclude_bookings: Sequence[int] = ()) -> pa.Table:
+        """booking_id, reference and segment figures of the bookings changed after `since`."""
+        ...

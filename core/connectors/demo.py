@@ -10,6 +10,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 from typing import Iterator
+from typing import Literal, Sequence  # figures (reconcile)
 
 import adbc_driver_sqlite.dbapi as adbc
 import pyarrow as pa
@@ -189,6 +190,48 @@ class DemoConnector:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    # -- figures (for reconcile) ----------------------------------------------
+    def figures(self, exclude_bookings: Sequence[int] = (),
+                grain: Literal["segment", "period"] = "segment") -> pa.Table:
+        """Aggregates of the ledger's bookings, computed by SQLite (no full read).
+
+        grain "segment": one row per fiscal year x period x journal x account
+        (codes, not ids) with line_count, debit, credit (cents) and checksum,
+        the sum over lines of FIGURES_CHECKSUM. grain "period": one row per
+        fiscal year x period with bookings and line_count (what a reload of
+        that period reads). `exclude_bookings`: ids left out (the bookings the
+        portal quarantined, so both sides count the same population).
+        """
+        where = _not_in(exclude_bookings)
+        if grain == "period":
+            sql = _PERIOD_SQL.format(where=where)
+        else:
+            sql = _FIGURES_SQL.format(select="", group="", where=where)
+        return self._figures_table(sql, (), grain)
+
+    def changed_segments(self, since: int, exclude_bookings: Sequence[int] = ()) -> pa.Table:
+        """Figures of the bookings changed after `since`, one row per booking and segment.
+
+        Columns booking_id, reference, then the segment figures: what a simple
+        sync would bring in. Rides on the index on bookings.rv.
+        """
+        sql = _FIGURES_SQL.format(select="booking_id, reference, ", group=", booking_id, reference",
+                                  where="WHERE b.id IN (SELECT id FROM bookings WHERE rv > ?) "
+                                  + _not_in(exclude_bookings, "AND"))
+        return self._figures_table(sql, (since,), "changed")
+
+    def _figures_table(self, sql: str, params: tuple, grain: str) -> pa.Table:
+        schema = FIGURES_SCHEMAS[grain]
+        try:
+            self._cur.execute(sql, params if params else None)
+            table = self._cur.fetch_arrow_table()
+        except Exception as exc:
+            raise LedgerUnavailable(f"computing figures on ledger {self.path} failed: {exc}") from exc
+        if table.num_rows == 0:
+            return schema.empty_table()
+        return pa.Table.from_arrays(
+            [table.column(i).cast(f.type) for i, f in enumerate(schema)], schema=schema)
+
 
 def ledger_is_sqlite(path: Path) -> bool:
     """Cheap check used by `dossier add`: does the file look like a demo ledger?"""
@@ -198,3 +241,56 @@ def ledger_is_sqlite(path: Path) -> bool:
         return True
     except sqlite3.Error:
         return False
+
+
+# --- figures (for reconcile) -------------------------------------------------
+# The checksum of one booking line, with P = 2147483647:
+#   ((booking id mod P) * 1000003 + (booking rv mod P) * 7919 + line_no) mod P
+# summed over the lines of a segment. Integer arithmetic on non-negative
+# values, reduced before multiplying (content-hash versions are 63-bit), so
+# SQLite, DuckDB and Polars compute the same number without overflow: a
+# booking that changed (new rv), moved or vanished changes its segment's
+# checksum even when counts and amounts happen to stay equal.
+FIGURES_CHECKSUM = "((b.id % 2147483647) * 1000003 + (b.rv % 2147483647) * 7919 + l.line_no) % 2147483647"
+
+_FIGURES_SQL = (
+    "WITH agg AS (SELECT {select}fy, pid, journal, account, count(*) AS line_count, "
+    "sum(debit) AS debit, sum(credit) AS credit, sum(ck) AS checksum FROM ("
+    "SELECT b.id AS booking_id, COALESCE(b.reference, '') AS reference, b.fiscal_year_id AS fy, "
+    "b.period_id AS pid, b.journal AS journal, l.account AS account, l.debit AS debit, "
+    "l.credit AS credit, " + FIGURES_CHECKSUM + " AS ck "
+    "FROM booking_lines l JOIN bookings b ON b.id = l.booking_id {where}) "
+    "GROUP BY fy, pid, journal, account{group}) "
+    "SELECT {select}COALESCE((SELECT min(code) FROM fiscal_years f WHERE f.id = agg.fy), '') "
+    "AS fiscal_year, COALESCE((SELECT min(code) FROM periods p WHERE p.id = agg.pid), '') "
+    "AS period, journal, account, "
+    "line_count, debit, credit, checksum FROM agg")
+
+_PERIOD_SQL = (
+    "WITH agg AS (SELECT b.fiscal_year_id AS fy, b.period_id AS pid, "
+    "count(DISTINCT b.id) AS bookings, count(l.booking_id) AS line_count "
+    "FROM bookings b LEFT JOIN booking_lines l ON l.booking_id = b.id {where} "
+    "GROUP BY b.fiscal_year_id, b.period_id) "
+    "SELECT COALESCE((SELECT min(code) FROM fiscal_years f WHERE f.id = agg.fy), '') "
+    "AS fiscal_year, COALESCE((SELECT min(code) FROM periods p WHERE p.id = agg.pid), '') "
+    "AS period, bookings, line_count "
+    "FROM agg")
+
+_SEGMENT_FIELDS = [pa.field("fiscal_year", pa.string()), pa.field("period", pa.string()),
+                   pa.field("journal", pa.string()), pa.field("account", pa.string()),
+                   pa.field("line_count", pa.int64()), pa.field("debit", pa.int64()),
+                   pa.field("credit", pa.int64()), pa.field("checksum", pa.int64())]
+FIGURES_SCHEMAS = {
+    "segment": pa.schema(_SEGMENT_FIELDS),
+    "changed": pa.schema([pa.field("booking_id", pa.int64()), pa.field("reference", pa.string()),
+                          *_SEGMENT_FIELDS]),
+    "period": pa.schema([pa.field("fiscal_year", pa.string()), pa.field("period", pa.string()),
+                         pa.field("bookings", pa.int64()), pa.field("line_count", pa.int64())]),
+}
+
+
+def _not_in(ids: Sequence[int], joiner: str = "WHERE") -> str:
+    """SQL excluding these booking ids (integers only, so inlining them is safe)."""
+    if not ids:
+        return ""
+    return f"{joiner} b.id NOT IN ({','.join(str(int(i)) for i in ids)})"

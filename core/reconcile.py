@@ -1,0 +1,485 @@
+"""Reconciliation: the ledger's figures against the portal's, and a verdict.
+
+A full sync is heavy for the office server, so it must be justified. This
+module computes the same figures on both sides for every segment (fiscal
+year x period x journal x account): line count, debit, credit and a
+checksum over booking keys and versions. The package computes its side
+itself (the connector's `figures`, an aggregate query, not a full read); the
+portal's side is one DuckDB query (`portal.reconciliation_figures`). Polars
+joins the two and classifies every segment that differs:
+
+- explained by **pending changes**: take out of both sides the bookings the
+  ledger changed or deleted since the portal's cursor (as a simple sync
+  would read them: the cursor minus the engine's lookback) and the rest
+  agrees; a simple sync fixes it. When the ledger's changed bookings are
+  exactly proposals the portal already shows as provisional, the
+  explanation is **provisional** (the sync swaps provisional for definitive).
+- **unexplained**: anything else, notably segments the ledger never reported
+  as changed (an edit that bypassed change tracking, moved fiscal years). A
+  reload of those segments, or a full sync, is justified.
+
+Provisional proposals never enter the comparison: it is ledger against the
+portal's mirrored (definitive) bookings. A ledger that went back in time or
+whose deletion log no longer reaches back to the last sync
+(`sync.ledger_history_problem`) makes every difference unexplained: the
+cursor cannot be trusted, only a full sync is safe.
+
+The checksum of a segment is the sum over its lines of
+``((booking_id % P) * 1000003 + (booking_rv % P) * 7919 + line_no) % P`` with
+P = 2147483647: integer arithmetic on non-negative values that SQLite, DuckDB
+and Polars compute identically and without overflow (content-hash versions
+are 63-bit), and additive, so the pending bookings' share can be subtracted
+from a segment's figures.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import polars as pl
+import pyarrow as pa
+
+import core
+from core import portal
+from core.connectors import open_connector
+from core.connectors.base import Connector
+from core.home import Home
+from core.model import DossyncError, TerminalError, UsageError, cents_to_str
+from core.streams import BY_NAME, STREAMS
+from core.sync import LOOKBACK, ledger_history_problem
+
+Verdict = Literal["in_sync", "simple_sync", "full_sync"]
+Explanation = Literal["pending_changes", "provisional"]
+
+VERDICTS: tuple[str, ...] = ("in_sync", "simple_sync", "full_sync")
+KEY = ["fiscal_year", "period", "journal", "account"]
+FIGURES = ["line_count", "debit", "credit", "checksum"]
+NOTEBOOKS = Path(core.__file__).resolve().parent.parent / "notebooks"
+NOTEBOOK_TIMEOUT = 600
+P = 2147483647  # the checksum's modulus (a prime below 2**31)
+
+_SEGMENT_SCHEMA = {"fiscal_year": pl.String, "period": pl.String, "journal": pl.String,
+                   "account": pl.String, "line_count": pl.Int64, "debit": pl.Int64,
+                   "credit": pl.Int64, "checksum": pl.Int64}
+
+
+@dataclass(frozen=True)
+class Reconciliation:
+    """The outcome of reconciling one dossier.
+
+    dossier: its code. verdict: in_sync | simple_sync | full_sync.
+    reasons: plain sentences saying why. differences: one dict per segment
+    whose figures differ ({fiscal_year, period, journal, account,
+    ledger_count, portal_count, ledger_amount, portal_amount, explained_by};
+    amounts are net debit - credit as decimal strings; explained_by is
+    "pending_changes", "provisional" or None). segments: the
+    {fiscal_year, period} pairs to reload, fiscal year as the ledger has it
+    now (empty unless full_sync). repairable: a full_sync that a reload of
+    just `segments` can fix (False when the ledger's history is broken:
+    rewound, or a deletion-log gap; then only a full sync is safe).
+    history_problem: that message, or None.
+    Counts: segments_compared, ledger_lines, portal_lines, pending_changes
+    (ledger change counter minus the portal's cursor), provisional (the
+    portal's provisional proposals), full_sync_rows (ledger rows a full sync
+    reads, all streams) and repair_rows (bookings and lines in `segments`:
+    what a targeted repair reads).
+    """
+
+    dossier: str
+    verdict: Verdict
+    reasons: tuple[str, ...]
+    differences: list[dict] = field(default_factory=list)
+    segments: list[dict] = field(default_factory=list)
+    repairable: bool = False
+    history_problem: str | None = None
+    segments_compared: int = 0
+    ledger_lines: int = 0
+    portal_lines: int = 0
+    pending_changes: int = 0
+    provisional: int = 0
+    full_sync_rows: int = 0
+    repair_rows: int = 0
+
+    def to_json(self) -> dict:
+        """CONTRACT.md's reconcile document (plus repairable and the two costs)."""
+        return {
+            "dossier": self.dossier,
+            "verdict": self.verdict,
+            "reasons": list(self.reasons),
+            "differences": [dict(d) for d in self.differences],
+            "segments": [dict(s) for s in self.segments],
+            "repairable": self.repairable,
+            "full_sync_rows": self.full_sync_rows,
+            "repair_rows": self.repair_rows,
+        }
+
+    def frame(self) -> pl.DataFrame:
+        """The differences as a Polars frame; amounts as exact decimals."""
+        schema = {"fiscal_year": pl.String, "period": pl.String, "journal": pl.String,
+                  "account": pl.String, "ledger_count": pl.Int64, "portal_count": pl.Int64,
+                  "ledger_amount": pl.String, "portal_amount": pl.String,
+                  "explained_by": pl.String}
+        frame = pl.DataFrame(self.differences, schema=schema)
+        return frame.with_columns(pl.col("ledger_amount", "portal_amount")
+                                  .cast(pl.Decimal(18, 2)))
+
+
+# --- figures on both sides ------------------------------------------------------
+def _segments(table: pa.Table | None) -> pl.DataFrame:
+    if table is None or table.num_rows == 0:
+        return pl.DataFrame(schema=_SEGMENT_SCHEMA)
+    frame = pl.from_arrow(table)
+    return frame.select(pl.col(c).cast(t) for c, t in _SEGMENT_SCHEMA.items())
+
+
+def _by_segment(frame: pl.DataFrame, columns: list[str], prefix: str) -> pl.DataFrame:
+    return frame.group_by(KEY).agg(pl.col(c).sum().alias(prefix + c) for c in columns)
+
+
+def _figures_from_streams(connector: Connector, exclude: list[int]) -> pa.Table:
+    """For a package without a figures capability: the same aggregate from a full read."""
+    def stream(name: str) -> pl.DataFrame:
+        batches = list(connector.read(name, None))
+        return pl.from_arrow(pa.Table.from_batches(batches, schema=BY_NAME[name].schema))
+
+    bookings, lines = stream("bookings"), stream("lines")
+    years = stream("fiscal_years").group_by("id").agg(pl.col("code").min().alias("fiscal_year"))
+    periods = stream("periods").group_by("id").agg(pl.col("code").min().alias("period"))
+    joined = (lines.join(bookings.filter(~pl.col("id").is_in(exclude)), left_on="booking_id",
+                         right_on="id")
+              .join(years, left_on="fiscal_year_id", right_on="id", how="left")
+              .join(periods, left_on="period_id", right_on="id", how="left")
+              .with_columns(pl.col("fiscal_year", "period").fill_null(""),
+                            (((pl.col("booking_id") % P) * 1000003 + (pl.col("rv") % P) * 7919
+                              + pl.col("line_no")) % P).alias("ck")))
+    return joined.group_by(KEY).agg(pl.len().cast(pl.Int64).alias("line_count"),
+                                    pl.col("debit").sum(), pl.col("credit").sum(),
+                                    pl.col("ck").sum().alias("checksum")).to_arrow()
+
+
+def ledger_figures(connector: Connector, exclude: list[int] | None = None) -> pl.DataFrame:
+    """The ledger's segment figures as a Polars frame (see the module docstring)."""
+    exclude = exclude or []
+    if connector.capabilities.figures and hasattr(connector, "figures"):
+        return _segments(connector.figures(exclude))
+    return _segments(_figures_from_streams(connector, exclude))
+
+
+def portal_figures(home: Home, code: str) -> pl.DataFrame:
+    """The portal's segment figures (mirrored bookings only) as a Polars frame."""
+    return _segments(portal.reconciliation_figures(home.portal, code)["figures"])
+
+
+# --- the comparison --------------------------------------------------------------
+def compare(ledger: pl.DataFrame, mirrored: pl.DataFrame,
+            ledger_pending: pl.DataFrame | None = None,
+            portal_pending: pl.DataFrame | None = None,
+            provisional_booked: pl.DataFrame | None = None,
+            explain: bool = True) -> pl.DataFrame:
+    """Join both sides per segment and classify the segments that differ.
+
+    ledger_pending / portal_pending: per-segment figures of the bookings the
+    ledger changed or deleted since the cursor (ledger's and portal's copy).
+    provisional_booked: per-segment count/debit/credit of the portal's
+    provisional bookings whose proposal the ledger has now booked.
+    Returns one row per differing segment with l_*/p_* figures and
+    explained_by (null: unexplained). explain=False: nothing is explained.
+    """
+    empty = pl.DataFrame(schema=_SEGMENT_SCHEMA)
+    frame = (_by_segment(ledger, FIGURES, "l_")
+             .join(_by_segment(mirrored, FIGURES, "p_"), on=KEY, how="full", coalesce=True)
+             .join(_by_segment(empty if ledger_pending is None else ledger_pending, FIGURES,
+                               "lp_"), on=KEY, how="left")
+             .join(_by_segment(empty if portal_pending is None else portal_pending, FIGURES,
+                               "pp_"), on=KEY, how="left")
+             .join(_by_segment(empty if provisional_booked is None else provisional_booked,
+                               FIGURES[:3], "pv_"), on=KEY, how="left"))
+    numbers = [c for c in frame.columns if c not in KEY]
+    frame = frame.with_columns(pl.col(numbers).fill_null(0))
+    differs = pl.any_horizontal(pl.col(f"l_{c}") != pl.col(f"p_{c}") for c in FIGURES)
+    rest_agrees = pl.all_horizontal(
+        (pl.col(f"l_{c}") - pl.col(f"lp_{c}")) == (pl.col(f"p_{c}") - pl.col(f"pp_{c}"))
+        for c in FIGURES)
+    provisional_accounts = (pl.col("pv_line_count") > 0) & pl.all_horizontal(
+        (pl.col(f"l_{c}") - pl.col(f"p_{c}")) == pl.col(f"pv_{c}") for c in FIGURES[:3])
+    explained = (pl.when(pl.lit(not explain)).then(pl.lit(None, pl.String))
+                 .when(rest_agrees & provisional_accounts).then(pl.lit("provisional"))
+                 .when(rest_agrees).then(pl.lit("pending_changes"))
+                 .otherwise(pl.lit(None, pl.String)))
+    return (frame.filter(differs).with_columns(explained.alias("explained_by"))
+            .sort(["period", "fiscal_year", "journal", "account"]))
+
+
+def _difference_dicts(frame: pl.DataFrame) -> list[dict]:
+    return [{"fiscal_year": r["fiscal_year"], "period": r["period"], "journal": r["journal"],
+             "account": r["account"], "ledger_count": r["l_line_count"],
+             "portal_count": r["p_line_count"],
+             "ledger_amount": cents_to_str(r["l_debit"] - r["l_credit"]),
+             "portal_amount": cents_to_str(r["p_debit"] - r["p_credit"]),
+             "explained_by": r["explained_by"]}
+            for r in frame.iter_rows(named=True)]
+
+
+def _segments_to_reload(frame: pl.DataFrame) -> list[dict]:
+    """{fiscal_year, period} per period, the fiscal year as the ledger has it now."""
+    if frame.height == 0:
+        return []
+    per_period = (frame.with_columns((pl.col("l_line_count") > 0).alias("in_ledger"))
+                  .sort(["in_ledger", "fiscal_year"], descending=[True, False])
+                  .group_by("period", maintain_order=True).agg(pl.col("fiscal_year").first())
+                  .sort("period"))
+    return [{"fiscal_year": fy, "period": period}
+            for period, fy in per_period.select("period", "fiscal_year").iter_rows()]
+
+
+def _period_rows(connector: Connector, segments: list[dict]) -> int:
+    if not segments:
+        return 0
+    wanted = {s["period"] for s in segments}
+    if connector.capabilities.figures and hasattr(connector, "figures"):
+        frame = pl.from_arrow(connector.figures(grain="period"))
+        if frame.height == 0:
+            return 0
+        chosen = frame.filter(pl.col("period").is_in(list(wanted)))
+        return int(chosen["bookings"].sum() + chosen["line_count"].sum())
+    # no figures: count what a reload of those periods would read from the streams
+    periods = pl.from_arrow(pa.Table.from_batches(list(connector.read("periods", None)),
+                                                  schema=BY_NAME["periods"].schema))
+    ids = periods.filter(pl.col("code").is_in(list(wanted)))["id"].to_list()
+    bookings = pl.from_arrow(pa.Table.from_batches(list(connector.read("bookings", None)),
+                                                   schema=BY_NAME["bookings"].schema))
+    chosen = bookings.filter(pl.col("period_id").is_in(ids))["id"]
+    lines = pl.from_arrow(pa.Table.from_batches(list(connector.read("lines", None)),
+                                                schema=BY_NAME["lines"].schema))
+    return chosen.len() + lines.filter(pl.col("booking_id").is_in(chosen.to_list())).height
+
+
+def segment_rows(home: Home, code: str, segments: list[dict]) -> int:
+    """Ledger rows (bookings and their lines) a targeted repair of `segments` would read.
+
+    Segments are matched on their period code (a period belongs to one
+    fiscal year at a time; after moved fiscal years the ledger's one counts).
+    """
+    dossier = _dossier(home, code)
+    connector = open_connector(dossier.package, dossier.source)
+    try:
+        return _period_rows(connector, segments)
+    finally:
+        connector.close()
+
+
+def _dossier(home: Home, code: str):
+    home.require()
+    dossier = portal.get_dossier(home.portal, code)
+    if dossier is None:
+        known = ", ".join(d.code for d in portal.list_dossiers(home.portal)) or "none yet"
+        raise UsageError(f"unknown dossier {code!r} (known: {known})")
+    return dossier
+
+
+def _plural(n: int, word: str, many: str | None = None) -> str:
+    return f"{n} {word if n == 1 else many or word + 's'}"
+
+
+# --- reconcile ---------------------------------------------------------------------
+def reconcile(home: Home, code: str) -> Reconciliation:
+    """Compare the dossier's ledger with its portal copy and say what would fix it.
+
+    Raises UsageError for an unknown dossier and LedgerUnavailable (naming
+    the file) when the package cannot be read. Reads only: takes no dossier
+    lock, changes nothing.
+    """
+    dossier = _dossier(home, code)
+    state = portal.sync_state(home.portal, code)
+    quarantined = portal.quarantined_bookings(home.portal, code)
+    connector = open_connector(dossier.package, dossier.source)
+    try:
+        caps = connector.capabilities
+        position = connector.position()
+        cursor = state.cursor
+        tracked = cursor is not None and caps.change_cursor
+        problem = (ledger_history_problem(connector, position, state, code, home.portal)
+                   if tracked else None)
+        ledger = ledger_figures(connector, quarantined)
+        changed = pl.DataFrame(schema={"booking_id": pl.Int64, "reference": pl.String,
+                                       **_SEGMENT_SCHEMA})
+        deleted: list[int] = []
+        if tracked:
+            since = max(0, cursor - LOOKBACK)  # what the next simple sync reads again
+            if caps.figures and hasattr(connector, "changed_segments"):
+                table = connector.changed_segments(since, quarantined)
+                if table.num_rows:
+                    changed = pl.from_arrow(table).select(
+                        pl.col(c).cast(t) for c, t in changed.schema.items())
+            if caps.deletion_log:
+                gone = pl.from_arrow(connector.deletions(since))
+                deleted = sorted({int(k) for k in gone.filter(pl.col("stream") == "bookings")
+                                  ["key"].to_list() if str(k).lstrip("-").isdigit()})
+        pending_ids = sorted(set(changed["booking_id"].to_list()) | set(deleted))
+        mirror = portal.reconciliation_figures(home.portal, code, pending_ids)
+        mirrored = _segments(mirror["figures"])
+        portal_pending = (pl.from_arrow(mirror["bookings"]).select(KEY + FIGURES)
+                          if mirror["bookings"].num_rows else None)
+        provisional = pl.from_arrow(mirror["provisional"])
+        booked_refs = {r for r in changed["reference"].to_list() if r}
+        provisional_booked = provisional.filter(pl.col("ref").is_in(list(booked_refs)))
+        differences = compare(ledger, mirrored, changed.select(KEY + FIGURES), portal_pending,
+                              provisional_booked, explain=tracked and problem is None)
+        if not tracked:  # never synced, or no change cursor: a simple sync reads everything
+            differences = differences.with_columns(pl.lit("pending_changes").alias("explained_by"))
+        unexplained = differences.filter(pl.col("explained_by").is_null())
+        segments = _segments_to_reload(unexplained)
+        full_rows = sum(connector.count(s.name, None) for s in STREAMS)
+        repair_rows = _period_rows(connector, segments)
+    finally:
+        connector.close()
+
+    pending = (position.high_water - cursor) if cursor is not None else position.high_water
+    n_provisional = provisional["ref"].n_unique() if provisional.height else 0
+    n_booked = provisional_booked["ref"].n_unique() if provisional_booked.height else 0
+    reasons: list[str] = []
+    if problem:
+        verdict: Verdict = "full_sync"
+        reasons.append(problem)
+        if segments:
+            reasons.append(f"{_plural(differences.height, 'segment')} differ, in "
+                           f"{_plural(len(segments), 'period')}: "
+                           f"{', '.join(s['period'] for s in segments)}")
+    elif unexplained.height:
+        verdict = "full_sync"
+        reasons.append(_unexplained_reason(code, unexplained, segments))
+    elif cursor is None:
+        verdict = "simple_sync"
+        reasons.append("the portal has never synced this dossier: a first sync loads the "
+                       "whole ledger (activation)")
+    elif pending > 0 or differences.height:
+        verdict = "simple_sync"
+    else:
+        verdict = "in_sync"
+    if not problem and cursor is not None and caps.change_cursor and pending > 0:
+        text = (f"the ledger has {_plural(pending, 'change')} since the last sync "
+                f"(change counter {position.high_water}, the portal saw {cursor})")
+        if deleted:
+            text += f", {_plural(len(deleted), 'booking')} deleted among them or just before"
+        reasons.append(text)
+    if not caps.change_cursor and differences.height:
+        reasons.append(f"the {dossier.package} package has no change cursor: a simple sync "
+                       f"reads the whole book and writes what changed")
+    explained = differences.filter(pl.col("explained_by").is_not_null())
+    if explained.height:
+        reasons.append(f"{_plural(explained.height, 'segment')} differ only by those changes: "
+                       f"a simple sync (dossync sync {code}) brings them in line")
+    if n_booked:
+        reasons.append(f"{_plural(n_booked, 'proposal')} now booked in the ledger: a simple "
+                       f"sync replaces the provisional booking{'s' if n_booked > 1 else ''} "
+                       f"by the definitive one{'s' if n_booked > 1 else ''}")
+    if n_provisional - n_booked > 0:
+        reasons.append(f"{_plural(n_provisional - n_booked, 'provisional proposal')} not yet "
+                       f"booked: shown in the portal as provisional, never a difference")
+    if quarantined:
+        reasons.append(f"{_plural(len(quarantined), 'ledger booking')} in quarantine left out "
+                       f"of the comparison (see 'dossync dossier show {code}')")
+    if verdict == "in_sync":
+        reasons.insert(0, f"ledger and portal agree in all {mirrored.height} segments "
+                          f"({int(mirrored['line_count'].sum() or 0)} booking lines)")
+    return Reconciliation(
+        dossier=code, verdict=verdict, reasons=tuple(reasons),
+        differences=_difference_dicts(differences),
+        segments=segments if verdict == "full_sync" else [],
+        repairable=verdict == "full_sync" and problem is None,
+        history_problem=problem,
+        segments_compared=ledger.join(mirrored, on=KEY, how="full").height,
+        ledger_lines=int(ledger["line_count"].sum() or 0),
+        portal_lines=int(mirrored["line_count"].sum() or 0),
+        pending_changes=max(pending, 0), provisional=n_provisional,
+        full_sync_rows=full_rows, repair_rows=repair_rows if verdict == "full_sync" else 0)
+
+
+def _unexplained_reason(code: str, unexplained: pl.DataFrame, segments: list[dict]) -> str:
+    parts = []
+    for segment in segments:
+        rows = unexplained.filter(pl.col("period") == segment["period"])
+        accounts = sorted({f"{j} {a}" for j, a in rows.select("journal", "account").iter_rows()})
+        shown = ", ".join(accounts[:4]) + (f" and {len(accounts) - 4} more" if len(accounts) > 4
+                                           else "")
+        text = f"{segment['period']} (fiscal year {segment['fiscal_year']}: {shown})"
+        in_portal = set(rows.filter(pl.col("p_line_count") > 0)["fiscal_year"].to_list())
+        if in_portal and in_portal != {segment["fiscal_year"]}:
+            text = (f"{segment['period']} (now in fiscal year {segment['fiscal_year']}, in the "
+                    f"portal still in {', '.join(sorted(in_portal))}: fiscal years rearranged)")
+        parts.append(text)
+    return (f"unexplained differences in {_plural(unexplained.height, 'segment')} of "
+            f"{_plural(len(segments), 'period')} the ledger did not report as changed: "
+            f"{'; '.join(parts)}. A simple sync cannot see these edits: reload those periods "
+            f"(dossync sync {code} --repair) or run a full sync (dossync sync {code} --full)")
+
+
+# --- the firm at a glance -----------------------------------------------------
+def overview(home: Home) -> pl.DataFrame:
+    """One row per dossier: verdict, what a full sync and a targeted repair would read.
+
+    repair_rows is null where a targeted repair cannot help (in sync, only a
+    simple sync needed, or a broken ledger history). A dossier whose ledger
+    cannot be read gets verdict null and the error as its reason.
+    """
+    home.require()
+    rows = []
+    for dossier in portal.list_dossiers(home.portal):
+        row = {"dossier": dossier.code, "name": dossier.name, "verdict": None,
+               "repairable": None, "differences": 0, "unexplained": 0, "periods": "",
+               "full_sync_rows": None, "repair_rows": None, "reason": None}
+        try:
+            result = reconcile(home, dossier.code)
+        except DossyncError as exc:  # one unreadable ledger must not hide the others
+            row["reason"] = str(exc)
+        else:
+            row.update(verdict=result.verdict, repairable=result.repairable,
+                       differences=len(result.differences),
+                       unexplained=sum(d["explained_by"] is None for d in result.differences),
+                       periods=", ".join(s["period"] for s in result.segments),
+                       full_sync_rows=result.full_sync_rows,
+                       repair_rows=result.repair_rows if result.repairable else None,
+                       reason=result.reasons[0] if result.reasons else None)
+        rows.append(row)
+    return pl.DataFrame(rows, schema={
+        "dossier": pl.String, "name": pl.String, "verdict": pl.String, "repairable": pl.Boolean,
+        "differences": pl.Int64, "unexplained": pl.Int64, "periods": pl.String,
+        "full_sync_rows": pl.Int64, "repair_rows": pl.Int64, "reason": pl.String})
+
+
+# --- the reconciliation notebook as HTML --------------------------------------------
+def render_notebook(home: Home, name: str, out: Path, code: str | None = None) -> Path:
+    """Execute notebooks/NAME.ipynb headless with nbconvert and write its HTML to `out`."""
+    notebook = NOTEBOOKS / f"{name}.ipynb"
+    if not notebook.is_file():
+        raise TerminalError(f"notebook {notebook} is missing: is dossync installed completely?")
+    out = Path(out).expanduser().resolve()
+    env = {**os.environ, "DOSSYNC_HOME": str(home.root)}
+    if code:
+        env["DOSSIER"] = code
+    with tempfile.TemporaryDirectory(prefix="dossync-nb-") as tmp:
+        done = subprocess.run(
+            [sys.executable, "-m", "jupyter", "nbconvert", "--to", "html", "--execute",
+             f"--ExecutePreprocessor.timeout={NOTEBOOK_TIMEOUT}", "--output-dir", tmp,
+             "--output", name, str(notebook)],
+            capture_output=True, text=True, env=env, cwd=NOTEBOOKS, timeout=NOTEBOOK_TIMEOUT + 60)
+        produced = Path(tmp) / f"{name}.html"
+        if done.returncode != 0 or not produced.is_file():
+            tail = "\n".join(done.stderr.strip().splitlines()[-8:])
+            raise TerminalError(f"rendering {notebook.name} failed (nbconvert exit "
+                                f"{done.returncode}):\n{tail}")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(produced), out)
+    return out
+
+
+def render_html(home: Home, code: str, out: Path) -> Path:
+    """The reconciliation notebook for one dossier, executed, as an HTML file at `out`."""
+    _dossier(home, code)
+    return render_notebook(home, "reconcile_dossier", out, code)
