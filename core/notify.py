@@ -9,6 +9,7 @@ outbox (the portal's `outbox` table, and an .eml file in HOME/outbox) until
 """
 from __future__ import annotations
 
+import email.policy
 import html
 import os
 import re
@@ -117,14 +118,19 @@ def compose(dossier: Dossier, until: str, sender: str) -> EmailMessage:
     message["To"] = Address(display_name=company, addr_spec=dossier.email)
     message["Date"] = formatdate(localtime=True)
     message["Message-ID"] = make_msgid(domain=sender.split("@")[1])
-    message["Content-Language"] = language
     text = body.format(company=company, until=when)
     message.set_content(text)
     paragraphs = "".join(f"<p>{html.escape(p).replace(chr(10), '<br>')}</p>"
                          for p in text.strip().split("\n\n"))
     message.add_alternative(f"<!doctype html><html lang=\"{language}\"><body>{paragraphs}"
                             f"</body></html>", subtype="html")
+    message["Content-Language"] = language  # after the parts: Content-* headers move into them
     return message
+
+
+def wire_bytes(message: EmailMessage) -> bytes:
+    """The message as SMTP carries it (CRLF line ends), also what an .eml file holds."""
+    return message.as_bytes(policy=email.policy.SMTP)
 
 
 def new_email_id() -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import random
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -97,7 +98,20 @@ def connect(path: Path, *, read_only: bool = False,
 
     Within one process DuckDB shares one open database between threads, in
     one mode: a reader that finds it open for writing simply joins it.
+    Threads of one process (the nightly's workers) take turns here: their
+    portal work is short, and DuckDB's Arrow registration is not safe to
+    run from several threads on one database at once.
     """
+    with _THREADS:
+        with _connect(path, read_only=read_only, wait=wait) as con:
+            yield con
+
+
+_THREADS = threading.RLock()
+
+
+@contextmanager
+def _connect(path: Path, *, read_only: bool, wait: float) -> Iterator[duckdb.DuckDBPyConnection]:
     deadline = time.monotonic() + wait
     delay = 0.01
     mode = read_only
@@ -291,7 +305,7 @@ def _new_rows(stream: Stream, mode: str) -> str:
     """The staged rows this sync writes: bad keys left out; in a diff, only changed ones."""
     using = ", ".join(stream.key)
     rows = f"SELECT s.* FROM stg_{stream.name} s ANTI JOIN bad_{stream.name} b USING ({using})"
-    if mode == "diff":
+    if mode != "full":
         if stream.follows == "bookings":
             rows += " WHERE s.booking_id IN (SELECT id FROM chg_bookings)"
         else:
@@ -302,7 +316,8 @@ def _new_rows(stream: Stream, mode: str) -> str:
 def _scope(stream: Stream, mode: str) -> str:
     """SQL condition on the portal table `t` for the rows this sync replaces.
 
-    full: all of the dossier. incremental: the keys read or deleted.
+    full: all of the dossier. incremental: the keys read with a new version
+    (rows read again in the lookback window are left alone), or deleted.
     diff (packages without a change cursor): keys whose content hash
     changed, and keys that are no longer in the package.
     """
@@ -312,7 +327,7 @@ def _scope(stream: Stream, mode: str) -> str:
         if mode == "diff":
             return ("t.dossier = $dossier AND (t.booking_id IN (SELECT id FROM chg_bookings) "
                     "OR t.booking_id NOT IN (SELECT id FROM stg_bookings))")
-        return ("t.dossier = $dossier AND (t.booking_id IN (SELECT id FROM stg_bookings) "
+        return ("t.dossier = $dossier AND (t.booking_id IN (SELECT id FROM chg_bookings) "
                 "OR t.booking_id IN (SELECT TRY_CAST(key AS BIGINT) FROM deletions "
                 "WHERE stream = 'bookings'))")
     (key,) = stream.key
@@ -320,7 +335,7 @@ def _scope(stream: Stream, mode: str) -> str:
         return (f"t.dossier = $dossier AND (t.{key} IN (SELECT {key} FROM chg_{stream.name}) "
                 f"OR t.{key} NOT IN (SELECT {key} FROM stg_{stream.name}))")
     cast = "TRY_CAST(key AS BIGINT)" if stream.columns[0].sql == "BIGINT" else "key"
-    return (f"t.dossier = $dossier AND (t.{key} IN (SELECT {key} FROM stg_{stream.name}) "
+    return (f"t.dossier = $dossier AND (t.{key} IN (SELECT {key} FROM chg_{stream.name}) "
             f"OR t.{key} IN (SELECT {cast} FROM deletions WHERE stream = '{stream.name}'))")
 
 
@@ -335,10 +350,12 @@ def _stage_views(con, code: str, staged: StagedSync) -> None:
         file = staged.files[stream.name]
         con.execute(f"CREATE OR REPLACE TEMP VIEW stg_{stream.name} AS "
                     f"SELECT * FROM read_parquet('{_sql_path(file)}')")
-        if staged.mode == "diff" and stream.follows is None:
-            # rv is a content hash here: a key whose hash differs has changed
+        if staged.mode != "full" and stream.follows is None:
+            # The keys whose version differs from the portal's (in a diff, rv is
+            # a content hash). A table, not a view: it must not change while
+            # the sync rewrites the portal.
             (key,) = stream.key
-            con.execute(f"CREATE OR REPLACE TEMP VIEW chg_{stream.name} AS "
+            con.execute(f"CREATE OR REPLACE TEMP TABLE chg_{stream.name} AS "
                         f"SELECT {key} FROM stg_{stream.name} s ANTI JOIN "
                         f"(SELECT {key}, rv FROM {stream.name} WHERE dossier = '{_sql_str(code)}') p "
                         f"USING ({key}, rv)")

@@ -52,7 +52,8 @@ def new_run_id(code: str) -> str:
 
 
 def _now() -> str:
-    return datetime.now().isoformat(timespec="seconds")
+    # milliseconds: runs of one dossier follow each other within a second
+    return datetime.now().isoformat(timespec="milliseconds")
 
 
 def sync_dossier(home: Home, code: str, kind: SyncKind = "simple",
@@ -149,7 +150,7 @@ def plan_options(home: Home, dossier, options: ManualOptions) -> portal.SyncOpti
             raise UsageError(f"--notify tells the client until when the books are complete: "
                              f"give --until DATE (dossier {dossier.code} has no updated-until date yet)")
         message = notify.compose(dossier, until_for_mail, notify.sender_of(home))
-        email = (notify.new_email_id(), dossier.email, str(message["Subject"]), message.as_bytes())
+        email = (notify.new_email_id(), dossier.email, str(message["Subject"]), notify.wire_bytes(message))
     return portal.SyncOptions(until=until, reset_counter=options.reset_counter,
                               new_period=options.new_period, email=email)
 

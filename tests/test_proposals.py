@@ -1,0 +1,70 @@
+"""Worklist proposals: provisional at once, replaced by the definitive booking, never twice."""
+from __future__ import annotations
+
+from decimal import Decimal
+
+from conftest import (assert_portal_equals_ledger, cli, cli_json, codes, ledger_trial_balance,
+                      portal_trial_balance)
+
+
+def test_propose_moves_the_dashboard_at_once(demo_home):
+    code = codes(demo_home)[0]
+    _, before = cli_json(demo_home, "report", code, "dashboard")
+    status, sent = cli_json(demo_home, "propose", code, "--count", "6")
+    assert status == 0
+    assert sent["pending_proposals"] == 6 and len(sent["proposals"]) == 6
+    assert len({p["ref"] for p in sent["proposals"]}) == 6
+    _, after = cli_json(demo_home, "report", code, "dashboard")
+    sales = sum(Decimal(p["amount"]) for p in sent["proposals"] if p["journal"] == "VERK")
+    assert Decimal(after["receivables"]) - Decimal(before["receivables"]) == sales
+    assert after["revenue"] != before["revenue"] and after["costs"] != before["costs"]
+    # the client sees them in the archive, marked provisional; --validated-only leaves them out
+    _, archive = cli_json(demo_home, "report", code, "archive")
+    provisional = {d["ref"] for d in archive if d["booking_status"] == "provisional"}
+    assert provisional == {p["ref"] for p in sent["proposals"]}
+    _, validated = cli_json(demo_home, "report", code, "dashboard", "--validated-only")
+    assert validated["revenue"] == before["revenue"]
+    status, rows = cli_json(demo_home, "status")
+    assert {r["code"]: r["pending_proposals"] for r in rows}[code] == 6
+
+
+def test_validated_proposals_replace_the_provisional_ones(demo_home):
+    code = codes(demo_home)[0]
+    cli_json(demo_home, "propose", code, "--count", "5")
+    assert portal_trial_balance(demo_home, code) != ledger_trial_balance(demo_home, code)
+    assert cli(demo_home, "ledger", code, "validate-proposals").returncode == 0
+    status, run = cli_json(demo_home, "sync", code)
+    assert status == 0
+    assert run["pending_proposals"] == 0
+    assert_portal_equals_ledger(demo_home, code)  # no double counting
+    _, archive = cli_json(demo_home, "report", code, "archive")
+    assert not [d for d in archive if d["booking_status"] == "provisional"]
+
+
+def test_accountant_changed_a_proposal_before_validating(demo_home):
+    code = codes(demo_home)[0]
+    cli_json(demo_home, "propose", code, "--count", "4")
+    done = cli(demo_home, "ledger", code, "validate-proposals", "--change-first")
+    assert done.returncode == 0 and "corrected" in done.stdout
+    status, run = cli_json(demo_home, "sync", code, "--full")
+    assert status == 0 and run["pending_proposals"] == 0
+    assert_portal_equals_ledger(demo_home, code)
+
+
+def test_proposals_waiting_in_the_package_stay_provisional(demo_home):
+    code = codes(demo_home)[1]
+    _, sent = cli_json(demo_home, "propose", code, "--count", "3")
+    assert cli_json(demo_home, "sync", code)[0] == 0  # not validated yet: still provisional
+    _, rows = cli_json(demo_home, "status")
+    assert {r["code"]: r["pending_proposals"] for r in rows}[code] == 3
+    _, archive = cli_json(demo_home, "report", code, "archive")
+    assert len([d for d in archive if d["booking_status"] == "provisional"]) == 3
+
+
+def test_proposal_in_a_closed_period_goes_to_the_active_period(demo_home):
+    code = codes(demo_home)[0]
+    _, sent = cli_json(demo_home, "propose", code, "--count", "40")
+    active = cli_json(demo_home, "status")[1][0]["active_period"]
+    assert all(p["date"] >= f"{active}-01" for p in sent["proposals"])
+    moved = [p for p in sent["proposals"] if "closed period" in p.get("note", "")]
+    assert moved and all(p["date"] == f"{active}-01" for p in moved)
