@@ -13,7 +13,9 @@ import logging
 import logging.handlers
 import re
 import shutil
+import signal
 import sys
+import threading
 from datetime import date
 from pathlib import Path
 from typing import Callable
@@ -23,6 +25,7 @@ from core.home import Home
 from core.locks import DossierLock
 from core.model import (LANGUAGES, PACKAGES, Dossier, DossyncError, ExitCode, ManualOptions, Progress,
                         RunContext, SyncResult, UsageError, cents_to_str)
+from core.monitor import monitor_rows
 from core.sync import sync_dossier
 
 log = logging.getLogger("dossync")
@@ -252,32 +255,11 @@ def cmd_dossier_show(home: Home, args) -> int:
     return ExitCode.OK
 
 
-def monitor_rows(home: Home) -> list[dict]:
-    """The active clients monitor: contract fields plus the state in words."""
-    rows = []
-    for entry in portal.monitor(home.portal):
-        d: Dossier = entry["dossier"]
-        last = entry["last_sync"]
-        if DossierLock(home.locks, d.code).is_held():
-            state = "syncing"
-        elif entry["needs_full_sync"] or entry["quarantined"]:
-            state = "action_required"
-        elif last and last["status"] == "failed":
-            state = "failed"
-        else:
-            state = "ok"
-        rows.append({"code": d.code, "name": d.name, "package": d.package,
-                     "updated_until": d.updated_until, "active_period": d.active_period,
-                     "pending_proposals": d.pending_proposals, "state": state,
-                     "nightly": d.nightly, "last_sync": last})
-    return rows
-
-
 def cmd_status(home: Home, args) -> int:
     home.require()
     rows = monitor_rows(home)
     if args.json:
-        _emit_json(rows)
+        _emit_json([{k: v for k, v in r.items() if k != "reason"} for r in rows])
     else:
         flat = [{**r, "last_sync": f"{r['last_sync']['kind']} {r['last_sync']['status']} "
                                   f"{r['last_sync']['finished_at'].replace('T', ' ')}"
@@ -300,8 +282,11 @@ def cmd_sync(home: Home, args) -> int:
     if kind == "full" and not args.json:
         print(f"full sync of {code}: the whole ledger is read again (load on the office server)",
               file=sys.stderr)
+    cancel = threading.Event()
+    # SIGTERM (the UI's cancel, systemd's stop) cancels between batches: nothing changes
+    signal.signal(signal.SIGTERM, lambda *_: cancel.set())
     with _ProgressBar(not args.json, f"{kind} sync {code}") as bar:
-        result = sync_dossier(home, code, kind, RunContext(on_progress=bar,
+        result = sync_dossier(home, code, kind, RunContext(on_progress=bar, cancel_requested=cancel,
                                                            max_rows_per_second=ctx_rate),
                               options=options)
     if args.json:

@@ -34,6 +34,7 @@ from core.connectors import open_connector
 from core.connectors.base import Connector, LedgerPosition
 from core.home import Home
 from core.locks import DossierLock
+from core.monitor import ProgressFile
 from core.model import (DossyncError, ManualOptions, Progress, QuarantinedRow, RowCounts, RunContext,
                         SyncCancelled, SyncKind, SyncResult, UsageError)
 from core.streams import BY_NAME, STREAMS
@@ -76,9 +77,12 @@ def sync_dossier(home: Home, code: str, kind: SyncKind = "simple",
     if kind == "repair":
         raise UsageError("--repair needs reconciliation, which this version does not have yet")
     lock = DossierLock(home.locks, code).acquire(purpose=f"{kind} sync")
+    progress_file = ProgressFile(home, code, kind)
+    ctx = replace(ctx, on_progress=_both(ctx.on_progress, progress_file))
     try:
         planned = plan_options(home, dossier, options) if options and options.any() else None
     except BaseException:
+        progress_file.close()
         lock.release()
         raise
     run_id = new_run_id(code)
@@ -107,6 +111,7 @@ def sync_dossier(home: Home, code: str, kind: SyncKind = "simple",
         portal.record_run(home.portal, result)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        progress_file.close()
         lock.release()
     if planned is not None and planned.email is not None and result.status == "succeeded":
         email_id, recipient, _, message = planned.email
@@ -275,6 +280,16 @@ def _rewritten_bookings(connector: Connector, state: portal.SyncState, code: str
         if mine != theirs or portal_l.get(key, []) != ledger_l.get(key, []):
             return key
     return None
+
+
+def _both(first, second):
+    if first is None:
+        return second
+
+    def report(event: Progress) -> None:
+        first(event)
+        second(event)
+    return report
 
 
 def _report(ctx: RunContext, progress: Progress) -> None:

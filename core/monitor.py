@@ -1,0 +1,151 @@
+"""The active clients monitor, live progress, and syncs that outlive the UI.
+
+Shared by `dossync status` and the terminal UI. A sync started from the UI
+runs as a detached process (`dossync sync ...` in its own session), so a
+dropped SSH connection never stops it; its progress is a small JSON file
+next to the dossier's lock, rewritten a few times a second, and its
+holder's pid is in the lock file (SIGTERM cancels: nothing is changed).
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from core import portal
+from core.home import Home
+from core.locks import DossierLock
+from core.model import Dossier, ManualOptions, Progress, SyncKind
+
+
+def monitor_rows(home: Home) -> list[dict]:
+    """One row per dossier: the contract's status fields plus `reason` in words."""
+    rows = []
+    for entry in portal.monitor(home.portal):
+        d: Dossier = entry["dossier"]
+        last = entry["last_sync"]
+        reason = None
+        if DossierLock(home.locks, d.code).is_held():
+            state = "syncing"
+        elif entry["needs_full_sync"]:
+            state, reason = "action_required", entry["error"]
+        elif entry["quarantined"]:
+            state = "action_required"
+            reason = f"{entry['quarantined']} ledger row(s) quarantined"
+        elif last and last["status"] == "failed":
+            state, reason = "failed", entry["error"]
+        else:
+            state = "ok"
+        rows.append({"code": d.code, "name": d.name, "package": d.package,
+                     "updated_until": d.updated_until, "active_period": d.active_period,
+                     "pending_proposals": d.pending_proposals, "state": state,
+                     "nightly": d.nightly, "last_sync": last, "reason": reason})
+    return rows
+
+
+# --- live progress ------------------------------------------------------------------
+def progress_path(home: Home, code: str) -> Path:
+    return home.locks / f"{code}.progress.json"
+
+
+class ProgressFile:
+    """Writes a sync's progress for other processes to read (at most 5 times a second)."""
+
+    def __init__(self, home: Home, code: str, kind: str) -> None:
+        self.path = progress_path(home, code)
+        self.kind = kind
+        self.started = time.time()
+        self.streams: dict[str, dict] = {}
+        self._last = 0.0
+
+    def __call__(self, event: Progress) -> None:
+        if event.stream != "all":
+            self.streams[event.stream] = {"done": event.done, "total": event.total}
+        now = time.monotonic()
+        if event.phase == "read" and now - self._last < 0.2 and event.done != event.total:
+            return
+        self._last = now
+        doc = {"pid": os.getpid(), "kind": self.kind, "started": self.started,
+               "phase": event.phase, "stream": event.stream, "streams": self.streams,
+               "updated": time.time()}
+        tmp = self.path.with_suffix(".tmp")
+        try:
+            tmp.write_text(json.dumps(doc))
+            tmp.replace(self.path)
+        except OSError:
+            pass  # progress is a courtesy to onlookers; the sync itself goes on
+
+    def close(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def read_progress(home: Home, code: str) -> dict | None:
+    """The running sync's progress with rows done, rate and ETA, or None."""
+    try:
+        doc = json.loads(progress_path(home, code).read_text())
+    except (OSError, ValueError):
+        return None
+    done = sum(s["done"] for s in doc["streams"].values())
+    total = sum((s["total"] or 0) for s in doc["streams"].values())
+    elapsed = max(1e-3, doc["updated"] - doc["started"])
+    rate = done / elapsed
+    doc.update(done=done, total=total, rate=rate,
+               eta=(total - done) / rate if rate > 0 and total >= done else None)
+    return doc
+
+
+# --- detached syncs -------------------------------------------------------------------
+def start_detached_sync(home: Home, code: str, kind: SyncKind = "simple",
+                        options: ManualOptions | None = None) -> subprocess.Popen:
+    """Start `dossync sync` in its own session: it survives the UI and its terminal."""
+    options = options or ManualOptions()
+    args = [sys.executable, "-m", "core.cli", "--home", str(home.root), "sync", code, "--json"]
+    if kind == "full":
+        args.append("--full")
+    elif kind == "repair":
+        args.append("--repair")
+    if options.until:
+        args += ["--until", options.until]
+    if options.reset_counter:
+        args.append("--reset-counter")
+    if options.notify:
+        args.append("--notify")
+    if options.new_period:
+        args += ["--new-period", options.new_period]
+    home.logs.mkdir(parents=True, exist_ok=True)
+    out = open(home.logs / f"ui-sync-{code}.json", "wb")
+    try:
+        return subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=subprocess.DEVNULL, start_new_session=True,
+                                cwd=str(Path(__file__).resolve().parent.parent))
+    finally:
+        out.close()
+
+
+def last_detached_result(home: Home, code: str) -> dict | None:
+    """What the last UI-started sync of a dossier printed (its JSON), if it finished."""
+    try:
+        return json.loads((home.logs / f"ui-sync-{code}.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def cancel_sync(home: Home, code: str) -> bool:
+    """Ask the process syncing `code` to stop; it changes nothing. False if none runs."""
+    lock = DossierLock(home.locks, code)
+    try:
+        info = json.loads(lock.path.read_text() or "{}")
+    except (OSError, ValueError):
+        return False
+    pid = info.get("pid")
+    if not isinstance(pid, int) or not lock.is_held():
+        return False
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return False
+    return True
