@@ -41,6 +41,9 @@ from core.streams import BY_NAME, STREAMS
 
 log = logging.getLogger(__name__)
 
+# Arrow buffers go back to the system when freed (see core/__init__.py).
+pa.set_memory_pool(pa.system_memory_pool())
+
 # Row versions read again on every simple sync, in case a package hands out
 # versions a little out of commit order (long transactions).
 LOOKBACK = 8
