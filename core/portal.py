@@ -274,7 +274,7 @@ class StagedSync:
     deletions: Arrow table (stream, key) from the package's deletion log.
     """
 
-    mode: Literal["full", "incremental", "diff"]
+    mode: Literal["full", "incremental", "diff", "repair"]
     files: dict[str, Path]
     bad: dict[str, pa.Table]
     deletions: pa.Table
@@ -284,6 +284,7 @@ class StagedSync:
     rows_read: int
     active_period: str | None = None
     options: "SyncOptions | None" = None
+    segment_periods: tuple[int, ...] = ()  # repair: the periods reloaded
 
 
 @dataclass(frozen=True)
@@ -305,7 +306,7 @@ def _new_rows(stream: Stream, mode: str) -> str:
     """The staged rows this sync writes: bad keys left out; in a diff, only changed ones."""
     using = ", ".join(stream.key)
     rows = f"SELECT s.* FROM stg_{stream.name} s ANTI JOIN bad_{stream.name} b USING ({using})"
-    if mode != "full":
+    if mode not in ("full", "repair"):
         if stream.follows == "bookings":
             rows += " WHERE s.booking_id IN (SELECT id FROM chg_bookings)"
         else:
@@ -323,6 +324,15 @@ def _scope(stream: Stream, mode: str) -> str:
     """
     if mode == "full":
         return "t.dossier = $dossier"
+    if mode == "repair":
+        return {"fiscal_years": "t.dossier = $dossier",
+                "periods": "t.dossier = $dossier",
+                "bookings": "t.dossier = $dossier AND t.id IN (SELECT id FROM rep_bookings)",
+                "lines": "t.dossier = $dossier AND t.booking_id IN (SELECT id FROM rep_bookings)",
+                "matchings": "t.dossier = $dossier AND (t.invoice_id IN (SELECT id FROM rep_bookings) "
+                             "OR t.payment_id IN (SELECT id FROM rep_bookings) "
+                             "OR t.id IN (SELECT id FROM stg_matchings))",
+                }.get(stream.name, "t.dossier = $dossier AND false")
     if stream.follows == "bookings":
         if mode == "diff":
             return ("t.dossier = $dossier AND (t.booking_id IN (SELECT id FROM chg_bookings) "
@@ -350,7 +360,7 @@ def _stage_views(con, code: str, staged: StagedSync) -> None:
         file = staged.files[stream.name]
         con.execute(f"CREATE OR REPLACE TEMP VIEW stg_{stream.name} AS "
                     f"SELECT * FROM read_parquet('{_sql_path(file)}')")
-        if staged.mode != "full" and stream.follows is None:
+        if staged.mode in ("incremental", "diff") and stream.follows is None:
             # The keys whose version differs from the portal's (in a diff, rv is
             # a content hash). A table, not a view: it must not change while
             # the sync rewrites the portal.
@@ -359,6 +369,14 @@ def _stage_views(con, code: str, staged: StagedSync) -> None:
                         f"SELECT {key} FROM stg_{stream.name} s ANTI JOIN "
                         f"(SELECT {key}, rv FROM {stream.name} WHERE dossier = '{_sql_str(code)}') p "
                         f"USING ({key}, rv)")
+    if staged.mode == "repair":
+        # the bookings a repair replaces: the portal's in the flagged periods
+        # and the ledger's now in them (fixed before anything is rewritten)
+        con.register("segment_periods", pa.table({"id": pa.array(staged.segment_periods, pa.int64())}))
+        con.execute(f"CREATE OR REPLACE TEMP TABLE rep_bookings AS "
+                    f"SELECT id FROM bookings WHERE dossier = '{_sql_str(code)}' "
+                    f"AND period_id IN (SELECT id FROM segment_periods) "
+                    f"UNION SELECT id FROM stg_bookings")
 
 
 def apply_sync(path: Path, code: str, staged: StagedSync, result: SyncResult) -> RowCounts:
@@ -449,7 +467,7 @@ def _apply_options(con, code: str, options: "SyncOptions | None", run_id: str) -
 
 
 def _apply_quarantine(con, code: str, staged: StagedSync, run_id: str) -> None:
-    if staged.mode != "incremental":  # everything was read and judged afresh
+    if staged.mode in ("full", "diff"):  # everything was read and judged afresh
         con.execute("DELETE FROM quarantine WHERE dossier = ?", [code])
     else:
         # Rows read again (or deleted) this time are judged afresh.

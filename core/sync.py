@@ -77,8 +77,6 @@ def sync_dossier(home: Home, code: str, kind: SyncKind = "simple",
     if dossier is None:
         known = ", ".join(d.code for d in portal.list_dossiers(home.portal)) or "none yet"
         raise UsageError(f"unknown dossier {code!r} (known: {known})")
-    if kind == "repair":
-        raise UsageError("--repair needs reconciliation, which this version does not have yet")
     lock = DossierLock(home.locks, code).acquire(purpose=f"{kind} sync")
     progress_file = ProgressFile(home, code, kind)
     ctx = replace(ctx, on_progress=_both(ctx.on_progress, progress_file))
@@ -166,7 +164,9 @@ def plan_options(home: Home, dossier, options: ManualOptions) -> portal.SyncOpti
 def _run(home: Home, dossier, kind: SyncKind, base: SyncResult, staging: Path,
          ctx: RunContext, options: portal.SyncOptions | None) -> SyncResult:
     state = portal.sync_state(home.portal, dossier.code)
-    full = kind == "full" or state.cursor is None
+    if kind == "repair" and state.cursor is not None:
+        return _repair(home, dossier, base, staging, ctx, options, state)
+    full = kind in ("full", "repair") or state.cursor is None
     warnings: list[str] = []
     if kind == "simple" and state.cursor is None:
         warnings.append("first sync of this dossier: the whole ledger was loaded (activation)")
@@ -215,6 +215,86 @@ def _run(home: Home, dossier, kind: SyncKind, base: SyncResult, staging: Path,
     after = portal.get_dossier(home.portal, dossier.code)
     return replace(result, rows=counts, active_period=after.active_period,
                    updated_until=after.updated_until, pending_proposals=after.pending_proposals)
+
+
+def _repair(home: Home, dossier, base: SyncResult, staging: Path, ctx: RunContext,
+            options: portal.SyncOptions | None, state: portal.SyncState) -> SyncResult:
+    """Reload only the segments reconcile flags, in one atomic swap.
+
+    A silent edit in one closed period costs a reload of that period (its
+    bookings, their lines and matchings, plus the small fiscal-year and
+    period tables), not of the whole history. The cursor stays where it is:
+    changes elsewhere are left to the next simple sync.
+    """
+    from core.reconcile import reconcile
+
+    verdict = reconcile(home, dossier.code)
+    if verdict.verdict != "full_sync" or not verdict.segments:
+        hint = ("a simple sync will bring the pending changes"
+                if verdict.verdict == "simple_sync" else "the portal matches the ledger")
+        result = replace(base, status="succeeded", finished_at=_now(),
+                         warnings=(f"nothing to repair: reconcile says {verdict.verdict} ({hint})",))
+        portal.record_run(home.portal, result)
+        return result
+    if not verdict.repairable:
+        reason = verdict.history_problem or "; ".join(verdict.reasons)
+        result = replace(base, finished_at=_now(), needs_full_sync=True, warnings=(reason,),
+                         error=f"a targeted repair cannot fix this, nothing changed: {reason}")
+        portal.record_run(home.portal, result)
+        return result
+    wanted = {s["period"] for s in verdict.segments}
+    connector = open_connector(dossier.package, dossier.source)
+    try:
+        if not hasattr(connector, "read_segments"):
+            raise UsageError(f"the {dossier.package} connector cannot reload single periods: "
+                             f"run a simple sync (it compares the whole book) or a full sync")
+        files: dict[str, Path] = {}
+        rows_read = 0
+        for stream in STREAMS:
+            path = staging / f"{stream.name}.parquet"
+            if stream.name in ("fiscal_years", "periods"):
+                batches = connector.read(stream.name, None)
+            elif stream.name in ("bookings", "lines", "matchings"):
+                batches = None  # once the period ids are known
+            else:
+                batches = iter(())
+            if batches is not None:
+                rows_read += _write(path, stream, batches, ctx)
+                files[stream.name] = path
+        periods = pl.read_parquet(files["periods"]).filter(pl.col("code").is_in(sorted(wanted)))
+        period_ids = periods.get_column("id").to_list()
+        for name in ("bookings", "lines", "matchings"):
+            path = staging / f"{name}.parquet"
+            rows_read += _write(path, BY_NAME[name], connector.read_segments(name, period_ids), ctx)
+            files[name] = path
+    finally:
+        connector.close()
+    bad, quarantine = validate(files, state)
+    staged = portal.StagedSync(
+        mode="repair", files=files, bad=bad, deletions=None, quarantine=quarantine,
+        high_water=state.cursor, deletion_log_from=state.deletion_log_from or 1,
+        rows_read=rows_read, options=options, segment_periods=tuple(period_ids))
+    names = ", ".join(sorted(wanted))
+    result = replace(base, status="succeeded", finished_at=_now(),
+                     warnings=(f"repaired {len(wanted)} period(s): {names}",))
+    _check_cancel(ctx)
+    counts = portal.apply_sync(home.portal, dossier.code, staged, result)
+    after = portal.get_dossier(home.portal, dossier.code)
+    return replace(result, rows=counts, active_period=after.active_period,
+                   updated_until=after.updated_until, pending_proposals=after.pending_proposals)
+
+
+def _write(path: Path, stream, batches, ctx: RunContext) -> int:
+    rows = 0
+    with pq.ParquetWriter(path, stream.schema, compression="none") as writer:
+        for batch in batches:
+            writer.write_batch(batch)
+            rows += batch.num_rows
+            _report(ctx, Progress(stream.name, rows, None))
+            _check_cancel(ctx)
+    if rows == 0:  # an empty file still needs its schema
+        pq.write_table(stream.schema.empty_table(), path)
+    return rows
 
 
 def ledger_history_problem(connector: Connector, position: LedgerPosition,

@@ -9,7 +9,7 @@ counter has come and how far back its deletion log still reaches).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator, Protocol
+from typing import Iterator, Protocol, Sequence
 from typing import Literal, Sequence  # figures (reconcile)
 
 import pyarrow as pa
@@ -67,6 +67,10 @@ class Connector(Protocol):
 
     def deletions(self, since: int) -> pa.Table:
         """Columns stream, key: records deleted after `since`."""
+        ...
+
+    def read_segments(self, stream: str, period_ids: Sequence[int]) -> Iterator[pa.RecordBatch]:
+        """Optional (targeted repair): bookings, lines or matchings of these periods."""
         ...
 
     def read_keys(self, stream: str, keys: list[str]) -> pa.Table:

@@ -144,6 +144,22 @@ class DemoConnector:
         return pa.table({"stream": [r[0] for r in rows], "key": [str(r[1]) for r in rows]},
                         schema=pa.schema([("stream", pa.string()), ("key", pa.string())]))
 
+    def read_segments(self, stream: str, period_ids: Sequence[int]) -> Iterator[pa.RecordBatch]:
+        """Bookings, lines or matchings of the bookings in these periods (targeted repair)."""
+        definition = BY_NAME[stream]
+        columns, table, _ = _SELECT[stream]
+        ids = ",".join(str(int(p)) for p in period_ids) or "NULL"
+        in_periods = f"SELECT id FROM bookings WHERE period_id IN ({ids})"
+        where = {"bookings": f"period_id IN ({ids})",
+                 "lines": f"booking_id IN ({in_periods})",
+                 "matchings": f"invoice_id IN ({in_periods}) OR payment_id IN ({in_periods})"}[stream]
+        try:
+            self._cur.execute(f"SELECT {columns} FROM {table} WHERE {where}")
+            for batch in self._cur.fetch_record_batch():
+                yield _conform(batch, definition)
+        except Exception as exc:
+            raise LedgerUnavailable(f"reading {stream} from ledger {self.path} failed: {exc}") from exc
+
     def read_keys(self, stream: str, keys: list[str]) -> pa.Table:
         """The stream's rows with these keys (for lines: of these bookings)."""
         definition = BY_NAME[stream]

@@ -1,0 +1,67 @@
+"""`sync --repair`: reload only the segments reconcile flags, atomically."""
+from __future__ import annotations
+
+import pytest
+
+from conftest import assert_portal_equals_ledger, cli, cli_json, codes, portal_trial_balance
+from core.home import Home
+from core.reconcile import reconcile
+
+
+@pytest.mark.parametrize("event", ["edit-closed-period", "restructure-fiscal-year"])
+def test_repair_after_an_untracked_edit(demo_home, event):
+    code = codes(demo_home)[0]
+    other = codes(demo_home)[1]
+    untouched = portal_trial_balance(demo_home, other)
+    assert cli(demo_home, "ledger", code, event).returncode == 0
+    before = reconcile(Home(demo_home), code)
+    assert before.verdict == "full_sync" and before.repairable
+
+    status, full = cli_json(demo_home, "sync", other, "--full")  # a full sync's read, for scale
+    status, run = cli_json(demo_home, "sync", code, "--repair")
+    assert status == 0, run
+    assert run["kind"] == "repair" and run["status"] == "succeeded"
+    periods = {s["period"] for s in before.segments}
+    assert any(all(p in w for p in periods) for w in run["warnings"])
+    assert reconcile(Home(demo_home), code).verdict == "in_sync"
+    assert_portal_equals_ledger(demo_home, code)
+    assert portal_trial_balance(demo_home, other) == untouched
+    # a period or four of a three-year ledger, not the whole history
+    assert run["rows"]["read"] < full["rows"]["read"] / 5
+
+
+def test_repair_refuses_what_only_a_full_sync_can_fix(demo_home):
+    code = codes(demo_home)[0]
+    cli(demo_home, "ledger", code, "snapshot", "friday")
+    cli(demo_home, "ledger", code, "new-bookings", "6")
+    assert cli_json(demo_home, "sync", code)[0] == 0
+    cli(demo_home, "ledger", code, "restore-backup", "friday")
+    before = portal_trial_balance(demo_home, code)
+    status, run = cli_json(demo_home, "sync", code, "--repair")
+    assert status == 1 and run["status"] == "failed"
+    assert "full sync" in run["error"] or "--full" in run["error"]
+    assert portal_trial_balance(demo_home, code) == before
+    rows = {r["code"]: r["state"] for r in cli_json(demo_home, "status")[1]}
+    assert rows[code] == "action_required"
+    assert cli_json(demo_home, "sync", code, "--full")[0] == 0
+    assert reconcile(Home(demo_home), code).verdict == "in_sync"
+
+
+def test_repair_with_nothing_to_repair_changes_nothing(demo_home):
+    code = codes(demo_home)[0]
+    before = portal_trial_balance(demo_home, code)
+    status, run = cli_json(demo_home, "sync", code, "--repair")
+    assert status == 0 and run["rows"]["read"] == 0
+    assert any("nothing to repair" in w for w in run["warnings"])
+    assert portal_trial_balance(demo_home, code) == before
+
+
+def test_repair_killed_at_commit_changes_nothing(demo_home):
+    code = codes(demo_home)[0]
+    cli(demo_home, "ledger", code, "edit-closed-period")
+    before = portal_trial_balance(demo_home, code)
+    done = cli(demo_home, "sync", code, "--repair", env={"DOSSYNC_FAILPOINT": "commit"})
+    assert done.returncode == -9
+    assert portal_trial_balance(demo_home, code) == before
+    assert cli_json(demo_home, "sync", code, "--repair")[0] == 0
+    assert_portal_equals_ledger(demo_home, code)
