@@ -355,6 +355,71 @@ def cmd_nightly(home: Home, args) -> int:
     return result.exit_code
 
 
+def _reconcile_text(result) -> None:
+    print(f"{result.dossier}: {result.verdict}")
+    for reason in result.reasons:
+        print(f"  - {reason}")
+    if result.segments:
+        print("  periods to reload: " + ", ".join(f"{s['period']} (fiscal year {s['fiscal_year']})"
+                                                   for s in result.segments))
+    if result.differences:
+        shown = RECONCILE_TABLE_ROWS
+        rows = [{**d, "explained_by": d["explained_by"] or "UNEXPLAINED"}
+                for d in result.differences[:shown]]
+        _table(rows, ["fiscal_year", "period", "journal", "account", "ledger_count",
+                      "portal_count", "ledger_amount", "portal_amount", "explained_by"],
+               title=f"{result.dossier}: segments that differ")
+        if len(result.differences) > shown:
+            print(f"  ... and {len(result.differences) - shown} more (--json lists them all)")
+
+
+RECONCILE_TABLE_ROWS = 40
+
+
+def cmd_reconcile(home: Home, args) -> int:
+    from core.reconcile import reconcile, render_html
+
+    home.require()
+    if args.all and args.code:
+        raise UsageError("give a dossier CODE or --all, not both")
+    if not args.all and not args.code:
+        raise UsageError("give a dossier CODE, or --all for every dossier")
+    if args.all and args.html:
+        raise UsageError("--html renders the notebook of one dossier: give its CODE, not --all")
+    if not args.all:
+        result = reconcile(home, args.code.upper())
+        if args.html:
+            out = render_html(home, result.dossier, Path(args.html))
+            _info(args, f"reconciliation notebook for {result.dossier} written to {out}")
+        if args.json:
+            _emit_json(result.to_json())
+        else:
+            _reconcile_text(result)
+        return ExitCode.OK if result.verdict == "in_sync" else ExitCode.DIFFERENCES
+    docs, failed, differ = [], 0, 0
+    for dossier in portal.list_dossiers(home.portal):
+        try:
+            result = reconcile(home, dossier.code)
+        except DossyncError as exc:  # one unreachable package must not hide the others
+            failed += 1
+            docs.append({"dossier": dossier.code, "verdict": None, "reasons": [str(exc)],
+                         "differences": [], "segments": [], "error": str(exc)})
+            if not args.json:
+                print(f"{dossier.code}: FAILED: {exc}", file=sys.stderr)
+            continue
+        differ += result.verdict != "in_sync"
+        docs.append({**result.to_json(), "error": None})
+        if not args.json:
+            _reconcile_text(result)
+            print()
+    if args.json:
+        _emit_json(docs)
+    else:
+        print(f"reconcile: {len(docs) - failed - differ} in sync, {differ} with differences, "
+              f"{failed} failed")
+    return ExitCode.PARTIAL if failed else ExitCode.DIFFERENCES if differ else ExitCode.OK
+
+
 def cmd_scheduler(home: Home, args) -> int:
     from core.scheduler import serve
 
@@ -539,6 +604,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("scheduler", cmd_scheduler,
                 "foreground service: runs the nightly at [nightly] time in dossync.toml",
                 "dossync --home /srv/firm scheduler   # SIGTERM: finish running commits, exit 0")
+
+    p = command("reconcile", cmd_reconcile,
+                "ledger figures against portal figures: is a (full) sync justified?",
+                "dossync reconcile ACME            # verdict, reasons, differing segments\n"
+                "  dossync reconcile ACME --json --html acme.html\n"
+                "  dossync reconcile --all --json    # every dossier\n\n"
+                "verdicts: in_sync, simple_sync (pending changes: 'dossync sync CODE' fixes them),\n"
+                "full_sync (edits the ledger did not report: 'dossync sync CODE --repair' or --full).\n"
+                "exit 0 when in sync, 5 otherwise; 1 when the package cannot be read; with --all,\n"
+                "4 if any dossier could not be reconciled (it is listed with its error), else 5\n"
+                "if any differs")
+    p.add_argument("code", metavar="CODE", nargs="?", help="the dossier (or --all)")
+    p.add_argument("--all", action="store_true", help="every dossier; JSON: a list of documents")
+    p.add_argument("--html", metavar="FILE",
+                   help="also render the reconciliation notebook for the dossier to FILE")
+    p.add_argument("--json", action="store_true", help="print JSON")
 
     p = command("outbox", cmd_outbox, "the client emails: queued, sent, failed",
                 "dossync outbox --flush")

@@ -5,6 +5,13 @@ at a time (threads of one process: they share the portal's open database,
 so the only waiting is for each other's short commits); one dossier's
 failure never stops the others, and a dossier another process is already
 syncing is skipped and reported.
+
+With `verify` the nightly heals itself instead of running a blind periodic
+full reload: after its simple sync each dossier is reconciled; segments a
+reload can fix (an edit in a closed period, moved fiscal years) are repaired
+at once (`sync --repair`) and reconciled again; when only a full sync can
+help (a rewound ledger, a deletion-log gap) the dossier is left for staff,
+marked `action_required` in the monitor with the reason.
 """
 from __future__ import annotations
 
@@ -17,16 +24,48 @@ from datetime import datetime
 
 from core import portal
 from core.home import Home
-from core.model import DossierBusy, ExitCode, RunContext, SyncResult, UsageError
+from core.model import DossierBusy, DossyncError, ExitCode, RunContext, SyncResult, UsageError
+from core.reconcile import Reconciliation, reconcile
 from core.sync import sync_dossier
 
 log = logging.getLogger("dossync.nightly")
+
+
+@dataclass(frozen=True)
+class Verification:
+    """What `--verify` found and did for one dossier after its simple sync.
+
+    verdict: the reconcile verdict after any repair (None: reconcile itself
+    failed, see error). before: the verdict before the repair. repaired: a
+    repair ran and reconcile now says in_sync. action_required: only staff
+    can help (a full sync). reasons: reconcile's reasons (after the repair,
+    or why no repair was possible). segments: the periods that needed a
+    reload. repair: the repair run, if one ran. error: a failure of the
+    verification itself (reconcile or repair), else None.
+    """
+
+    dossier: str
+    verdict: str | None
+    before: str | None = None
+    repaired: bool = False
+    action_required: bool = False
+    reasons: tuple[str, ...] = ()
+    segments: tuple[dict, ...] = ()
+    repair: SyncResult | None = None
+    error: str | None = None
+
+    def to_json(self) -> dict:
+        return {"dossier": self.dossier, "verdict": self.verdict, "before": self.before,
+                "repaired": self.repaired, "action_required": self.action_required,
+                "reasons": list(self.reasons), "segments": [dict(s) for s in self.segments],
+                "repair": self.repair.to_json() if self.repair else None, "error": self.error}
 
 
 @dataclass
 class NightlyResult:
     runs: list[SyncResult] = field(default_factory=list)
     skipped: list[dict] = field(default_factory=list)
+    verified: list[Verification] = field(default_factory=list)
     started_at: str = ""
     finished_at: str = ""
 
@@ -36,7 +75,10 @@ class NightlyResult:
 
     @property
     def failed(self) -> int:
-        return sum(1 for r in self.runs if r.status != "succeeded")
+        """Failed syncs, plus dossiers whose verification (reconcile or repair) failed."""
+        broken = {r.dossier for r in self.runs if r.status != "succeeded"}
+        return len(broken) + sum(1 for v in self.verified
+                                 if v.error is not None and v.dossier not in broken)
 
     @property
     def exit_code(self) -> ExitCode:
@@ -45,6 +87,7 @@ class NightlyResult:
     def to_json(self) -> dict:
         return {"runs": [r.to_json() for r in self.runs], "succeeded": self.succeeded,
                 "failed": self.failed, "skipped": self.skipped,
+                "verified": [v.to_json() for v in self.verified],
                 "started_at": self.started_at, "finished_at": self.finished_at}
 
 
@@ -62,11 +105,9 @@ def run_nightly(home: Home, jobs: int = 4, stop: threading.Event | None = None,
 
     `stop` (set on SIGTERM by the scheduler) lets running commits finish
     and starts nothing new. `verify` reconciles each dossier after its sync
-    (available once reconciliation is part of this version).
+    and repairs what a segment reload can fix (see `verify_dossier`).
     """
     home.require()
-    if verify:
-        raise UsageError("--verify needs reconciliation, which this version does not have yet")
     if jobs < 1:
         raise UsageError("--jobs must be at least 1")
     stop = stop or threading.Event()
@@ -78,11 +119,12 @@ def run_nightly(home: Home, jobs: int = 4, stop: threading.Event | None = None,
         dossiers = [d for d in portal.list_dossiers(home.portal) if d.nightly]
         log.info("nightly: %d dossier(s) with nightly on, %d at a time", len(dossiers), jobs)
 
-        def one(code: str) -> SyncResult | dict:
+        def one(code: str) -> tuple[SyncResult, Verification | None] | dict:
             if stop.is_set():
                 return {"dossier": code, "reason": "stopped before it started (shutdown)"}
+            ctx = RunContext(cancel_requested=stop)
             try:
-                run = sync_dossier(home, code, "simple", RunContext(cancel_requested=stop))
+                run = sync_dossier(home, code, "simple", ctx)
             except DossierBusy as exc:
                 log.warning("%s skipped: %s", code, exc)
                 return {"dossier": code, "reason": str(exc)}
@@ -92,18 +134,114 @@ def run_nightly(home: Home, jobs: int = 4, stop: threading.Event | None = None,
                          run.rows.deleted, run.rows.quarantined)
             else:
                 log.error("%s failed: %s", code, run.error)
-            return run
+            checked = None
+            if verify and (run.status == "succeeded" or run.needs_full_sync) \
+                    and not stop.is_set():
+                checked = verify_dossier(home, code, run, ctx)
+            return run, checked
 
         with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="nightly") as pool:
             for outcome in pool.map(one, [d.code for d in dossiers]):
-                if isinstance(outcome, SyncResult):
-                    result.runs.append(outcome)
-                else:
+                if isinstance(outcome, dict):
                     result.skipped.append(outcome)
+                    continue
+                run, checked = outcome
+                result.runs.append(run)
+                if checked is not None:
+                    result.verified.append(checked)
         result.finished_at = datetime.now().isoformat(timespec="seconds")
-        log.info("nightly done: %d succeeded, %d failed, %d skipped", result.succeeded,
-                 result.failed, len(result.skipped))
+        log.info("nightly done: %d succeeded, %d failed, %d skipped%s", result.succeeded,
+                 result.failed, len(result.skipped),
+                 f", {sum(v.repaired for v in result.verified)} repaired, "
+                 f"{sum(v.action_required for v in result.verified)} need a full sync"
+                 if verify else "")
     finally:
         log.removeHandler(handler)
         handler.close()
     return result
+
+
+# --- --verify -------------------------------------------------------------------
+def verify_dossier(home: Home, code: str, run: SyncResult,
+                   ctx: RunContext | None = None) -> Verification:
+    """Reconcile one dossier after its nightly sync; repair what a reload can fix.
+
+    `run` is that simple sync. A full_sync verdict a segment reload can fix
+    is repaired at once and reconciled again; one it cannot (a rewound
+    ledger, a deletion-log gap, a repair that failed or left differences)
+    is marked for staff: recorded in the portal so the monitor shows the
+    dossier `action_required` with the reason. Never raises for a dossier's
+    own trouble: the failure is in `error`, so the other dossiers go on.
+    """
+    try:
+        first = reconcile(home, code)
+    except DossyncError as exc:
+        log.error("%s verify failed: %s", code, exc)
+        return Verification(code, None, error=f"reconcile failed: {exc}")
+    except Exception as exc:  # a defect: logged with its traceback, reported, never silent
+        log.exception("%s verify failed unexpectedly", code)
+        return Verification(code, None, error=f"reconcile failed unexpectedly "
+                                              f"({type(exc).__name__}: {exc})")
+    if first.verdict != "full_sync":
+        log.info("%s verified: %s", code, first.verdict)
+        # a verdict that needs no full sync also clears an earlier one in the monitor
+        _record_verdict(home, code, first, needs_full_sync=False)
+        return Verification(code, first.verdict, before=first.verdict, reasons=first.reasons)
+    if not first.repairable or run.needs_full_sync:
+        why = first.history_problem or (run.warnings[0] if run.warnings else first.reasons[0])
+        log.warning("%s needs a full sync: %s", code, why)
+        _record_verdict(home, code, first, needs_full_sync=True)
+        return Verification(code, first.verdict, before=first.verdict, action_required=True,
+                            reasons=first.reasons, segments=tuple(first.segments))
+    periods = ", ".join(s["period"] for s in first.segments)
+    log.info("%s: repairing %s (%d rows instead of %d for a full sync)", code, periods,
+             first.repair_rows, first.full_sync_rows)
+    try:
+        repair = sync_dossier(home, code, "repair", ctx)
+    except DossyncError as exc:  # busy, or a version without --repair: staff decides
+        log.error("%s repair of %s not run: %s", code, periods, exc)
+        reasons = (*first.reasons, f"the repair of {periods} could not run: {exc}")
+        _record_verdict(home, code, first, needs_full_sync=True, reasons=reasons)
+        return Verification(code, first.verdict, before=first.verdict, action_required=True,
+                            reasons=reasons, segments=tuple(first.segments),
+                            error=f"repair not run: {exc}")
+    try:
+        after = reconcile(home, code)
+    except DossyncError as exc:
+        log.error("%s verify after the repair failed: %s", code, exc)
+        return Verification(code, None, before=first.verdict, segments=tuple(first.segments),
+                            repair=repair, error=f"reconcile after the repair failed: {exc}")
+    repaired = repair.status == "succeeded" and after.verdict == "in_sync"
+    if repaired:
+        log.info("%s repaired %s: in sync (read %d rows)", code, periods, repair.rows.read)
+        _record_verdict(home, code, after, needs_full_sync=False)
+        return Verification(code, after.verdict, before=first.verdict, repaired=True,
+                            reasons=after.reasons, segments=tuple(first.segments), repair=repair)
+    error = (f"repair failed: {repair.error}" if repair.status != "succeeded"
+             else f"after the repair reconcile still says {after.verdict}")
+    log.error("%s: %s", code, error)
+    needs_full = after.verdict == "full_sync" or repair.status != "succeeded"
+    reasons = after.reasons + ((f"the repair of {periods} failed: {repair.error}",)
+                               if repair.status != "succeeded" else ())
+    _record_verdict(home, code, after, needs_full_sync=needs_full, reasons=reasons)
+    return Verification(code, after.verdict, before=first.verdict, action_required=needs_full,
+                        reasons=reasons, segments=tuple(first.segments), repair=repair,
+                        error=error if needs_full else None)
+
+
+def _record_verdict(home: Home, code: str, result: Reconciliation, *, needs_full_sync: bool,
+                    reasons: tuple[str, ...] | None = None) -> None:
+    """Keep the verdict in the portal, where the monitor reads `action_required`.
+
+    portal.record_verdict is the portal store's (the only module that speaks
+    DuckDB); a portal without it yet keeps only what the sync runs record: a
+    refused simple sync already flags its dossier for a full sync.
+    """
+    record = getattr(portal, "record_verdict", None)
+    if record is None:
+        if needs_full_sync:
+            log.warning("%s: this portal cannot record reconcile verdicts yet; the monitor "
+                        "shows the need for a full sync only when a sync was refused", code)
+        return
+    record(home.portal, code, result.verdict, list(reasons or result.reasons),
+           [dict(s) for s in result.segments], needs_full_sync)
