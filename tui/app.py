@@ -1,0 +1,326 @@
+"""The support engineer's terminal UI: `dossync tui`.
+
+A Textual app over `core/`: it calls the functions the CLI calls. It never
+holds the portal file: every read or write goes through a `core.portal`
+function that opens DuckDB, does its work and closes it, always in a thread
+worker, so a nightly run or a CLI sync beside the UI only ever makes it
+wait a moment. Syncs started here run as detached `dossync sync` processes
+(their own session), so a dropped SSH connection never stops them;
+reopening the UI finds them through the monitor (state `syncing`, progress
+file) or, once over, in the last sync of the dossier.
+
+The app owns the two clocks of the screen: the monitor refresh (every few
+seconds) and, while something syncs, the progress refresh. Screens receive
+what these read through `monitor_loaded` / `progress_read`.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+from textual import work
+from textual.app import App
+from textual.binding import Binding
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+
+from core import monitor
+from core.home import Home
+from core.model import DossyncError, ExitCode, ManualOptions
+from tui.messages import MonitorLoaded, ProgressRead, SyncFinished, SyncStarted
+
+REFRESH_SECONDS = 3.0
+PROGRESS_SECONDS = 0.5
+FROZEN_ENV = "DOSSYNC_TUI_FROZEN"
+MASKED_TIME = "····-··-·· ··:··"
+
+
+class DossierCommands(Provider):
+    """Command palette: open dossier X, sync X, outbox, run log."""
+
+    def _commands(self) -> list[tuple[str, object, str]]:
+        app: DossyncApp = self.app  # type: ignore[assignment]
+        commands: list[tuple[str, object, str]] = [
+            ("Outbox: client emails", app.action_outbox, "queued, sent and failed emails"),
+            ("Run log: syncs of every dossier", app.action_run_log, "the last 200 sync runs"),
+            ("Help: keys", app.action_help, "every key binding"),
+        ]
+        for row in app.rows:
+            code, name = row["code"], row["name"]
+            commands.append((f"Open dossier {code}", _partial(app.open_dossier, code),
+                             f"{name}: figures, history, settings"))
+            commands.append((f"Sync {code}", _partial(app.open_sync_dialog, code),
+                             f"simple, full or repair sync of {name}"))
+        return commands
+
+    async def discover(self) -> Hits:
+        for text, command, help_text in self._commands():
+            yield DiscoveryHit(text, command, help=help_text)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for text, command, help_text in self._commands():
+            score = matcher.match(text)
+            if score > 0:
+                yield Hit(score, matcher.highlight(text), command, text=text, help=help_text)
+
+
+def _partial(fn, *args):
+    def call() -> None:
+        fn(*args)
+    return call
+
+
+class DossyncApp(App[int]):
+    """dossync's terminal UI over one home.
+
+    home: where the portal lives. frozen: mask clock-dependent values (run
+    times, run ids, the home path) so snapshots are deterministic; also set
+    by the environment variable DOSSYNC_TUI_FROZEN=1.
+    """
+
+    CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses live elsewhere
+    TITLE = "dossync"
+    SUB_TITLE = "active clients monitor"
+    COMMANDS = App.COMMANDS | {DossierCommands}
+    BINDINGS = [
+        Binding("question_mark", "help", "Help", key_display="?"),
+        Binding("e", "outbox", "Outbox"),
+        Binding("l", "run_log", "Run log"),
+        Binding("q", "quit", "Quit"),
+    ]
+
+    def __init__(self, home: Home, *, frozen: bool | None = None,
+                 refresh_seconds: float = REFRESH_SECONDS) -> None:
+        super().__init__()
+        self.home = home
+        self.frozen = bool(os.environ.get(FROZEN_ENV)) if frozen is None else frozen
+        self.refresh_seconds = refresh_seconds
+        self.rows: list[dict] = []
+        self.progress: dict[str, dict] = {}
+        self.started: dict[str, subprocess.Popen] = {}
+        self.cancelling: set[str] = set()
+        self._syncing: set[str] = set()
+        self.loaded = False
+
+    # --- lifecycle -------------------------------------------------------------------
+    def on_mount(self) -> None:
+        from tui.screens.monitor import MonitorScreen
+
+        self.push_screen(MonitorScreen())
+        self.refresh_monitor()
+        self.set_interval(self.refresh_seconds, self.refresh_monitor)
+        self.set_interval(PROGRESS_SECONDS, self._tick_progress)
+
+    def when(self, stamp: str | None) -> str:
+        """A timestamp as the screen shows it: minutes, or masked when frozen."""
+        if not stamp:
+            return "-"
+        return MASKED_TIME if self.frozen else stamp[:16].replace("T", " ")
+
+    def run_label(self, run_id: str | None) -> str:
+        if not run_id:
+            return "-"
+        return "········" if self.frozen else run_id
+
+    def report(self, exc: BaseException, what: str = "") -> None:
+        """An error as a notification (from any thread): never a traceback on screen."""
+        text = str(exc) or exc.__class__.__name__
+        message = f"{what}: {text}" if what else text
+        self.call_from_thread(self.notify, message, severity="error", timeout=10)
+
+    # --- monitor refresh ---------------------------------------------------------------
+    @work(thread=True, exclusive=True, group="monitor", exit_on_error=False)
+    def refresh_monitor(self) -> None:
+        try:
+            rows = monitor.monitor_rows(self.home)
+            progress = {r["code"]: p for r in rows if r["state"] == "syncing"
+                        for p in [monitor.read_progress(self.home, r["code"])] if p}
+        except DossyncError as exc:
+            self.report(exc, "reading the monitor")
+            return
+        except Exception as exc:  # noqa: BLE001 - the UI must survive anything core raises
+            self.report(exc, "reading the monitor")
+            return
+        self.post_message(MonitorLoaded(rows, progress))
+
+    def on_monitor_loaded(self, message: MonitorLoaded) -> None:
+        self.rows = message.rows
+        self.loaded = True
+        self.progress = message.progress
+        now_syncing = {r["code"] for r in message.rows if r["state"] == "syncing"}
+        by_code = {r["code"]: r for r in message.rows}
+        # Syncs someone else started (CLI, nightly, an earlier UI session).
+        for code in self._syncing - now_syncing - set(self.started):
+            self._finished(code, by_code.get(code), None, started_here=False)
+        # Syncs we started: over when the process has exited (portal read after that).
+        for code, process in list(self.started.items()):
+            if process.poll() is not None and code not in now_syncing:
+                del self.started[code]
+                self._finished(code, by_code.get(code), process.returncode, started_here=True)
+        self._syncing = now_syncing | set(self.started)
+        for screen in self.screen_stack:
+            if hasattr(screen, "monitor_loaded"):
+                screen.monitor_loaded(message.rows)
+            if hasattr(screen, "progress_read"):
+                screen.progress_read(self.progress)
+
+    def _finished(self, code: str, row: dict | None, returncode: int | None,
+                  started_here: bool) -> None:
+        last = (row or {}).get("last_sync") or {}
+        result = monitor.last_detached_result(self.home, code) if started_here else None
+        status = (result or last).get("status") or "failed"
+        error = (result or {}).get("error") or (row or {}).get("reason")
+        if started_here and result is None:
+            name = ExitCode(returncode).name if returncode in set(ExitCode) else str(returncode)
+            status, error = "failed", (f"the sync process ended with exit code {returncode} "
+                                       f"({name}) before reporting a result")
+            if returncode == ExitCode.BUSY:
+                error = "another process is syncing this dossier: try again when it is done"
+        cancelled = code in self.cancelling
+        self.cancelling.discard(code)
+        self.post_message(SyncFinished(code, status, error, cancelled))
+
+    def on_sync_finished(self, message: SyncFinished) -> None:
+        code = message.code
+        if message.cancelled and message.status != "succeeded":
+            self.notify(f"{code}: cancelled: nothing changed", title="sync cancelled")
+        elif message.status == "succeeded":
+            self.notify(f"{code}: sync finished", title="sync succeeded")
+        else:
+            self.notify(f"{code}: {message.error or 'the sync failed'}", title="sync failed",
+                        severity="error", timeout=15)
+        for screen in self.screen_stack:
+            if hasattr(screen, "sync_finished"):
+                screen.sync_finished(message)
+
+    # --- progress ------------------------------------------------------------------------
+    def _tick_progress(self) -> None:
+        if self._syncing:
+            self.read_progress(sorted(self._syncing))
+
+    @work(thread=True, exclusive=True, group="progress", exit_on_error=False)
+    def read_progress(self, codes: list[str]) -> None:
+        try:
+            progress = {c: p for c in codes for p in [monitor.read_progress(self.home, c)] if p}
+        except Exception as exc:  # noqa: BLE001 - a progress file is a courtesy, never fatal
+            self.report(exc, "reading progress")
+            return
+        self.post_message(ProgressRead(progress))
+        # A sync we started that is over: read the monitor now, not in 3 seconds.
+        if any(p.poll() is not None for p in list(self.started.values())):
+            self.call_from_thread(self.refresh_monitor)
+
+    def on_progress_read(self, message: ProgressRead) -> None:
+        self.progress = message.progress
+        for screen in self.screen_stack:
+            if hasattr(screen, "progress_read"):
+                screen.progress_read(message.progress)
+
+    def is_syncing(self, code: str) -> bool:
+        return code in self._syncing
+
+    # --- syncs ---------------------------------------------------------------------------
+    def start_sync(self, code: str, kind: str, options: ManualOptions) -> None:
+        self._start_sync(code, kind, options)
+
+    @work(thread=True, exclusive=False, group="start", exit_on_error=False)
+    def _start_sync(self, code: str, kind: str, options: ManualOptions) -> None:
+        try:
+            from core.locks import DossierLock
+
+            lock = DossierLock(self.home.locks, code)
+            if code in self.started or lock.is_held():
+                holder = lock.holder() or "this UI"
+                self.call_from_thread(self.notify, f"{code} is already syncing ({holder})",
+                                      severity="warning")
+                return
+            process = monitor.start_detached_sync(self.home, code, kind, options)
+        except Exception as exc:  # noqa: BLE001
+            self.report(exc, f"starting a sync of {code}")
+            return
+        self.post_message(SyncStarted(code, kind, process.pid))
+        self.call_from_thread(self._track_started, code, process)
+
+    def _track_started(self, code: str, process: subprocess.Popen) -> None:
+        self.started[code] = process
+        self._syncing.add(code)
+
+    def on_sync_started(self, message: SyncStarted) -> None:
+        self.notify(f"{message.code}: {message.kind} sync started (pid {message.pid}); "
+                    f"it keeps running if this terminal closes", title="sync started")
+        for screen in self.screen_stack:
+            if hasattr(screen, "sync_started"):
+                screen.sync_started(message)
+
+    def cancel(self, code: str) -> None:
+        self._cancel(code)
+
+    @work(thread=True, exclusive=False, group="cancel", exit_on_error=False)
+    def _cancel(self, code: str) -> None:
+        try:
+            asked = monitor.cancel_sync(self.home, code)
+            process = self.started.get(code)
+            if not asked and process is not None and process.poll() is None:
+                process.terminate()  # not holding the lock yet: it has changed nothing
+                asked = True
+        except Exception as exc:  # noqa: BLE001
+            self.report(exc, f"cancelling the sync of {code}")
+            return
+        if asked:
+            self.cancelling.add(code)
+            self.call_from_thread(self.notify, f"{code}: cancelling…", title="cancel")
+        else:
+            self.call_from_thread(self.notify, f"no sync of {code} is running",
+                                  severity="warning")
+
+    # --- navigation ------------------------------------------------------------------------
+    def open_dossier(self, code: str) -> None:
+        from tui.screens.dossier import DossierScreen
+
+        self.push_screen(DossierScreen(code))
+
+    def open_sync_dialog(self, code: str) -> None:
+        from tui.screens.sync_dialog import SyncDialog, SyncRequest
+
+        if self.is_syncing(code):
+            self.notify(f"{code} is syncing now: wait for it, or press c to cancel it",
+                        severity="warning")
+            return
+
+        def chosen(request: SyncRequest | None) -> None:
+            if request is not None:
+                self.start_sync(code, request.kind, request.options)
+
+        self.push_screen(SyncDialog(code), chosen)
+
+    def action_outbox(self) -> None:
+        from tui.screens.outbox import OutboxScreen
+
+        if not isinstance(self.screen, OutboxScreen):
+            self.push_screen(OutboxScreen())
+
+    def action_run_log(self) -> None:
+        from tui.screens.runlog import RunLogScreen
+
+        if not isinstance(self.screen, RunLogScreen):
+            self.push_screen(RunLogScreen())
+
+    def action_help(self) -> None:
+        from tui.screens.help import HelpScreen
+
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+
+def run(home: Home) -> int:
+    """`dossync tui`: run the UI until the user quits; the exit code for the CLI."""
+    app = DossyncApp(home)
+    app.run()
+    return int(app.return_code or 0)
+
+
+if __name__ == "__main__":  # python -m tui.app HOME
+    import sys
+
+    raise SystemExit(run(Home.resolve(sys.argv[1] if len(sys.argv) > 1 else None)))

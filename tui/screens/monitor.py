@@ -1,0 +1,291 @@
+"""The active clients monitor: the start screen, one row per dossier.
+
+The rows come from `core.monitor.monitor_rows` (one portal query), read by
+the app every few seconds in a thread worker. Filtering and sorting work on
+that in-memory list; the table is rebuilt only when the visible set or its
+order changes, otherwise just the cells that changed are updated.
+"""
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Input, Static
+
+from tui.widgets.progress import SyncProgress
+
+SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
+
+# (key, label, sort key); the order on screen: what the engineer scans first.
+COLUMNS: list[tuple[str, str]] = [
+    ("code", "code"), ("state", "state"), ("pending", "blue"), ("until", "updated until"),
+    ("period", "period"), ("last", "last sync"), ("nightly", "nightly"),
+    ("package", "package"), ("name", "name"), ("reason", "message"),
+]
+STATE_ORDER = {"failed": 0, "action_required": 1, "syncing": 2, "ok": 3}
+STATE_STYLE = {"failed": ("✗ failed", "bold red"), "action_required": ("! action", "bold yellow"),
+               "ok": ("✓ ok", "green"), "syncing": ("syncing", "bold cyan")}
+
+
+def sort_key(column: str, row: dict):
+    last = row["last_sync"] or {}
+    return {
+        "code": row["code"],
+        "state": (STATE_ORDER.get(row["state"], 9), row["code"]),
+        "pending": (-(row["pending_proposals"] or 0), row["code"]),
+        "until": (row["updated_until"] or "", row["code"]),
+        "period": (row["active_period"] or "", row["code"]),
+        "last": (last.get("finished_at") or "", row["code"]),
+        "nightly": (not row["nightly"], row["code"]),
+        "package": (row["package"], row["code"]),
+        "name": (row["name"].lower(), row["code"]),
+        "reason": (row["reason"] or "", row["code"]),
+    }[column]
+
+
+def matches(row: dict, needle: str) -> bool:
+    if not needle:
+        return True
+    hay = " ".join(str(v) for v in (row["code"], row["name"], row["package"], row["state"],
+                                     row["reason"] or "", "nightly" if row["nightly"] else ""))
+    return all(word in hay.lower() for word in needle.lower().split())
+
+
+class MonitorScreen(Screen):
+    """Every dossier at a glance; Enter opens one, s syncs the highlighted one."""
+
+    BINDINGS = [
+        Binding("enter", "open", "Open", show=True, priority=False),
+        Binding("s", "sync", "Sync"),
+        Binding("c", "cancel", "Cancel sync"),
+        Binding("o", "sort", "Sort"),
+        Binding("slash", "filter", "Filter", key_display="/"),
+        Binding("r", "reload", "Refresh"),
+        Binding("escape", "clear_filter", "Clear filter", show=False),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sort_column = "code"
+        self.sort_reverse = False
+        self.shown: list[str] = []  # codes, in table order
+        self.cells: dict[str, tuple] = {}
+        self.by_code: dict[str, dict] = {}
+        self._spin = 0
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Input(placeholder="/ filter: code, name, package, state …", id="filter",
+                    compact=True)
+        yield DataTable(id="monitor", cursor_type="row", zebra_stripes=False)
+        yield Static(id="detail")
+        yield SyncProgress(id="progress")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = "active clients monitor"
+        self.table.focus()
+        self._build_columns()
+        if self.app.loaded:
+            self.monitor_loaded(self.app.rows)
+        self.set_interval(0.25, self._animate)
+
+    @property
+    def table(self) -> DataTable:
+        return self.query_one("#monitor", DataTable)
+
+    # --- data in --------------------------------------------------------------------
+    def monitor_loaded(self, rows: list[dict]) -> None:
+        self.by_code = {r["code"]: r for r in rows}
+        self._render_view()
+
+    def progress_read(self, progress: dict[str, dict]) -> None:
+        self._show_progress()
+
+    def sync_started(self, message) -> None:
+        self._render_view()
+
+    def sync_finished(self, message) -> None:
+        self._render_view()
+
+    # --- rendering ------------------------------------------------------------------
+    def _state(self, row: dict) -> str:
+        return "syncing" if self.app.is_syncing(row["code"]) else row["state"]
+
+    def _cells(self, row: dict) -> tuple:
+        state = self._state(row)
+        label, style = STATE_STYLE.get(state, (state, ""))
+        if state == "syncing":
+            label = f"{SPINNER[self._spin % len(SPINNER)]} syncing"
+        last = row["last_sync"]
+        if last:
+            ok = last["status"] == "succeeded"
+            last_text = Text.assemble(f"{last['kind']} ", ("ok" if ok else "failed",
+                                                            "green" if ok else "red"),
+                                      f" {self.app.when(last['finished_at'])}")
+        else:
+            last_text = Text("never", style="dim")
+        reason = row["reason"] or ""
+        return (
+            Text(row["code"], style="bold"),
+            Text(label, style=style),
+            Text(str(row["pending_proposals"] or 0), style="bold blue", justify="right"),
+            row["updated_until"] or "-",
+            row["active_period"] or "-",
+            last_text,
+            Text("on", style="green") if row["nightly"] else Text("off", style="dim"),
+            row["package"],
+            row["name"],
+            Text(reason, style="red" if state == "failed" else "yellow"),
+        )
+
+    def _build_columns(self) -> None:
+        table = self.table
+        table.clear(columns=True)
+        for key, label in COLUMNS:
+            if key == self.sort_column:
+                label = f"{label} {'▼' if self.sort_reverse else '▲'}"
+            table.add_column(label, key=key)
+        self.shown, self.cells = [], {}
+
+    def _wanted(self) -> list[str]:
+        needle = self.query_one("#filter", Input).value.strip()
+        rows = [r for r in self.by_code.values() if matches(r, needle)]
+        rows.sort(key=lambda r: sort_key(self.sort_column, r), reverse=self.sort_reverse)
+        return [r["code"] for r in rows]
+
+    def _render_view(self) -> None:
+        table = self.table
+        wanted = self._wanted()
+        cells = {code: self._cells(self.by_code[code]) for code in wanted}
+        if wanted != self.shown:
+            current = self.highlighted
+            table.clear()
+            # One pass, keyed by dossier code (DataTable.add_rows is this same loop, unkeyed).
+            for code in wanted:
+                table.add_row(*cells[code], key=code)
+            if current in wanted:
+                table.move_cursor(row=wanted.index(current), animate=False)
+        else:
+            for code in wanted:
+                old = self.cells.get(code)
+                for (key, _), new_cell, old_cell in zip(COLUMNS, cells[code], old or ()):
+                    if new_cell != old_cell:
+                        table.update_cell(code, key, new_cell, update_width=True)
+        self.shown, self.cells = wanted, cells
+        self._show_detail()
+        self._show_progress()
+
+    def _animate(self) -> None:
+        syncing = [c for c in self.shown if self.app.is_syncing(c)]
+        if not syncing:
+            return
+        self._spin += 1
+        for code in syncing:
+            cells = self._cells(self.by_code[code])
+            self.table.update_cell(code, "state", cells[1])
+            self.cells[code] = cells
+
+    @property
+    def highlighted(self) -> str | None:
+        table = self.table
+        if not self.shown or table.cursor_row is None or table.cursor_row >= len(self.shown):
+            return None
+        try:
+            return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        except Exception:  # noqa: BLE001 - an empty table has no cursor cell
+            return None
+
+    def _show_detail(self) -> None:
+        detail = self.query_one("#detail", Static)
+        code = self.highlighted
+        row = self.by_code.get(code) if code else None
+        if not self.by_code:
+            detail.update("reading the portal …" if not self.app.loaded else "no dossiers yet")
+            return
+        if row is None:
+            detail.update(Text(f"no dossier matches the filter ({len(self.by_code)} in all)",
+                               style="dim"))
+            return
+        state = self._state(row)
+        text = Text.assemble((row["code"], "bold"), f" {row['name']} · ")
+        if row["reason"] and state in ("failed", "action_required"):
+            text.append(f"{state.replace('_', ' ')}: {row['reason']}",
+                        style="bold red" if state == "failed" else "bold yellow")
+        else:
+            text.append(f"{len(self.shown)} of {len(self.by_code)} dossiers shown · "
+                        f"sorted by {dict(COLUMNS)[self.sort_column]}", style="dim")
+        detail.update(text)
+
+    def _show_progress(self) -> None:
+        panel = self.query_one(SyncProgress)
+        code = self.highlighted
+        if code is None or not self.app.is_syncing(code):
+            running = [c for c in self.shown if self.app.is_syncing(c)]
+            code = running[0] if running else None
+        panel.show(code, self.app.progress.get(code) if code else None,
+                   cancelling=code in self.app.cancelling if code else False)
+
+    # --- events -----------------------------------------------------------------------
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self._show_detail()
+        self._show_progress()
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        if event.row_key.value:
+            self.app.open_dossier(event.row_key.value)
+
+    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
+        key = event.column_key.value
+        if key == self.sort_column:
+            self.sort_reverse = not self.sort_reverse
+        else:
+            self.sort_column, self.sort_reverse = key, False
+        self._resort()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self._render_view()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if len(self.shown) == 1:
+            self.app.open_dossier(self.shown[0])
+        self.table.focus()
+
+    # --- actions ------------------------------------------------------------------------
+    def _resort(self) -> None:
+        self._build_columns()
+        self._render_view()
+
+    def action_sort(self) -> None:
+        keys = [k for k, _ in COLUMNS]
+        self.sort_column = keys[(keys.index(self.sort_column) + 1) % len(keys)]
+        self.sort_reverse = False
+        self._resort()
+
+    def action_filter(self) -> None:
+        self.query_one("#filter", Input).focus()
+
+    def action_clear_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.value = ""
+        self.table.focus()
+
+    def action_open(self) -> None:
+        if self.highlighted:
+            self.app.open_dossier(self.highlighted)
+
+    def action_sync(self) -> None:
+        if self.highlighted:
+            self.app.open_sync_dialog(self.highlighted)
+
+    def action_cancel(self) -> None:
+        code = self.highlighted
+        if code and not self.app.is_syncing(code):
+            running = [c for c in self.shown if self.app.is_syncing(c)]
+            code = running[0] if len(running) == 1 else code
+        if code:
+            self.app.cancel(code)
+
+    def action_reload(self) -> None:
+        self.app.refresh_monitor()

@@ -1,0 +1,195 @@
+"""The Sync Dossier dialog: kind and manual options of one sync.
+
+Returns a `SyncRequest` (or None when dismissed); the app starts it as a
+detached process. The updated-until date defaults to the end of the last
+closed period, read from the portal in a worker when the dialog opens. A
+full sync reloads the whole ledger from the office server, so it asks for
+the dossier's code to be typed first.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Checkbox, Input, Label, RadioButton, RadioSet, Static
+
+from core import portal
+from core.model import ManualOptions
+from tui.screens.dossier import show_error
+
+
+@dataclass(frozen=True)
+class SyncRequest:
+    kind: str
+    options: ManualOptions
+
+
+def default_until(periods: list[dict]) -> str | None:
+    """End of the last closed period (the books are complete up to there)."""
+    closed = [p for p in periods if p["closed"] and p["end_date"]]
+    return closed[-1]["end_date"] if closed else None
+
+
+def end_of_month_before(period: str) -> str:
+    """The last day before a period (YYYY-MM) starts: what a new active period closes."""
+    first = date.fromisoformat(period + "-01")
+    return date.fromordinal(first.toordinal() - 1).isoformat()
+
+
+def _valid_date(text: str) -> bool:
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        return False
+    return len(text) == 10
+
+
+def _valid_period(text: str) -> bool:
+    if len(text) != 7 or text[4] != "-":
+        return False
+    try:
+        date.fromisoformat(text + "-01")
+    except ValueError:
+        return False
+    return True
+
+
+class SyncDialog(ModalScreen[SyncRequest | None]):
+    """Simple, full or repair; updated-until, reset counter, email, new period."""
+
+    BINDINGS = [
+        Binding("escape", "dismiss_dialog", "Close"),
+        Binding("ctrl+enter", "start", "Start", show=False),
+    ]
+
+    def __init__(self, code: str) -> None:
+        super().__init__()
+        self.code = code
+        self._default_loaded = False
+        self._auto_until: str | None = None
+        self._closed_until: str | None = None
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="sync-dialog"):
+            yield Static(f"Sync dossier [b]{self.code}[/b]", id="sync-title")
+            with RadioSet(id="kind", compact=True):
+                yield RadioButton("simple: changes since the last sync", value=True, id="simple")
+                yield RadioButton("full: reload the whole ledger", id="full")
+                yield RadioButton("repair: reload what reconcile flags", id="repair")
+            with Horizontal(classes="field"):
+                yield Label("updated until", classes="field-label")
+                yield Input(placeholder="YYYY-MM-DD (empty: unchanged)", id="until", compact=True)
+            yield Static(id="until-error", classes="error")
+            yield Checkbox("reset the blue counter to 0", id="reset", compact=True)
+            yield Checkbox("email the client that the books were updated", id="notify",
+                           compact=True)
+            with Horizontal(classes="field"):
+                yield Label("new active period", classes="field-label")
+                yield Input(placeholder="YYYY-MM (optional)", id="period", compact=True)
+            yield Static(id="period-error", classes="error")
+            with Vertical(id="full-confirm"):
+                yield Static("⚠ A full sync reads the whole ledger again: heavy for the "
+                             "office server and the network. Type the dossier code to confirm.",
+                             id="full-warning")
+                with Horizontal(classes="field"):
+                    yield Label("dossier code", classes="field-label")
+                    yield Input(placeholder=self.code, id="confirm", compact=True)
+                yield Static(id="confirm-error", classes="error")
+            with Horizontal(id="sync-buttons"):
+                yield Button("Start sync", id="start", variant="primary", compact=True)
+                yield Button("Cancel", id="cancel", compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one("#full-confirm").display = False
+        for error in self.query(".error"):
+            error.display = False
+        self.query_one("#kind", RadioSet).focus()
+        self.load_default()
+
+    @work(thread=True, exclusive=True, group="sync-dialog", exit_on_error=False)
+    def load_default(self) -> None:
+        try:
+            until = default_until(portal.periods(self.app.home.portal, self.code))
+        except Exception as exc:  # noqa: BLE001 - a missing default is no reason to fail
+            self.app.report(exc, f"reading the periods of {self.code}")
+            return
+        self.app.call_from_thread(self._set_default, until)
+
+    def _set_default(self, until: str | None) -> None:
+        self._closed_until = until
+        box = self.query_one("#until", Input)
+        if until and not box.value:
+            box.value = self._auto_until = until
+        self._default_loaded = True
+
+    @on(Input.Changed, "#period")
+    def _period_changed(self, event: Input.Changed) -> None:
+        # A new active period closes every earlier one: the default date follows it,
+        # unless the user typed a date of their own.
+        box = self.query_one("#until", Input)
+        if box.value and box.value != self._auto_until:
+            return
+        period = event.value.strip()
+        auto = end_of_month_before(period) if _valid_period(period) else self._closed_until
+        if auto:
+            box.value = self._auto_until = auto
+
+    @property
+    def kind(self) -> str:
+        pressed = self.query_one("#kind", RadioSet).pressed_button
+        return pressed.id if pressed is not None and pressed.id else "simple"
+
+    @on(RadioSet.Changed)
+    def _kind_changed(self) -> None:
+        self.query_one("#full-confirm").display = self.kind == "full"
+
+    @on(Button.Pressed, "#start")
+    def _start_pressed(self) -> None:
+        self.action_start()
+
+    @on(Button.Pressed, "#cancel")
+    def _cancel_pressed(self) -> None:
+        self.dismiss(None)
+
+    @on(Input.Submitted)
+    def _submitted(self) -> None:
+        self.action_start()
+
+    def action_dismiss_dialog(self) -> None:
+        self.dismiss(None)
+
+    def validate(self) -> SyncRequest | None:
+        """The request, or None with the reasons shown under the fields."""
+        until = self.query_one("#until", Input).value.strip()
+        period = self.query_one("#period", Input).value.strip()
+        confirm = self.query_one("#confirm", Input).value.strip()
+        errors = {
+            "until-error": "" if not until or _valid_date(until)
+            else "not a date: write it as YYYY-MM-DD, e.g. 2026-09-30",
+            "period-error": "" if not period or _valid_period(period)
+            else "not a period: write it as YYYY-MM, e.g. 2026-11",
+            "confirm-error": "" if self.kind != "full" or confirm.upper() == self.code
+            else f"type {self.code} to confirm the full sync",
+        }
+        for widget_id, text in errors.items():
+            show_error(self.query_one(f"#{widget_id}", Static), text)
+        if any(errors.values()):
+            return None
+        return SyncRequest(self.kind, ManualOptions(
+            until=until or None,
+            reset_counter=self.query_one("#reset", Checkbox).value,
+            notify=self.query_one("#notify", Checkbox).value,
+            new_period=period or None))
+
+    def action_start(self) -> None:
+        request = self.validate()
+        if request is None:
+            self.notify("the sync was not started: see the messages in the dialog",
+                        severity="warning")
+            return
+        self.dismiss(request)
