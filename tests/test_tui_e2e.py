@@ -1,0 +1,202 @@
+"""The UI end to end: in a real terminal (tmux), and beside a 1M-line full sync.
+
+tmux runs `dossync tui` on a demo home; keys go in with `send-keys`, the
+screen comes back with `capture-pane`. A sync started there is a detached
+process: killing the tmux session mid-sync (a dropped SSH connection) must
+not stop it.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from textual.widgets import DataTable
+
+from core import monitor, portal
+from core.cli import main
+from core.home import Home
+from core.locks import DossierLock
+from tui.app import DossyncApp
+from tui.screens.monitor import MonitorScreen
+
+ROOT = Path(__file__).resolve().parent.parent
+TMUX = shutil.which("tmux")
+needs_tmux = pytest.mark.skipif(TMUX is None, reason="tmux is not installed: the real-terminal "
+                                "test needs it (apt-get install tmux)")
+
+
+@pytest.fixture(scope="module")
+def _template(tmp_path_factory) -> Path:
+    home = tmp_path_factory.mktemp("e2e") / "firm"
+    assert main(["--home", str(home), "demo", "--dossiers", "3", "--lines", "2000",
+                 "--seed", "3"]) == 0
+    return home
+
+
+@pytest.fixture
+def home(_template, tmp_path) -> Path:
+    target = tmp_path / "firm"
+    shutil.copytree(_template, target)
+    for dossier in portal.list_dossiers(target / "portal.duckdb"):
+        portal.update_dossier(target / "portal.duckdb", dossier.code,
+                              source=str(target / "ledgers" / Path(dossier.source).name))
+    return target
+
+
+class Terminal:
+    """One tmux session running the UI."""
+
+    def __init__(self, name: str, home: Path) -> None:
+        self.name = name
+        command = f"{sys.executable} -m core.cli --home {home} tui"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TMUX")}
+        subprocess.run([TMUX, "new-session", "-d", "-s", name, "-x", "120", "-y", "40", command],
+                       check=True, cwd=ROOT, env={**env, "TERM": "xterm-256color"})
+
+    def keys(self, *keys: str) -> None:
+        for key in keys:
+            subprocess.run([TMUX, "send-keys", "-t", self.name, key], check=True)
+            time.sleep(0.3)
+
+    def type(self, text: str) -> None:
+        subprocess.run([TMUX, "send-keys", "-t", self.name, "-l", text], check=True)
+        time.sleep(0.3)
+
+    def screen(self) -> str:
+        done = subprocess.run([TMUX, "capture-pane", "-t", self.name, "-p"], capture_output=True,
+                              text=True)
+        return done.stdout
+
+    def wait_for(self, predicate, timeout: float = 30.0, what: str = "") -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            text = self.screen()
+            if predicate(text):
+                return text
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {what}; the screen:\n{text}")
+            time.sleep(0.2)
+
+    def kill(self) -> None:
+        subprocess.run([TMUX, "kill-session", "-t", self.name], capture_output=True)
+
+
+def wait_portal(predicate, timeout: float = 60.0, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+def dossier_line(screen: str, code: str) -> str:
+    return next((line for line in screen.splitlines() if f" {code} " in line), "")
+
+
+@needs_tmux
+def test_sync_from_a_real_terminal(home):
+    code = "DUMONT"
+    term = Terminal(f"dossync-e2e-{os.getpid()}", home)
+    try:
+        term.wait_for(lambda s: code in s and "ok" in dossier_line(s, code), 20, "the monitor")
+        term.keys("s")  # the highlighted (first) dossier
+        term.wait_for(lambda s: f"Sync dossier {code}" in s, 10, "the sync dialog")
+        term.keys("Tab", "Enter")  # into the date field, Enter starts the simple sync
+        screen = term.wait_for(lambda s: "simple ok" in dossier_line(s, code), 40,
+                               "the finished simple sync on the monitor")
+        assert "failed" not in dossier_line(screen, code)
+    finally:
+        term.kill()
+    last = portal.runs(home / "portal.duckdb", code, 1)[0]
+    assert (last["kind"], last["status"]) == ("simple", "succeeded")
+
+
+@needs_tmux
+def test_sync_survives_a_killed_terminal(home):
+    code = "VAN-DEN-BOSSCHE"  # the largest; throttled so it is still running when we kill
+    (home / "dossync.toml").write_text("[full_sync]\nmax_rows_per_second = 1000\n")
+    runs_before = len(portal.runs(home / "portal.duckdb", code, 100))
+    term = Terminal(f"dossync-e2e-kill-{os.getpid()}", home)
+    try:
+        term.wait_for(lambda s: code in s, 20, "the monitor")
+        term.keys("Down", "Down", "s")
+        term.wait_for(lambda s: f"Sync dossier {code}" in s, 10, "the sync dialog")
+        term.keys("Down", "Enter")  # full
+        term.wait_for(lambda s: "Type the dossier code" in s, 10, "the full-sync warning")
+        term.keys("Tab", "Tab", "Tab", "Tab", "Tab")  # date, counter, email, period, code
+        term.type(code)
+        term.keys("Enter")
+        wait_portal(lambda: DossierLock(home / "locks", code).is_held(), 20, "the sync to start")
+        term.wait_for(lambda s: "syncing" in dossier_line(s, code), 10, "the syncing state")
+    finally:
+        term.kill()  # the SSH connection drops mid-sync
+    assert DossierLock(home / "locks", code).is_held(), "the sync died with its terminal"
+    wait_portal(lambda: len(portal.runs(home / "portal.duckdb", code, 100)) > runs_before, 60,
+                "the detached sync to finish")
+    last = portal.runs(home / "portal.duckdb", code, 1)[0]
+    assert (last["kind"], last["status"]) == ("full", "succeeded"), last
+
+
+# --- responsiveness beside a heavy sync -----------------------------------------------------
+@pytest.fixture(scope="module")
+def big_home(tmp_path_factory) -> Path:
+    home = tmp_path_factory.mktemp("big") / "firm"
+    assert main(["--home", str(home), "demo", "--dossiers", "1", "--lines", "1000000",
+                 "--seed", "3"]) == 0
+    return home
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.mark.anyio
+async def test_ui_stays_responsive_during_a_1m_line_full_sync(big_home):
+    home = Home(big_home)
+    code = portal.list_dossiers(home.portal)[0].code
+    runs_before = len(portal.runs(home.portal, code, 100))
+    app = DossyncApp(home, frozen=True, refresh_seconds=0.5)
+    notes: list[str] = []
+    original_notify = app.notify
+    app.notify = lambda message, **kw: (notes.append(str(message)),  # type: ignore[method-assign]
+                                        original_notify(message, **kw))
+    async with app.run_test(size=(100, 30)) as pilot:
+        deadline = time.monotonic() + 10
+        while not (app.loaded and isinstance(app.screen, MonitorScreen)):
+            assert time.monotonic() < deadline
+            await pilot.pause(0.05)
+        process = monitor.start_detached_sync(home, code, "full")
+        table = app.screen.query_one("#monitor", DataTable)
+        latencies, saw_syncing, saw_progress = [], False, False
+        await pilot.press("slash")
+        while process.poll() is None or not latencies:
+            for key, rows in (("z", 0), ("backspace", 1)):  # one keystroke each
+                started = time.perf_counter()
+                await pilot.press(key)
+                while table.row_count != rows:
+                    assert time.perf_counter() - started < 5, "the UI stopped reacting"
+                    await pilot.pause(0.01)
+                latencies.append(time.perf_counter() - started)
+            saw_syncing = saw_syncing or app.is_syncing(code)
+            saw_progress = saw_progress or code in app.progress
+            await pilot.pause(0.1)
+        # the monitor picks up the finished run by itself
+        deadline = time.monotonic() + 30
+        while app.is_syncing(code) or DossierLock(home.locks, code).is_held():
+            assert time.monotonic() < deadline
+            await pilot.pause(0.1)
+    runs = portal.runs(home.portal, code, 100)
+    assert len(runs) == runs_before + 1 and runs[0]["status"] == "succeeded"
+    assert runs[0]["read"] > 1_000_000
+    assert saw_syncing and saw_progress
+    assert not [n for n in notes if "error" in n.lower() or "locked" in n.lower()], notes
+    worst, median = max(latencies), statistics.median(latencies)
+    print(f"filter latency during the full sync: median {median * 1000:.0f} ms, "
+          f"worst {worst * 1000:.0f} ms over {len(latencies)} edits")
+    assert worst < 1.0, f"a filter edit took {worst:.2f}s to reach the table"
