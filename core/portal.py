@@ -217,20 +217,30 @@ def remove_dossier(path: Path, code: str) -> None:
 # --- sync state -----------------------------------------------------------
 @dataclass(frozen=True)
 class SyncState:
-    """What the portal remembers of a dossier's last successful sync."""
+    """What the portal remembers of a dossier, read in one short look before a sync.
 
-    cursor: int | None  # None: never synced
+    dossier: its settings (None: unknown); cursor: the ledger position of the
+    last sync (None: never synced); recent: the newest (key, rv) per stream,
+    and probe: the portal's copy of those newest bookings and their lines,
+    to check that the ledger did not go back in time.
+    """
+
+    dossier: Dossier | None
+    cursor: int | None
     deletion_log_from: int | None
-    recent: dict[str, list[tuple[str, int]]]  # stream -> newest (key, rv) in the portal
+    recent: dict[str, list[tuple[str, int]]]
     accounts: frozenset[str]
     journals: frozenset[str]
     periods: frozenset[int]
+    probe: dict[str, pa.Table]
 
 
 def sync_state(path: Path, code: str, probe: int = 20) -> SyncState:
     with connect(path, read_only=True) as con:
-        pos = _one(con.execute("SELECT high_water, deletion_log_from FROM ledger_position WHERE dossier = ?",
-                          [code]).fetchall())
+        row = _one(con.execute(f"SELECT {_DOSSIER_COLS} FROM dossiers WHERE code = ?",
+                               [code]).fetchall())
+        pos = _one(con.execute("SELECT high_water, deletion_log_from FROM ledger_position "
+                               "WHERE dossier = ?", [code]).fetchall())
         recent = {}
         for stream in ("bookings", "matchings", "relations"):
             recent[stream] = [(str(k), int(rv)) for k, rv in con.execute(
@@ -242,21 +252,30 @@ def sync_state(path: Path, code: str, probe: int = 20) -> SyncState:
             "SELECT code FROM journals WHERE dossier = ?", [code]).fetchall())
         periods = frozenset(r[0] for r in con.execute(
             "SELECT id FROM periods WHERE dossier = ?", [code]).fetchall())
-    return SyncState(cursor=pos[0] if pos else None, deletion_log_from=pos[1] if pos else None,
-                     recent=recent, accounts=accounts, journals=journals, periods=periods)
+        keys = [k for k, _ in recent["bookings"]]
+        tables = {name: _read_keys(con, code, name, keys) for name in ("bookings", "lines")}
+    return SyncState(dossier=_dossier(row) if row else None,
+                     cursor=pos[0] if pos else None, deletion_log_from=pos[1] if pos else None,
+                     recent=recent, accounts=accounts, journals=journals, periods=periods,
+                     probe=tables)
 
 
 def read_keys(path: Path, code: str, stream: str, keys: list[str]) -> pa.Table:
     """Mirrored rows of a stream by key (lines: of these bookings), shaped like the stream."""
+    with connect(path, read_only=True) as con:
+        return _read_keys(con, code, stream, keys)
+
+
+def _read_keys(con, code: str, stream: str, keys: list[str]) -> pa.Table:
     definition = BY_NAME[stream]
     key = "booking_id" if stream == "lines" else definition.key[0]
     cols = ", ".join(f"strftime({c.name}, '%Y-%m-%d') AS {c.name}" if c.sql == "DATE" else c.name
                      for c in definition.columns)
-    with connect(path, read_only=True) as con:
-        con.register("wanted", pa.table({"k": pa.array(keys, pa.string())}))
-        table = con.sql(f"SELECT {cols} FROM {stream} WHERE dossier = ? AND "
-                        f"CAST({key} AS VARCHAR) IN (SELECT k FROM wanted)",
-                        params=[code]).to_arrow_table()
+    con.register("wanted", pa.table({"k": pa.array(keys, pa.string())}))
+    table = con.sql(f"SELECT {cols} FROM {stream} WHERE dossier = ? AND "
+                    f"CAST({key} AS VARCHAR) IN (SELECT k FROM wanted)",
+                    params=[code]).to_arrow_table()
+    con.unregister("wanted")
     return table.cast(definition.schema)
 
 
@@ -379,7 +398,8 @@ def _stage_views(con, code: str, staged: StagedSync) -> None:
                     f"UNION SELECT id FROM stg_bookings")
 
 
-def apply_sync(path: Path, code: str, staged: StagedSync, result: SyncResult) -> RowCounts:
+def apply_sync(path: Path, code: str, staged: StagedSync,
+               result: SyncResult) -> tuple[RowCounts, Dossier]:
     """Write one sync in one transaction: data, quarantine, cursor, run record.
 
     Killed at any instant, DuckDB's write-ahead log replays either all of
@@ -428,7 +448,9 @@ def apply_sync(path: Path, code: str, staged: StagedSync, result: SyncResult) ->
         except BaseException:
             con.execute("ROLLBACK")
             raise
-    return counts
+        after = _dossier(_one(con.execute(f"SELECT {_DOSSIER_COLS} FROM dossiers WHERE code = ?",
+                                          [code]).fetchall()))
+    return counts, after
 
 
 def _replace_provisional(con, code: str) -> None:

@@ -73,11 +73,18 @@ def sync_dossier(home: Home, code: str, kind: SyncKind = "simple",
     """
     ctx = ctx or RunContext()
     home.require()
-    dossier = portal.get_dossier(home.portal, code)
+    lock = DossierLock(home.locks, code).acquire(purpose=f"{kind} sync")
+    try:
+        state = portal.sync_state(home.portal, code)  # under the lock: nobody moves it now
+    except BaseException:
+        lock.release()
+        raise
+    dossier = state.dossier
     if dossier is None:
+        lock.release()
+        lock.path.unlink(missing_ok=True)
         known = ", ".join(d.code for d in portal.list_dossiers(home.portal)) or "none yet"
         raise UsageError(f"unknown dossier {code!r} (known: {known})")
-    lock = DossierLock(home.locks, code).acquire(purpose=f"{kind} sync")
     progress_file = ProgressFile(home, code, kind)
     ctx = replace(ctx, on_progress=_both(ctx.on_progress, progress_file))
     try:
@@ -97,7 +104,7 @@ def sync_dossier(home: Home, code: str, kind: SyncKind = "simple",
         for leftover in home.staging.glob(f"*-{code}-*"):
             shutil.rmtree(leftover, ignore_errors=True)  # from a killed run of this dossier
         staging.mkdir(parents=True, exist_ok=True)
-        result = _run(home, dossier, kind, base, staging, ctx, planned)
+        result = _run(home, dossier, kind, base, staging, ctx, planned, state)
     except SyncCancelled as exc:
         result = replace(base, finished_at=_now(), error=str(exc) or "cancelled: nothing was changed")
         portal.record_run(home.portal, result)
@@ -162,8 +169,8 @@ def plan_options(home: Home, dossier, options: ManualOptions) -> portal.SyncOpti
 
 
 def _run(home: Home, dossier, kind: SyncKind, base: SyncResult, staging: Path,
-         ctx: RunContext, options: portal.SyncOptions | None) -> SyncResult:
-    state = portal.sync_state(home.portal, dossier.code)
+         ctx: RunContext, options: portal.SyncOptions | None,
+         state: portal.SyncState) -> SyncResult:
     if kind == "repair" and state.cursor is not None:
         return _repair(home, dossier, base, staging, ctx, options, state)
     full = kind in ("full", "repair") or state.cursor is None
@@ -185,6 +192,13 @@ def _run(home: Home, dossier, kind: SyncKind, base: SyncResult, staging: Path,
                     error=f"simple sync refused, nothing changed: {problem}")
                 portal.record_run(home.portal, result)
                 return result
+        if (not full and not diff and options is None and connector.capabilities.ordered_commits
+                and position.high_water == state.cursor):
+            # The counter did not move: nothing was written to the ledger since
+            # the last sync. The common nightly case, so it stays cheap.
+            result = replace(base, status="succeeded", finished_at=_now(), warnings=tuple(warnings))
+            portal.record_run(home.portal, result)
+            return result
         since = None if full or diff else max(0, state.cursor - LOOKBACK)
         files, rows_read = _stage(connector, since, staging, ctx)
         deletions = None if since is None else connector.deletions(since)
@@ -211,8 +225,7 @@ def _run(home: Home, dossier, kind: SyncKind, base: SyncResult, staging: Path,
                      finished_at=_now(), warnings=tuple(warnings))
     _check_cancel(ctx)
     _report(ctx, Progress("all", rows_read, rows_read, "commit"))
-    counts = portal.apply_sync(home.portal, dossier.code, staged, result)
-    after = portal.get_dossier(home.portal, dossier.code)
+    counts, after = portal.apply_sync(home.portal, dossier.code, staged, result)
     return replace(result, rows=counts, active_period=after.active_period,
                    updated_until=after.updated_until, pending_proposals=after.pending_proposals)
 
@@ -278,8 +291,7 @@ def _repair(home: Home, dossier, base: SyncResult, staging: Path, ctx: RunContex
     result = replace(base, status="succeeded", finished_at=_now(),
                      warnings=(f"repaired {len(wanted)} period(s): {names}",))
     _check_cancel(ctx)
-    counts = portal.apply_sync(home.portal, dossier.code, staged, result)
-    after = portal.get_dossier(home.portal, dossier.code)
+    counts, after = portal.apply_sync(home.portal, dossier.code, staged, result)
     return replace(result, rows=counts, active_period=after.active_period,
                    updated_until=after.updated_until, pending_proposals=after.pending_proposals)
 
@@ -351,8 +363,8 @@ def _rewritten_bookings(connector: Connector, state: portal.SyncState, code: str
 
     ledger_b = by_key(connector.read_keys("bookings", keys), "id")
     ledger_l = by_key(connector.read_keys("lines", keys), "booking_id")
-    portal_b = by_key(portal.read_keys(portal_path, code, "bookings", keys), "id")
-    portal_l = by_key(portal.read_keys(portal_path, code, "lines", keys), "booking_id")
+    portal_b = by_key(state.probe["bookings"], "id")
+    portal_l = by_key(state.probe["lines"], "booking_id")
     versions = dict(state.recent["bookings"])
     for key in keys:
         mine, theirs = portal_b.get(key), ledger_b.get(key)

@@ -22,11 +22,14 @@ class Capabilities:
     change_cursor: rows carry a monotonic version, so a simple sync reads only changes.
     deletion_log: deletions are recorded (with limited retention).
     figures: the package can compute aggregates itself (for reconcile).
+    ordered_commits: versions are handed out in commit order (one writer at a
+        time), so a counter that did not move means nothing changed at all.
     """
 
     change_cursor: bool
     deletion_log: bool
     figures: bool
+    ordered_commits: bool = False
 
 
 @dataclass(frozen=True)

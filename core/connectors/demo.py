@@ -68,7 +68,10 @@ class DemoConnector:
     """Reads one demo ledger; never writes to it."""
 
     package = "demo"
-    capabilities = Capabilities(change_cursor=True, deletion_log=True, figures=True)
+    # SQLite has one writer at a time and the package takes its counter in
+    # the writing transaction: versions come in commit order.
+    capabilities = Capabilities(change_cursor=True, deletion_log=True, figures=True,
+                                ordered_commits=True)
 
     def __init__(self, path: Path) -> None:
         self.source = str(path)
@@ -208,7 +211,8 @@ class DemoConnector:
 
     # -- figures (for reconcile) ----------------------------------------------
     def figures(self, exclude_bookings: Sequence[int] = (),
-                grain: Literal["segment", "period"] = "segment") -> pa.Table:
+                grain: Literal["segment", "period"] = "segment",
+                periods: Sequence[str] | None = None) -> pa.Table:
         """Aggregates of the ledger's bookings, computed by SQLite (no full read).
 
         grain "segment": one row per fiscal year x period x journal x account
@@ -217,13 +221,32 @@ class DemoConnector:
         fiscal year x period with bookings and line_count (what a reload of
         that period reads). `exclude_bookings`: ids left out (the bookings the
         portal quarantined, so both sides count the same population).
+        `periods`: only the bookings of these period codes.
+
+        SQLite groups by sorting, and one sort of every line of a large
+        ledger is most of the cost; so the segment grain runs one aggregate
+        per period (its bookings found through the index on period_id, their
+        lines through the index on booking_id): many small sorts take about
+        two thirds of the time of one big one, for the same rows.
         """
-        where = _not_in(exclude_bookings)
+        conditions, params = [], []
+        if exclude_bookings:
+            conditions.append(_not_in(exclude_bookings, ""))
+        if periods is not None:
+            codes = sorted(set(periods))
+            if not codes:
+                return FIGURES_SCHEMAS[grain].empty_table()
+            conditions.append(f"b.period_id IN (SELECT id FROM periods WHERE code IN "
+                              f"({','.join('?' for _ in codes)}))")
+            params.extend(codes)
         if grain == "period":
-            sql = _PERIOD_SQL.format(where=where)
-        else:
-            sql = _FIGURES_SQL.format(select="", group="", where=where)
-        return self._figures_table(sql, (), grain)
+            where = "WHERE " + " AND ".join(conditions) if conditions else ""
+            return self._figures_table(_PERIOD_SQL.format(where=where), tuple(params), grain)
+        where = "WHERE " + " AND ".join(["b.period_id IS ?", *conditions])
+        sql = _FIGURES_SQL.format(select="", group="", where=where)
+        ids = [r[0] for r in self._fetch("SELECT DISTINCT period_id FROM bookings")]
+        parts = [self._figures_table(sql, (pid, *params), grain) for pid in ids]
+        return (pa.concat_tables(parts) if parts else FIGURES_SCHEMAS[grain].empty_table())
 
     def changed_segments(self, since: int, exclude_bookings: Sequence[int] = ()) -> pa.Table:
         """Figures of the bookings changed after `since`, one row per booking and segment.
