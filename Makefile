@@ -20,7 +20,7 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	@if [ ! -f $(HOME_DIR)/portal.duckdb ]; then $(BIN)/dossync --home $(HOME_DIR) demo; fi
-	$(BIN)/dossync --home $(HOME_DIR) status
+	$(BIN)/dossync --home $(HOME_DIR) tui
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -16,6 +16,8 @@ from textual.widgets import DataTable, Footer, Header, Input, Static
 from tui.widgets.progress import SyncProgress
 
 SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
+FIRST_CHUNK = 100  # rows in the table before the first paint (more than a screenful)
+CHUNK = 500
 
 # (key, label, sort key); the order on screen: what the engineer scans first.
 COLUMNS: list[tuple[str, str]] = [
@@ -70,6 +72,7 @@ class MonitorScreen(Screen):
         self.sort_column = "code"
         self.sort_reverse = False
         self.shown: list[str] = []  # codes, in table order
+        self.filled = 0  # how many of them are in the table yet (see _fill)
         self.cells: dict[str, tuple] = {}
         self.by_code: dict[str, dict] = {}
         self._spin = 0
@@ -147,7 +150,7 @@ class MonitorScreen(Screen):
             if key == self.sort_column:
                 label = f"{label} {'▼' if self.sort_reverse else '▲'}"
             table.add_column(label, key=key)
-        self.shown, self.cells = [], {}
+        self.shown, self.cells, self.filled = [], {}, 0
 
     def _wanted(self) -> list[str]:
         needle = self.query_one("#filter", Input).value.strip()
@@ -162,23 +165,39 @@ class MonitorScreen(Screen):
         if wanted != self.shown:
             current = self.highlighted
             table.clear()
-            # One pass, keyed by dossier code (DataTable.add_rows is this same loop, unkeyed).
-            for code in wanted:
-                table.add_row(*cells[code], key=code)
-            if current in wanted:
-                table.move_cursor(row=wanted.index(current), animate=False)
+            self.shown, self.cells, self.filled = wanted, cells, 0
+            self._fill(current)
         else:
-            for code in wanted:
+            for code in wanted[:self.filled]:
                 old = self.cells.get(code)
                 for (key, _), new_cell, old_cell in zip(COLUMNS, cells[code], old or ()):
                     if new_cell != old_cell:
                         table.update_cell(code, key, new_cell, update_width=True)
-        self.shown, self.cells = wanted, cells
+            self.cells = cells
         self._show_detail()
         self._show_progress()
 
+    def _fill(self, keep: str | None = None) -> None:
+        """Add the next chunk of rows; the first chunk fills the screen at once.
+
+        DataTable measures every new cell before its next paint, so 2,000
+        dossiers go in chunk by chunk after each paint: the monitor shows
+        its first screenful without waiting for the last row.
+        """
+        table, start = self.table, self.filled
+        chunk = self.shown[start:start + (FIRST_CHUNK if start == 0 else CHUNK)]
+        # Keyed by dossier code (DataTable.add_rows is this same loop, without keys).
+        for code in chunk:
+            table.add_row(*self.cells[code], key=code)
+        self.filled = start + len(chunk)
+        if keep in self.shown[:self.filled]:
+            table.move_cursor(row=self.shown.index(keep), animate=False)
+        if self.filled < len(self.shown):
+            shown = self.shown
+            self.call_after_refresh(lambda: self.shown is shown and self._fill(keep))
+
     def _animate(self) -> None:
-        syncing = [c for c in self.shown if self.app.is_syncing(c)]
+        syncing = [c for c in self.shown[:self.filled] if self.app.is_syncing(c)]
         if not syncing:
             return
         self._spin += 1
