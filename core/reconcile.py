@@ -243,7 +243,8 @@ def _period_rows(connector: Connector, segments: list[dict]) -> int:
         return 0
     wanted = {s["period"] for s in segments}
     if connector.capabilities.figures and hasattr(connector, "figures"):
-        frame = pl.from_arrow(connector.figures(grain="period"))
+        # only the wanted periods: pricing a repair must not cost a pass over the ledger
+        frame = pl.from_arrow(connector.figures(grain="period", periods=sorted(wanted)))
         if frame.height == 0:
             return 0
         chosen = frame.filter(pl.col("period").is_in(list(wanted)))

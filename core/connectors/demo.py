@@ -242,8 +242,16 @@ class DemoConnector:
         if grain == "period":
             where = "WHERE " + " AND ".join(conditions) if conditions else ""
             return self._figures_table(_PERIOD_SQL.format(where=where), tuple(params), grain)
-        where = "WHERE " + " AND ".join(["b.period_id IS ?", *conditions])
-        sql = _FIGURES_SQL.format(select="", group="", where=where)
+        sql = ("SELECT COALESCE((SELECT min(code) FROM fiscal_years f WHERE f.id = agg.fy), ''), "
+               "COALESCE((SELECT min(code) FROM periods p WHERE p.id = agg.pid), ''), "
+               "journal, account, line_count, debit, credit, checksum FROM ("
+               "SELECT b.fiscal_year_id AS fy, b.period_id AS pid, b.journal AS journal, "
+               "l.account AS account, count(*) AS line_count, sum(l.debit) AS debit, "
+               f"sum(l.credit) AS credit, sum({FIGURES_CHECKSUM}) AS checksum "
+               # CROSS JOIN: bookings first (one period's, by index), then their lines
+               "FROM bookings b CROSS JOIN booking_lines l ON l.booking_id = b.id "
+               f"WHERE {' AND '.join(['b.period_id IS ?', *conditions])} "
+               "GROUP BY b.fiscal_year_id, b.period_id, b.journal, l.account) AS agg")
         ids = [r[0] for r in self._fetch("SELECT DISTINCT period_id FROM bookings")]
         parts = [self._figures_table(sql, (pid, *params), grain) for pid in ids]
         return (pa.concat_tables(parts) if parts else FIGURES_SCHEMAS[grain].empty_table())
