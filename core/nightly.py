@@ -17,10 +17,13 @@ from __future__ import annotations
 
 import logging
 import logging.handlers
+import multiprocessing
+import signal
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 from core import portal
 from core.home import Home
@@ -106,6 +109,9 @@ def run_nightly(home: Home, jobs: int = 4, stop: threading.Event | None = None,
     `stop` (set on SIGTERM by the scheduler) lets running commits finish
     and starts nothing new. `verify` reconciles each dossier after its sync
     and repairs what a segment reload can fix (see `verify_dossier`).
+    With more than one job the dossiers are shared among worker processes
+    (a sync is mostly Python work between two short portal visits, so
+    threads would only take turns).
     """
     home.require()
     if jobs < 1:
@@ -117,38 +123,22 @@ def run_nightly(home: Home, jobs: int = 4, stop: threading.Event | None = None,
     result = NightlyResult(started_at=datetime.now().isoformat(timespec="seconds"))
     try:
         dossiers = [d for d in portal.list_dossiers(home.portal) if d.nightly]
+        # One look at the portal for all of them, one commit for the runs that
+        # found nothing new: the fixed cost per dossier stays small.
+        codes = [d.code for d in dossiers]
+        states = portal.sync_states(home.portal, codes)
         log.info("nightly: %d dossier(s) with nightly on, %d at a time", len(dossiers), jobs)
-
-        def one(code: str) -> tuple[SyncResult, Verification | None] | dict:
-            if stop.is_set():
-                return {"dossier": code, "reason": "stopped before it started (shutdown)"}
-            ctx = RunContext(cancel_requested=stop)
-            try:
-                run = sync_dossier(home, code, "simple", ctx)
-            except DossierBusy as exc:
-                log.warning("%s skipped: %s", code, exc)
-                return {"dossier": code, "reason": str(exc)}
-            if run.status == "succeeded":
-                log.info("%s ok: read %d, inserted %d, updated %d, deleted %d, quarantined %d",
-                         code, run.rows.read, run.rows.inserted, run.rows.updated,
-                         run.rows.deleted, run.rows.quarantined)
-            else:
-                log.error("%s failed: %s", code, run.error)
-            checked = None
-            if verify and (run.status == "succeeded" or run.needs_full_sync) \
-                    and not stop.is_set():
-                checked = verify_dossier(home, code, run, ctx)
-            return run, checked
-
-        with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="nightly") as pool:
-            for outcome in pool.map(one, [d.code for d in dossiers]):
-                if isinstance(outcome, dict):
-                    result.skipped.append(outcome)
-                    continue
-                run, checked = outcome
-                result.runs.append(run)
-                if checked is not None:
-                    result.verified.append(checked)
+        unchanged: list[SyncResult] = []
+        for kind, outcome, quiet in _each(home, codes, states, jobs, stop, verify):
+            unchanged.extend(quiet)
+            if kind == "skipped":
+                result.skipped.append(outcome)
+                continue
+            run, checked = outcome
+            result.runs.append(run)
+            if checked is not None:
+                result.verified.append(checked)
+        portal.record_runs(home.portal, unchanged)
         result.finished_at = datetime.now().isoformat(timespec="seconds")
         log.info("nightly done: %d succeeded, %d failed, %d skipped%s", result.succeeded,
                  result.failed, len(result.skipped),
@@ -159,6 +149,61 @@ def run_nightly(home: Home, jobs: int = 4, stop: threading.Event | None = None,
         log.removeHandler(handler)
         handler.close()
     return result
+
+
+def _each(home: Home, codes: list[str], states: dict, jobs: int, stop: threading.Event,
+          verify: bool):
+    """Run `_one` for every dossier: inline for one job, else in worker processes."""
+    if jobs == 1 or len(codes) < 2:
+        _init_worker(str(home.root), verify, stop, in_process=True)
+        for code in codes:
+            yield _one(code, states.get(code))
+        return
+    context = multiprocessing.get_context("fork")
+    shared_stop = context.Event()
+    # the caller's stop (a threading.Event) reaches the workers through this one
+    threading.Thread(target=lambda: (stop.wait(), shared_stop.set()), daemon=True).start()
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_init_worker,
+                             initargs=(str(home.root), verify, shared_stop)) as pool:
+        yield from pool.map(_one, codes, [states.get(c) for c in codes],
+                            chunksize=max(1, min(8, len(codes) // (jobs * 4))))
+
+
+_WORKER: dict = {}
+
+
+def _init_worker(root: str, verify: bool, stop, in_process: bool = False) -> None:
+    _WORKER.update(home=Home(Path(root)), verify=verify, stop=stop)
+    if not in_process:  # the parent decides when to stop; it sets `stop`
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _one(code: str, state) -> tuple[str, object, list[SyncResult]]:
+    """One dossier's nightly: ("run", (sync, verification), quiet runs) or ("skipped", ...)."""
+    home, verify, stop = _WORKER["home"], _WORKER["verify"], _WORKER["stop"]
+    if stop.is_set():
+        return "skipped", {"dossier": code, "reason": "stopped before it started (shutdown)"}, []
+    quiet: list[SyncResult] = []
+    ctx = RunContext(cancel_requested=stop)
+    try:
+        run = sync_dossier(home, code, "simple", ctx, known=state, record=quiet.append)
+    except DossierBusy as exc:
+        log.warning("%s skipped: %s", code, exc)
+        return "skipped", {"dossier": code, "reason": str(exc)}, []
+    if run.status == "succeeded":
+        log.info("%s ok: read %d, inserted %d, updated %d, deleted %d, quarantined %d",
+                 code, run.rows.read, run.rows.inserted, run.rows.updated,
+                 run.rows.deleted, run.rows.quarantined)
+    else:
+        log.error("%s failed: %s", code, run.error)
+    checked = None
+    if verify and (run.status == "succeeded" or run.needs_full_sync) and not stop.is_set():
+        if quiet:  # reconcile reads the run history: write this one first
+            portal.record_runs(home.portal, quiet)
+            quiet = []
+        checked = verify_dossier(home, code, run, ctx)
+    return "run", (run, checked), quiet
 
 
 # --- --verify -------------------------------------------------------------------

@@ -237,23 +237,33 @@ class SyncState:
 
 def sync_state(path: Path, code: str, probe: int = 20) -> SyncState:
     with connect(path, read_only=True) as con:
-        row = _one(con.execute(f"SELECT {_DOSSIER_COLS} FROM dossiers WHERE code = ?",
-                               [code]).fetchall())
-        pos = _one(con.execute("SELECT high_water, deletion_log_from FROM ledger_position "
-                               "WHERE dossier = ?", [code]).fetchall())
-        recent = {}
-        for stream in ("bookings", "matchings", "relations"):
-            recent[stream] = [(str(k), int(rv)) for k, rv in con.execute(
-                f"SELECT id, rv FROM {stream} WHERE dossier = ? ORDER BY rv DESC LIMIT ?",
-                [code, probe]).fetchall()]
-        accounts = frozenset(r[0] for r in con.execute(
-            "SELECT code FROM accounts WHERE dossier = ?", [code]).fetchall())
-        journals = frozenset(r[0] for r in con.execute(
-            "SELECT code FROM journals WHERE dossier = ?", [code]).fetchall())
-        periods = frozenset(r[0] for r in con.execute(
-            "SELECT id FROM periods WHERE dossier = ?", [code]).fetchall())
-        keys = [k for k, _ in recent["bookings"]]
-        tables = {name: _read_keys(con, code, name, keys) for name in ("bookings", "lines")}
+        return _sync_state(con, code, probe)
+
+
+def sync_states(path: Path, codes: list[str]) -> dict[str, SyncState]:
+    """Many dossiers' states in one look (the nightly reads them all at once)."""
+    with connect(path, read_only=True) as con:
+        return {code: _sync_state(con, code) for code in codes}
+
+
+def _sync_state(con, code: str, probe: int = 20) -> SyncState:
+    row = _one(con.execute(f"SELECT {_DOSSIER_COLS} FROM dossiers WHERE code = ?",
+                           [code]).fetchall())
+    pos = _one(con.execute("SELECT high_water, deletion_log_from FROM ledger_position "
+                           "WHERE dossier = ?", [code]).fetchall())
+    recent = {}
+    for stream in ("bookings", "matchings", "relations"):
+        recent[stream] = [(str(k), int(rv)) for k, rv in con.execute(
+            f"SELECT id, rv FROM {stream} WHERE dossier = ? ORDER BY rv DESC LIMIT ?",
+            [code, probe]).fetchall()]
+    accounts = frozenset(r[0] for r in con.execute(
+        "SELECT code FROM accounts WHERE dossier = ?", [code]).fetchall())
+    journals = frozenset(r[0] for r in con.execute(
+        "SELECT code FROM journals WHERE dossier = ?", [code]).fetchall())
+    periods = frozenset(r[0] for r in con.execute(
+        "SELECT id FROM periods WHERE dossier = ?", [code]).fetchall())
+    keys = [k for k, _ in recent["bookings"]]
+    tables = {name: _read_keys(con, code, name, keys) for name in ("bookings", "lines")}
     return SyncState(dossier=_dossier(row) if row else None,
                      cursor=pos[0] if pos else None, deletion_log_from=pos[1] if pos else None,
                      recent=recent, accounts=accounts, journals=journals, periods=periods,
@@ -524,8 +534,18 @@ def _insert_run(con, result: SyncResult, counts: RowCounts) -> None:
 
 def record_run(path: Path, result: SyncResult) -> None:
     """Record a run that changed no data (a failed or refused sync)."""
+    record_runs(path, [result])
+
+
+def record_runs(path: Path, results: list[SyncResult]) -> None:
+    """Record several runs that changed no data, in one commit."""
+    if not results:
+        return
     with connect(path) as con:
-        _insert_run(con, result, result.rows)
+        con.execute("BEGIN TRANSACTION")
+        for result in results:
+            _insert_run(con, result, result.rows)
+        con.execute("COMMIT")
 
 
 def _sql_path(path: Path) -> str:

@@ -24,6 +24,7 @@ import time
 from dataclasses import replace
 from datetime import date, datetime
 from pathlib import Path
+from typing import Callable
 
 import polars as pl
 import pyarrow as pa
@@ -62,7 +63,9 @@ def _now() -> str:
 
 def sync_dossier(home: Home, code: str, kind: SyncKind = "simple",
                  ctx: RunContext | None = None,
-                 options: ManualOptions | None = None) -> SyncResult:
+                 options: ManualOptions | None = None, *,
+                 known: portal.SyncState | None = None,
+                 record: Callable[[SyncResult], None] | None = None) -> SyncResult:
     """Run one sync of one dossier and return its result (also recorded in the portal).
 
     The manual options take effect only if the sync succeeds, in its own
@@ -70,12 +73,18 @@ def sync_dossier(home: Home, code: str, kind: SyncKind = "simple",
     Raises UsageError for an unknown dossier or refused options, and
     DossierBusy when another process holds the dossier; every other failure
     is a failed result.
+
+    A batch (the nightly) may pass `known`, the dossier's state read with
+    others in one look, and `record`, which collects runs that changed no
+    data to write them in one commit. `known` may be a moment old: it only
+    decides that nothing changed (a counter still at the cursor it saw);
+    any real work reads the state afresh under the lock.
     """
     ctx = ctx or RunContext()
     home.require()
     lock = DossierLock(home.locks, code).acquire(purpose=f"{kind} sync")
     try:
-        state = portal.sync_state(home.portal, code)  # under the lock: nobody moves it now
+        state = known or portal.sync_state(home.portal, code)  # under the lock: nobody moves it
     except BaseException:
         lock.release()
         raise
@@ -104,7 +113,9 @@ def sync_dossier(home: Home, code: str, kind: SyncKind = "simple",
         for leftover in home.staging.glob(f"*-{code}-*"):
             shutil.rmtree(leftover, ignore_errors=True)  # from a killed run of this dossier
         staging.mkdir(parents=True, exist_ok=True)
-        result = _run(home, dossier, kind, base, staging, ctx, planned, state)
+        result = _run(home, dossier, kind, base, staging, ctx, planned, state,
+                      record or (lambda run: portal.record_run(home.portal, run)),
+                      fresh=known is None)
     except SyncCancelled as exc:
         result = replace(base, finished_at=_now(), error=str(exc) or "cancelled: nothing was changed")
         portal.record_run(home.portal, result)
@@ -170,7 +181,8 @@ def plan_options(home: Home, dossier, options: ManualOptions) -> portal.SyncOpti
 
 def _run(home: Home, dossier, kind: SyncKind, base: SyncResult, staging: Path,
          ctx: RunContext, options: portal.SyncOptions | None,
-         state: portal.SyncState) -> SyncResult:
+         state: portal.SyncState, record: Callable[[SyncResult], None],
+         fresh: bool = True) -> SyncResult:
     if kind == "repair" and state.cursor is not None:
         return _repair(home, dossier, base, staging, ctx, options, state)
     full = kind in ("full", "repair") or state.cursor is None
@@ -186,6 +198,10 @@ def _run(home: Home, dossier, kind: SyncKind, base: SyncResult, staging: Path,
         if not full and not diff:
             problem = ledger_history_problem(connector, position, state, dossier.code,
                                              home.portal)
+            if problem and not fresh:  # judge on the state as it is now, not as the batch saw it
+                state, fresh = portal.sync_state(home.portal, dossier.code), True
+                problem = ledger_history_problem(connector, position, state, dossier.code,
+                                                 home.portal)
             if problem:
                 result = replace(
                     base, finished_at=_now(), warnings=(problem,), needs_full_sync=True,
@@ -197,8 +213,10 @@ def _run(home: Home, dossier, kind: SyncKind, base: SyncResult, staging: Path,
             # The counter did not move: nothing was written to the ledger since
             # the last sync. The common nightly case, so it stays cheap.
             result = replace(base, status="succeeded", finished_at=_now(), warnings=tuple(warnings))
-            portal.record_run(home.portal, result)
+            record(result)
             return result
+        if not fresh:  # real work ahead: the state as it is now, not as the batch saw it
+            state = portal.sync_state(home.portal, dossier.code)
         since = None if full or diff else max(0, state.cursor - LOOKBACK)
         files, rows_read = _stage(connector, since, staging, ctx)
         deletions = None if since is None else connector.deletions(since)
