@@ -12,7 +12,6 @@ $(BIN)/python:
 
 # Reinstall when the project's dependencies change.
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
@@ -25,9 +24,14 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
+# Every benchmark measures its ratios side by side in one run (the machine is shared).
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/nightly_bench.py
+	$(BIN)/python bench/reconcile_bench.py
+	$(BIN)/python bench/beancount_activation.py
+	$(BIN)/python bench/tui_startup.py
 
 clean-demo:
 	rm -rf $(HOME_DIR)/portal.duckdb $(HOME_DIR)/portal.duckdb.wal $(HOME_DIR)/ledgers \
