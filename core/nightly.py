@@ -276,17 +276,6 @@ def verify_dossier(home: Home, code: str, run: SyncResult,
 
 def _record_verdict(home: Home, code: str, result: Reconciliation, *, needs_full_sync: bool,
                     reasons: tuple[str, ...] | None = None) -> None:
-    """Keep the verdict in the portal, where the monitor reads `action_required`.
-
-    portal.record_verdict is the portal store's (the only module that speaks
-    DuckDB); a portal without it yet keeps only what the sync runs record: a
-    refused simple sync already flags its dossier for a full sync.
-    """
-    record = getattr(portal, "record_verdict", None)
-    if record is None:
-        if needs_full_sync:
-            log.warning("%s: this portal cannot record reconcile verdicts yet; the monitor "
-                        "shows the need for a full sync only when a sync was refused", code)
-        return
-    record(home.portal, code, result.verdict, list(reasons or result.reasons),
+    """Keep the verdict in the portal, where the monitor reads `action_required`."""
+    portal.record_verdict(home.portal, code, result.verdict, list(reasons or result.reasons),
            [dict(s) for s in result.segments], needs_full_sync)

@@ -28,7 +28,7 @@ from core import failpoints
 from core.model import Dossier, PortalBusy, QuarantinedRow, RowCounts, SyncResult
 from core.streams import BY_NAME, STREAMS, Stream
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 LOCK_WAIT_SECONDS = 120.0
 
 _DDL = [
@@ -65,6 +65,11 @@ _DDL = [
         subject VARCHAR NOT NULL, message BLOB NOT NULL, status VARCHAR NOT NULL,
         attempts INTEGER NOT NULL DEFAULT 0, last_error VARCHAR, created_at TIMESTAMP NOT NULL,
         sent_at TIMESTAMP)""",
+    # Reconcile verdicts kept by `nightly --verify`: a full-sync need shows in
+    # the monitor until a full sync or a repair succeeds after it.
+    """CREATE TABLE IF NOT EXISTS reconcile_runs (
+        dossier VARCHAR NOT NULL, checked_at TIMESTAMP NOT NULL, verdict VARCHAR NOT NULL,
+        reasons VARCHAR NOT NULL, segments VARCHAR NOT NULL, needs_full_sync BOOLEAN NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS quarantine (
         dossier VARCHAR NOT NULL, stream VARCHAR NOT NULL, key VARCHAR NOT NULL,
         reason VARCHAR NOT NULL, detail VARCHAR, run_id VARCHAR, found_at TIMESTAMP)""",
@@ -585,28 +590,47 @@ def quarantined(path: Path, code: str) -> list[dict]:
     return [dict(zip(["stream", "key", "reason", "detail", "run_id"], r)) for r in rows]
 
 
+def record_verdict(path: Path, code: str, verdict: str, reasons: list[str],
+                   segments: list[dict], needs_full_sync: bool) -> None:
+    """Keep a reconcile verdict (nightly --verify); the monitor shows a full-sync need."""
+    with connect(path) as con:
+        con.execute("INSERT INTO reconcile_runs VALUES (?, now(), ?, ?, ?, ?)",
+                    [code, verdict, json.dumps(list(reasons)), json.dumps(list(segments)),
+                     needs_full_sync])
+
+
 def monitor(path: Path) -> list[dict]:
     """One row per dossier for the active clients monitor (state without locks)."""
     with connect(path, read_only=True) as con:
         rows = con.execute("""
             WITH last AS (
                 SELECT dossier, arg_max(run_id, finished_at) run_id FROM sync_runs GROUP BY dossier),
-            q AS (SELECT dossier, count(*) n FROM quarantine GROUP BY dossier)
+            q AS (SELECT dossier, count(*) n FROM quarantine GROUP BY dossier),
+            v AS (SELECT dossier, max(checked_at) AS at, arg_max(needs_full_sync, checked_at) AS needs,
+                         arg_max(reasons, checked_at) AS reasons FROM reconcile_runs GROUP BY dossier),
+            fixed AS (SELECT dossier, max(finished_at) AS at FROM sync_runs
+                      WHERE status = 'succeeded' AND kind IN ('full', 'repair') GROUP BY dossier)
             SELECT d.code, d.name, d.package, d.source, d.email, d.language, d.nightly,
                    strftime(d.updated_until, '%Y-%m-%d'), d.active_period, d.pending_proposals,
                    r.run_id, r.kind, r.status, strftime(r.finished_at, '%Y-%m-%dT%H:%M:%S'),
-                   r.needs_full_sync, r.error, coalesce(q.n, 0)
+                   r.needs_full_sync, r.error, coalesce(q.n, 0),
+                   coalesce(v.needs AND (f.at IS NULL OR v.at > f.at), false), v.reasons
             FROM dossiers d LEFT JOIN last l ON l.dossier = d.code
             LEFT JOIN sync_runs r ON r.run_id = l.run_id
-            LEFT JOIN q ON q.dossier = d.code ORDER BY d.code""").fetchall()
+            LEFT JOIN q ON q.dossier = d.code
+            LEFT JOIN v ON v.dossier = d.code LEFT JOIN fixed f ON f.dossier = d.code
+            ORDER BY d.code""").fetchall()
     out = []
     for row in rows:
         dossier = _dossier(row[:10])
-        run_id, kind, status, finished, needs_full, error, quarantine_count = row[10:]
+        (run_id, kind, status, finished, needs_full, error, quarantine_count,
+         verdict_needs, verdict_reasons) = row[10:]
+        if verdict_needs and not needs_full:
+            error = (json.loads(verdict_reasons) or [error])[0]
         out.append({"dossier": dossier,
                     "last_sync": None if run_id is None else
                     {"run_id": run_id, "kind": kind, "status": status, "finished_at": finished},
-                    "needs_full_sync": bool(needs_full), "error": error,
+                    "needs_full_sync": bool(needs_full) or bool(verdict_needs), "error": error,
                     "quarantined": int(quarantine_count)})
     return out
 
