@@ -350,6 +350,12 @@ def cmd_nightly(home: Home, args) -> int:
             _print_sync(run)
         for skip in result.skipped:
             print(f"{skip['dossier']} skipped: {skip['reason']}")
+        for check in result.verified:
+            outcome = ("repaired, now in sync" if check.repaired
+                       else "needs a full sync (action required)" if check.action_required
+                       else f"verify failed: {check.error}" if check.error else check.verdict)
+            print(f"{check.dossier} verified: {outcome}"
+                  + (f" - {check.reasons[0]}" if check.action_required and check.reasons else ""))
         print(f"nightly: {result.succeeded} succeeded, {result.failed} failed, "
               f"{len(result.skipped)} skipped")
     return result.exit_code
