@@ -480,7 +480,8 @@ def cmd_ledger(home: Home, args) -> int:
         raise UsageError(f"unknown ledger event {args.event!r}; one of: "
                          + ", ".join(demo_package.LEDGER_EVENTS))
     try:
-        message = demo_package.apply_event(Path(dossier.source), args.event, args.args)
+        extra = ["--change-first"] if args.change_first else []
+        message = demo_package.apply_event(Path(dossier.source), args.event, args.args + extra)
     except demo_package.LedgerEventError as exc:
         raise DossyncError(f"{code}: {exc}") from exc
     if args.json:
@@ -645,7 +646,9 @@ def build_parser() -> argparse.ArgumentParser:
                     f"  {name:<24}{text}" for name, text in demo_package.LEDGER_EVENTS.items()))
     p.add_argument("code", metavar="CODE")
     p.add_argument("event", metavar="EVENT")
-    p.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS")
+    p.add_argument("args", nargs="*", metavar="ARGS")
+    p.add_argument("--change-first", action="store_true",
+                   help="validate-proposals: the accountant corrects the first proposal")
     p.add_argument("--json", action="store_true", help="print JSON")
     return parser
 

@@ -100,3 +100,12 @@ def test_pnl_result_is_revenue_minus_costs(demo_home):
     assert Decimal(pnl["result"]) == Decimal(pnl["revenue"]) - Decimal(pnl["costs"])
     assert sum(Decimal(a["amount"]) for a in pnl["accounts"]) == \
         Decimal(pnl["revenue"]) + Decimal(pnl["costs"])
+
+
+def test_ledger_event_with_json_and_options(demo_home):
+    code = codes(demo_home)[0]
+    status, doc = cli_json(demo_home, "ledger", code, "new-bookings", "2")
+    assert status == 0 and doc["event"] == "new-bookings" and "booked 2" in doc["message"]
+    cli_json(demo_home, "propose", code, "--count", "2")
+    done = cli(demo_home, "ledger", code, "validate-proposals", "--change-first")
+    assert done.returncode == 0 and "corrected" in done.stdout
