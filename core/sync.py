@@ -538,24 +538,23 @@ def validate(files: dict[str, Path], state: portal.SyncState | None
                 pl.format("unbalanced: debit {} cents, credit {} cents", "debit", "credit")
                 .alias("reason")),
     ]
-    found = pl.concat(reasons, how="vertical_relaxed").collect()
+    # One pass over the staged bookings and lines for every rule (a simple
+    # sync reads lines only with their booking, so it has no orphans to find).
+    orphans = lines.join(bookings.select("id"), left_on="booking_id", right_on="id", how="anti") \
+        .select("booking_id", "line_no",
+                pl.lit("line of a booking that does not exist").alias("reason"))
+    found, orphaned = pl.collect_all(
+        [pl.concat(reasons, how="vertical_relaxed"), orphans if state is None else orphans.head(0)])
     if found.height:
         per_booking = (found.group_by("id", maintain_order=True)
                        .agg(pl.col("reason").unique(maintain_order=True).str.join("; ")))
         detail = bookings.select("id", pl.format("{} {} {}", "journal", "doc_no", "date")
                                  .alias("detail")).unique("id").collect()
         flag("bookings", per_booking.join(detail, on="id", how="left"), detail_col="detail")
-    bad_ids = bad["bookings"].lazy() if "bookings" in bad else pl.LazyFrame(
-        {"id": []}, schema={"id": pl.Int64})
-    # Lines of bad bookings stay out with them; lines without a booking are flagged.
-    bad_lines = lines.join(bad_ids, left_on="booking_id", right_on="id", how="semi") \
-        .select("booking_id", "line_no").collect()
-    orphans = lines.join(bookings.select("id"), left_on="booking_id", right_on="id", how="anti")
-    if state is None:  # a simple sync reads lines only with their booking
-        flag("lines", orphans.select("booking_id", "line_no",
-                                     pl.lit("line of a booking that does not exist").alias("reason"))
-             .collect())
-    if bad_lines.height:
+    flag("lines", orphaned)
+    if "bookings" in bad:  # lines of bad bookings stay out with them
+        bad_lines = lines.join(bad["bookings"].lazy(), left_on="booking_id", right_on="id",
+                               how="semi").select("booking_id", "line_no").collect()
         bad["lines"] = pl.concat([bad.get("lines", bad_lines.clear()), bad_lines]).unique()
 
     return {name: _keys_table(frame, name) for name, frame in bad.items()}, quarantine
