@@ -423,6 +423,8 @@ def apply_sync(path: Path, code: str, staged: StagedSync,
     inserted = updated = deleted = 0
     params = {"dossier": code}
     with connect(path) as con:
+        # the portal never relies on row order: let DuckDB insert in parallel
+        con.execute("SET preserve_insertion_order = false")
         _stage_views(con, code, staged)
         con.execute("BEGIN TRANSACTION")
         try:
