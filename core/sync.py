@@ -314,14 +314,28 @@ def _repair(home: Home, dossier, base: SyncResult, staging: Path, ctx: RunContex
                    updated_until=after.updated_until, pending_proposals=after.pending_proposals)
 
 
-def _write(path: Path, stream, batches, ctx: RunContext) -> int:
+def _write(path: Path, stream, batches, ctx: RunContext, *, total: int | None = None,
+           throttle: tuple[float, list[int]] | None = None) -> int:
+    """Stage one stream's batches in a Parquet file; report progress; obey cancel and throttle.
+
+    (Parquet rather than memory-mapped Arrow files: mapped pages would count
+    against the sync's memory while DuckDB and Polars read them.)
+    """
     rows = 0
     with pq.ParquetWriter(path, stream.schema, compression="none") as writer:
         for batch in batches:
             writer.write_batch(batch)
+            failpoints.hit("read")
             rows += batch.num_rows
-            _report(ctx, Progress(stream.name, rows, None))
+            _report(ctx, Progress(stream.name, rows, total))
             _check_cancel(ctx)
+            if throttle is not None:
+                started, read = throttle
+                read[0] += batch.num_rows
+                ahead = (read[0] / ctx.max_rows_per_second - (time.monotonic() - started)
+                         if ctx.max_rows_per_second else 0)
+                if ahead > 0:
+                    time.sleep(ahead)
     if rows == 0:  # an empty file still needs its schema
         pq.write_table(stream.schema.empty_table(), path)
     return rows
@@ -417,29 +431,16 @@ def _check_cancel(ctx: RunContext) -> None:
 
 def _stage(connector: Connector, since: int | None, staging: Path,
            ctx: RunContext) -> tuple[dict[str, Path], int]:
-    """Read every stream to a Parquet file; return the files and rows read."""
+    """Read every stream to a staging file; return the files and rows read."""
     files: dict[str, Path] = {}
-    total_read = 0
-    started = time.monotonic()
+    throttle = (time.monotonic(), [0])
     for stream in STREAMS:
         total = connector.count(stream.name, since)
-        path = staging / f"{stream.name}.parquet"
-        done = 0
         _report(ctx, Progress(stream.name, 0, total))
-        with pq.ParquetWriter(path, stream.schema, compression="none") as writer:
-            for batch in connector.read(stream.name, since):
-                writer.write_batch(batch)
-                failpoints.hit("read")
-                done += batch.num_rows
-                total_read += batch.num_rows
-                _report(ctx, Progress(stream.name, done, total))
-                _check_cancel(ctx)
-                if ctx.max_rows_per_second:
-                    ahead = total_read / ctx.max_rows_per_second - (time.monotonic() - started)
-                    if ahead > 0:
-                        time.sleep(ahead)
-        files[stream.name] = path
-    return files, total_read
+        files[stream.name] = staging / f"{stream.name}.parquet"
+        _write(files[stream.name], stream, connector.read(stream.name, since), ctx,
+               total=total, throttle=throttle)
+    return files, throttle[1][0]
 
 
 # --- validation ----------------------------------------------------------------
