@@ -241,6 +241,8 @@ class SyncState:
 
 
 def sync_state(path: Path, code: str, probe: int = 20) -> SyncState:
+    """The state a sync starts from; probe=0 (a full sync) skips what only an
+    incremental sync needs: the rewind probe and the known reference keys."""
     with connect(path, read_only=True) as con:
         return _sync_state(con, code, probe)
 
@@ -256,19 +258,22 @@ def _sync_state(con, code: str, probe: int = 20) -> SyncState:
                            [code]).fetchall())
     pos = _one(con.execute("SELECT high_water, deletion_log_from FROM ledger_position "
                            "WHERE dossier = ?", [code]).fetchall())
-    recent = {}
-    for stream in ("bookings", "matchings", "relations"):
-        recent[stream] = [(str(k), int(rv)) for k, rv in con.execute(
-            f"SELECT id, rv FROM {stream} WHERE dossier = ? ORDER BY rv DESC LIMIT ?",
-            [code, probe]).fetchall()]
-    accounts = frozenset(r[0] for r in con.execute(
-        "SELECT code FROM accounts WHERE dossier = ?", [code]).fetchall())
-    journals = frozenset(r[0] for r in con.execute(
-        "SELECT code FROM journals WHERE dossier = ?", [code]).fetchall())
-    periods = frozenset(r[0] for r in con.execute(
-        "SELECT id FROM periods WHERE dossier = ?", [code]).fetchall())
-    keys = [k for k, _ in recent["bookings"]]
-    tables = {name: _read_keys(con, code, name, keys) for name in ("bookings", "lines")}
+    recent: dict[str, list[tuple[str, int]]] = {"bookings": [], "matchings": [], "relations": []}
+    accounts = journals = periods = frozenset()
+    tables = {name: BY_NAME[name].schema.empty_table() for name in ("bookings", "lines")}
+    if probe:
+        for stream in recent:
+            recent[stream] = [(str(k), int(rv)) for k, rv in con.execute(
+                f"SELECT id, rv FROM {stream} WHERE dossier = ? ORDER BY rv DESC LIMIT ?",
+                [code, probe]).fetchall()]
+        accounts = frozenset(r[0] for r in con.execute(
+            "SELECT code FROM accounts WHERE dossier = ?", [code]).fetchall())
+        journals = frozenset(r[0] for r in con.execute(
+            "SELECT code FROM journals WHERE dossier = ?", [code]).fetchall())
+        periods = frozenset(r[0] for r in con.execute(
+            "SELECT id FROM periods WHERE dossier = ?", [code]).fetchall())
+        keys = [k for k, _ in recent["bookings"]]
+        tables = {name: _read_keys(con, code, name, keys) for name in ("bookings", "lines")}
     return SyncState(dossier=_dossier(row) if row else None,
                      cursor=pos[0] if pos else None, deletion_log_from=pos[1] if pos else None,
                      recent=recent, accounts=accounts, journals=journals, periods=periods,

@@ -84,7 +84,8 @@ def sync_dossier(home: Home, code: str, kind: SyncKind = "simple",
     home.require()
     lock = DossierLock(home.locks, code).acquire(purpose=f"{kind} sync")
     try:
-        state = known or portal.sync_state(home.portal, code)  # under the lock: nobody moves it
+        # under the lock: nobody moves it now (a full sync needs no rewind probe)
+        state = known or portal.sync_state(home.portal, code, probe=0 if kind == "full" else 20)
     except BaseException:
         lock.release()
         raise
