@@ -30,7 +30,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from core import failpoints, notify, portal
+from core import failpoints, portal
 from core.connectors import open_connector
 from core.connectors.base import Connector, LedgerPosition
 from core.home import Home
@@ -135,6 +135,8 @@ def sync_dossier(home: Home, code: str, kind: SyncKind = "simple",
         lock.release()
     if planned is not None and planned.email is not None and result.status == "succeeded":
         email_id, recipient, _, message = planned.email
+        from core import notify  # email and TLS modules load only when there is mail
+
         status, error = notify.deliver(home, email_id, message, recipient)
         result = replace(result, email=status,
                          warnings=result.warnings + ((f"client email not delivered yet: {error}; "
@@ -174,8 +176,11 @@ def plan_options(home: Home, dossier, options: ManualOptions) -> portal.SyncOpti
         if not until_for_mail:
             raise UsageError(f"--notify tells the client until when the books are complete: "
                              f"give --until DATE (dossier {dossier.code} has no updated-until date yet)")
+        from core import notify
+
         message = notify.compose(dossier, until_for_mail, notify.sender_of(home))
-        email = (notify.new_email_id(), dossier.email, str(message["Subject"]), notify.wire_bytes(message))
+        email = (notify.new_email_id(), dossier.email, str(message["Subject"]),
+                 notify.wire_bytes(message))
     return portal.SyncOptions(until=until, reset_counter=options.reset_counter,
                               new_period=options.new_period, email=email)
 
