@@ -305,7 +305,7 @@ def reconcile(home: Home, code: str) -> Reconciliation:
         position = connector.position()
         cursor = state.cursor
         tracked = cursor is not None and caps.change_cursor
-        problem = (ledger_history_problem(connector, position, state, code, home.portal)
+        problem = (ledger_history_problem(connector, position, state, code)
                    if tracked else None)
         ledger = ledger_figures(connector, quarantined)
         changed = pl.DataFrame(schema={"booking_id": pl.Int64, "reference": pl.String,

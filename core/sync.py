@@ -202,12 +202,10 @@ def _run(home: Home, dossier, kind: SyncKind, base: SyncResult, staging: Path,
     try:
         position = connector.position()
         if not full and not diff:
-            problem = ledger_history_problem(connector, position, state, dossier.code,
-                                             home.portal)
+            problem = ledger_history_problem(connector, position, state, dossier.code)
             if problem and not fresh:  # judge on the state as it is now, not as the batch saw it
                 state, fresh = portal.sync_state(home.portal, dossier.code), True
-                problem = ledger_history_problem(connector, position, state, dossier.code,
-                                                 home.portal)
+                problem = ledger_history_problem(connector, position, state, dossier.code)
             if problem:
                 result = replace(
                     base, finished_at=_now(), warnings=(problem,), needs_full_sync=True,
@@ -348,7 +346,7 @@ def _write(path: Path, stream, batches, ctx: RunContext, *, total: int | None = 
 
 
 def ledger_history_problem(connector: Connector, position: LedgerPosition,
-                           state: portal.SyncState, code: str, portal_path: Path) -> str | None:
+                           state: portal.SyncState, code: str) -> str | None:
     """Why a simple sync cannot be trusted now, or None.
 
     The ledger must not have gone back in time (a restored backup) and its
@@ -381,15 +379,14 @@ def ledger_history_problem(connector: Connector, position: LedgerPosition,
                                    f"{seen} in the ledger", code)
     # A restored ledger that has moved on hands out the same versions again,
     # to other content: a booking at the same version must be the same booking.
-    same = _rewritten_bookings(connector, state, code, portal_path)
+    same = _rewritten_bookings(connector, state)
     if same:
         return restored.format(f"booking {same} has the version the portal saw, "
                                f"with other content", code)
     return None
 
 
-def _rewritten_bookings(connector: Connector, state: portal.SyncState, code: str,
-                        portal_path: Path) -> str | None:
+def _rewritten_bookings(connector: Connector, state: portal.SyncState) -> str | None:
     keys = [k for k, _ in state.recent.get("bookings", [])]
     if not keys:
         return None
