@@ -104,7 +104,10 @@ def make_book(path: Path, transactions: int = 400, seed: int = 6) -> None:
 
 
 def key(account) -> str:
-    return account.code or account.fullname
+    """The portal's account code: A/R and A/P accounts get the 40/44 prefix the archive reads."""
+    base = account.code or account.fullname
+    prefix = {"RECEIVABLE": "40", "PAYABLE": "44"}.get(account.type)
+    return f"{prefix} {base}" if prefix and not base.startswith(prefix) else base
 
 
 def piecash_trial_balance(path: Path) -> dict[str, tuple[int, int]]:
@@ -253,3 +256,163 @@ def test_a_book_locked_by_gnucash_is_refused(book, tmp_path):
         con.execute("INSERT INTO gnclock (hostname, pid) VALUES ('boekhouder-pc', 4242)")
     _assert_refused(tmp_path / "firm", book, "book.gnucash", "locked",
                     "could not obtain the lock", "boekhouder-pc")
+
+
+# --- invoices, bills and their payments (GnuCash business features) ----------------------
+def _stamp(day: datetime.date) -> str:
+    return f"{day.isoformat()} 10:59:00"  # how GnuCash 3+ stores a posted date
+
+
+def make_invoice_book(path: Path) -> dict[str, str]:
+    """A book with a customer invoice, a customer credit note and a vendor bill, posted as
+    GnuCash posts them, the invoice paid in full and the bill in part; returns the guids.
+
+    piecash writes the accounts, owners, transactions and lots (each document's post lot on
+    the A/R or A/P account, its payments' splits in that lot); it has no API to post
+    invoices, so the business rows GnuCash writes when posting (invoices, entries, bill
+    terms, the credit-note, trans-txn-type and trans-date-due slots, the lot's invoice
+    link) are written in SQL, column by column as GnuCash 3+ writes them. The bill's
+    posting carries no trans-date-due slot: its due date comes from its terms (Net 30).
+    """
+    from piecash import Account, Customer, Split, Transaction, Vendor
+    from piecash.core.transaction import Lot
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        book = piecash.create_book(str(path), currency="EUR", overwrite=True)
+        eur = book.default_currency
+        root = book.root_account
+        assets = Account("Assets", "ASSET", eur, parent=root, placeholder=True)
+        liabilities = Account("Liabilities", "LIABILITY", eur, parent=root, placeholder=True)
+        bank = Account("Bank", "BANK", eur, parent=assets, code="550000")
+        receivable = Account("Accounts Receivable", "RECEIVABLE", eur, parent=assets)
+        vat_in = Account("VAT deductible", "ASSET", eur, parent=assets, code="411000")
+        payable = Account("Accounts Payable", "PAYABLE", eur, parent=liabilities, code="440000")
+        vat_out = Account("VAT payable", "LIABILITY", eur, parent=liabilities, code="451000")
+        sales = Account("Sales", "INCOME", eur, parent=root, code="700000")
+        office = Account("Office", "EXPENSE", eur, parent=root, code="610000")
+        customer = Customer("Bakkerij Peeters", eur, book=book)
+        vendor = Vendor("Drukkerij Claes", eur, book=book)
+        book.flush()
+
+        d = datetime.date
+        lots = {ref: Lot(f"{kind} {ref}", account) for ref, kind, account in (
+            ("INV-001", "Invoice", receivable), ("CN-002", "Credit Note", receivable),
+            ("BILL-7", "Bill", payable))}
+        D = Decimal
+        posts = {
+            "INV-001": Transaction(eur, "Bakkerij Peeters", num="INV-001", post_date=d(2023, 3, 1),
+                                   splits=[Split(receivable, D("121"), lot=lots["INV-001"]),
+                                           Split(sales, D("-100")), Split(vat_out, D("-21"))]),
+            "CN-002": Transaction(eur, "Bakkerij Peeters", num="CN-002", post_date=d(2023, 3, 10),
+                                  splits=[Split(receivable, D("-24.20"), lot=lots["CN-002"]),
+                                          Split(sales, D("20")), Split(vat_out, D("4.20"))]),
+            "BILL-7": Transaction(eur, "Drukkerij Claes", num="BILL-7", post_date=d(2023, 3, 5),
+                                  splits=[Split(payable, D("-60.50"), lot=lots["BILL-7"]),
+                                          Split(office, D("50")), Split(vat_in, D("10.50"))]),
+        }
+        payments = [
+            Transaction(eur, "Bakkerij Peeters", post_date=d(2023, 3, 20), splits=[
+                Split(bank, D("121")), Split(receivable, D("-121"), lot=lots["INV-001"])]),
+            Transaction(eur, "Drukkerij Claes", post_date=d(2023, 3, 25), splits=[
+                Split(bank, D("-30")), Split(payable, D("30"), lot=lots["BILL-7"])]),
+        ]
+        book.save()
+        guids = {"customer": customer.guid, "vendor": vendor.guid, "eur": eur.guid,
+                 "receivable": receivable.guid, "payable": payable.guid,
+                 "sales": sales.guid, "office": office.guid, "payable_lot": lots["BILL-7"].guid}
+        posted = {ref: (t.guid, lots[ref].guid) for ref, t in posts.items()}
+        paid = [t.guid for t in payments]
+        book.close()
+
+    def guid(*parts) -> str:
+        return hashlib.md5(repr(parts).encode()).hexdigest()
+
+    terms = guid("terms")
+    with sqlite3.connect(path) as con:
+        con.execute("INSERT INTO billterms VALUES (?, 'Net 30', '30 days net', 1, 0, NULL, "
+                    "'GNC_TERM_TYPE_DAYS', 30, 0, 0, 1, 0)", [terms])
+        slot = ("INSERT INTO slots (obj_guid, name, slot_type, int64_val, string_val, "
+                "timespec_val, guid_val) VALUES (?, ?, ?, ?, ?, ?, ?)")
+        docs = [("INV-001", d(2023, 3, 1), 2, "customer", "receivable", "sales", 0, Decimal("100")),
+                ("CN-002", d(2023, 3, 10), 2, "customer", "receivable", "sales", 1, Decimal("20")),
+                ("BILL-7", d(2023, 3, 5), 4, "vendor", "payable", "office", 0, Decimal("50"))]
+        for ref, day, owner_type, owner, account, line_account, credit_note, net in docs:
+            invoice = guid("invoice", ref)
+            post_txn, post_lot = posted[ref]
+            con.execute(
+                "INSERT INTO invoices VALUES (?, ?, ?, ?, '', 1, ?, ?, ?, ?, '', ?, ?, ?, "
+                "NULL, NULL, 0, 1)",
+                [invoice, ref, _stamp(day), _stamp(day), guids["eur"], owner_type, guids[owner],
+                 terms if owner == "vendor" else None, post_txn, post_lot, guids[account]])
+            bill = owner == "vendor"
+            con.execute(
+                "INSERT INTO entries (guid, date, date_entered, description, action, notes, "
+                "quantity_num, quantity_denom, i_acct, i_price_num, i_price_denom, invoice, "
+                "b_acct, b_price_num, b_price_denom, bill, i_taxable, b_taxable) "
+                "VALUES (?, ?, ?, 'Services', 'Hours', '', 1, 1, ?, ?, 100, ?, ?, ?, 100, ?, 1, 1)",
+                [guid("entry", ref), _stamp(day), _stamp(day),
+                 None if bill else guids[line_account], 0 if bill else int(net * 100),
+                 None if bill else invoice, guids[line_account] if bill else None,
+                 int(net * 100) if bill else 0, invoice if bill else None])
+            con.execute(slot, [invoice, "credit-note", 1, credit_note, None, None, None])
+            con.execute(slot, [post_txn, "trans-txn-type", 4, None, "I", None, None])
+            if not bill:
+                con.execute(slot, [post_txn, "trans-date-due", 6, None, None,
+                                   _stamp(day + datetime.timedelta(days=30)), None])
+            frame = guid("frame", ref)
+            con.execute(slot, [post_lot, "gncInvoice", 9, None, None, None, frame])
+            con.execute(slot, [frame, "gncInvoice/invoice-guid", 5, None, None, None, invoice])
+        for tx in paid:
+            con.execute(slot, [tx, "trans-txn-type", 4, None, "P", None, None])
+    return guids
+
+
+def test_invoices_and_bills_reach_the_archive_with_their_payments(tmp_path):
+    from piecash import Split, Transaction
+    from piecash.core.transaction import Lot
+
+    book = tmp_path / "business.gnucash"
+    guids = make_invoice_book(book)
+    home = tmp_path / "firm"
+    before = digest(book)
+    code, result = cli_json(home, "dossier", "add", "GB", "--package", "gnucash",
+                            "--source", str(book))
+    assert code == 0 and result["status"] == "succeeded", result
+    assert result["rows"]["quarantined"] == 0, result
+    assert digest(book) == before
+
+    def archive() -> dict[str, tuple]:
+        code, rows = cli_json(home, "report", "GB", "archive")
+        assert code == 0, rows
+        return {r["ref"]: (r["journal"], r["date"], r["due_date"], r["relation"], r["amount"],
+                           r["booking_status"], r["payment_status"]) for r in rows}
+
+    assert archive() == {
+        "INV-001": ("GNC-SALES", "2023-03-01", "2023-03-31", "Bakkerij Peeters", "121.00",
+                    "booked", "paid"),
+        "CN-002": ("GNC-SALES", "2023-03-10", "2023-04-09", "Bakkerij Peeters", "-24.20",
+                   "booked", "open"),
+        "BILL-7": ("GNC-PURCH", "2023-03-05", "2023-04-04", "Drukkerij Claes", "60.50",
+                   "booked", "partly_paid"),
+    }
+    # The A/R and A/P accounts keep their balances under the codes the archive reads.
+    expected = piecash_trial_balance(book)
+    assert {"40 Assets:Accounts Receivable", "440000"} <= set(expected)
+    assert portal_trial_balance(home, "GB") == expected
+
+    # The rest of the bill is paid in GnuCash: a simple sync marks it paid.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        gnc = _open(book, readonly=False)
+        eur = gnc.default_currency
+        lot = gnc.session.query(Lot).filter_by(guid=guids["payable_lot"]).one()
+        Transaction(eur, "Drukkerij Claes", post_date=datetime.date(2023, 4, 2), splits=[
+            Split(gnc.accounts(code="550000"), Decimal("-30.50")),
+            Split(gnc.accounts(code="440000"), Decimal("30.50"), lot=lot)])
+        gnc.save()
+        gnc.close()
+    code, result = cli_json(home, "sync", "GB")
+    assert code == 0 and result["status"] == "succeeded", result
+    assert archive()["BILL-7"][-1] == "paid"
+    assert portal_trial_balance(home, "GB") == piecash_trial_balance(book)

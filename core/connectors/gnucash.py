@@ -10,7 +10,19 @@ What the portal gets from a GnuCash book:
   transaction templates); code = the GnuCash account code when it is set and
   unique in the book, else the full name ("Expenses:Groceries"); name = the
   full name.
-- one journal, GNC (kind misc): GnuCash has no journals.
+- journals: GnuCash has none. The posting transactions of posted customer
+  invoices go to GNC-SALES (kind sales) and those of vendor bills to
+  GNC-PURCH (kind purchase), as documents (doc_type invoice, or credit_note
+  when the invoice's `credit-note` slot is set; doc_no = the invoice id;
+  relation = the owner, a job's owner for a job; due date = the posting
+  transaction's `trans-date-due` slot, else the date plus the bill terms'
+  due days). Every other transaction, employee vouchers included, goes to
+  GNC (kind misc).
+- the A/R and A/P accounts (types RECEIVABLE and PAYABLE): the portal finds
+  an invoice's amount on accounts coded 40... (receivables) and 44...
+  (payables), Belgian MAR style, so such an account whose code does not
+  already start that way is delivered as "40 <code or full name>" /
+  "44 <code or full name>" (its name stays the full name).
 - fiscal years and periods: calendar years and months over the transaction
   dates (GnuCash keeps no fiscal calendar in the book).
 - relations: the customers and vendors of the business tables.
@@ -25,7 +37,12 @@ What the portal gets from a GnuCash book:
     largest converted line, so the booking balances. A transaction with no
     split in the book currency at all has no such rate: it is kept out of
     the money figures and counted in `warnings`.
-- matchings: none (GnuCash lots are not read).
+- matchings: GnuCash pays an invoice through its lot (`invoices.post_lot`):
+  every split in that lot outside the posting transaction is a matching,
+  id = the split's GUID, invoice = the posting transaction, payment = the
+  split's transaction, amount = how much it brings the invoice's open
+  balance down, in cents (positive for a payment, negative if it adds back).
+  Lines in an invoice's lot carry the invoice owner as their relation.
 """
 from __future__ import annotations
 
@@ -39,6 +56,12 @@ from core.connectors.snapshot import SnapshotConnector, calendar, period_columns
 from core.model import LedgerUnavailable
 
 JOURNAL = "GNC"
+SALES, PURCHASES = "GNC-SALES", "GNC-PURCH"
+JOURNALS = ((JOURNAL, "GnuCash transactions", "misc"),
+            (SALES, "GnuCash customer invoices", "sales"),
+            (PURCHASES, "GnuCash vendor bills", "purchase"))
+# GncOwnerType: what an invoice's owner_type says its owner_guid is.
+CUSTOMER, JOB, VENDOR = 2, 3, 4
 
 _QUERIES = {
     "books": "SELECT root_account_guid, root_template_guid FROM books",
@@ -46,9 +69,15 @@ _QUERIES = {
     "commodities": "SELECT guid, mnemonic FROM commodities",
     "transactions": "SELECT guid, currency_guid, num, post_date, description FROM transactions",
     "splits": ("SELECT guid, tx_guid, account_guid, memo, value_num, value_denom, "
-               "quantity_num, quantity_denom FROM splits"),
+               "quantity_num, quantity_denom, lot_guid FROM splits"),
     "customers": "SELECT guid, name, addr_email, 'customer' FROM customers",
     "vendors": "SELECT guid, name, addr_email, 'supplier' FROM vendors",
+    "invoices": ("SELECT guid, id, owner_type, owner_guid, terms, post_txn, post_lot "
+                 "FROM invoices WHERE post_txn IS NOT NULL AND post_lot IS NOT NULL"),
+    "jobs": "SELECT guid, owner_type, owner_guid FROM jobs",
+    "billterms": "SELECT guid, type, duedays FROM billterms",
+    "slots": ("SELECT obj_guid, name, int64_val, timespec_val, gdate_val FROM slots "
+              "WHERE name IN ('credit-note', 'trans-date-due')"),
 }
 
 
@@ -109,8 +138,8 @@ def read_book(path: Path) -> dict[str, list[tuple]]:
     return raw
 
 
-def _accounts(raw: dict) -> tuple[dict[str, tuple[str, str, str]], str]:
-    """guid -> (code, full name, commodity guid) of the book's accounts; the book currency."""
+def _accounts(raw: dict) -> tuple[dict[str, tuple[str, str, str, str]], str]:
+    """guid -> (code, full name, commodity guid, type) of the book's accounts; the book currency."""
     root, template = raw["books"][0]
     by_guid = {guid: (name, kind, commodity, parent, code)
                for guid, name, kind, commodity, parent, code in raw["accounts"]}
@@ -133,9 +162,20 @@ def _accounts(raw: dict) -> tuple[dict[str, tuple[str, str, str]], str]:
     names = {g: full_name(g) for g in by_guid}
     codes = [c for g, (_, _, _, _, c) in by_guid.items() if c and names[g]]
     unique = {c for c in codes if codes.count(c) == 1}
-    accounts = {g: ((by_guid[g][4] if by_guid[g][4] in unique else n), n, by_guid[g][2])
-                for g, n in names.items() if n}
+    accounts = {g: ((by_guid[g][4] if by_guid[g][4] in unique else n), n, by_guid[g][2],
+                    by_guid[g][1]) for g, n in names.items() if n}
+    taken = {a[0] for a in accounts.values()}
+    for g, (code, name, commodity, kind) in list(accounts.items()):
+        prefix = _OPEN_ITEM_PREFIX.get(kind)
+        if prefix and not code.startswith(prefix) and f"{prefix} {code}" not in taken:
+            accounts[g] = (f"{prefix} {code}", name, commodity, kind)
+            taken.add(f"{prefix} {code}")
     return accounts, by_guid[root][2]
+
+
+# The portal's archive reads an invoice's amount on accounts coded 40... (receivable)
+# and 44... (payable): GnuCash's A/R and A/P accounts are delivered with such a code.
+_OPEN_ITEM_PREFIX = {"RECEIVABLE": "40", "PAYABLE": "44"}
 
 
 def _cents(num: str, den: str) -> pl.Expr:
@@ -153,9 +193,10 @@ def convert(raw: dict, source: str) -> tuple[dict[str, pa.Table], list[str]]:
         "code": [a[0] for a in accounts.values()], "name": [a[1] for a in accounts.values()]})
     code_of = pl.DataFrame({"account_guid": list(accounts),
                             "account": [a[0] for a in accounts.values()],
-                            "account_commodity": [a[2] for a in accounts.values()]},
+                            "account_commodity": [a[2] for a in accounts.values()],
+                            "open_item": [a[3] in _OPEN_ITEM_PREFIX for a in accounts.values()]},
                            schema={"account_guid": pl.String, "account": pl.String,
-                                   "account_commodity": pl.String})
+                                   "account_commodity": pl.String, "open_item": pl.Boolean})
 
     tx = pl.DataFrame(raw["transactions"], orient="row", schema={
         "tx_guid": pl.String, "currency": pl.String, "num": pl.String, "post_date": pl.String,
@@ -165,7 +206,7 @@ def convert(raw: dict, source: str) -> tuple[dict[str, pa.Table], list[str]]:
     splits = pl.DataFrame(raw["splits"], orient="row", schema={
         "guid": pl.String, "tx_guid": pl.String, "account_guid": pl.String, "memo": pl.String,
         "value_num": pl.Int64, "value_denom": pl.Int64, "quantity_num": pl.Int64,
-        "quantity_denom": pl.Int64})
+        "quantity_denom": pl.Int64, "lot_guid": pl.String})
     splits = (splits.join(code_of, on="account_guid", how="left")
               .join(tx.select("tx_guid", "currency"), on="tx_guid", how="inner"))
     # Scheduled-transaction templates live under the template root: not bookings.
@@ -192,36 +233,58 @@ def convert(raw: dict, source: str) -> tuple[dict[str, pa.Table], list[str]]:
     splits = splits.sort("tx_guid", "guid").with_columns(
         (pl.col("guid").cum_count().over("tx_guid")).cast(pl.Int64).alias("line_no"))
     guid_to_id = pl.col("tx_guid").str.slice(0, 15).str.to_integer(base=16)
+    docs = _documents(raw, tx)
+    # A split in an invoice's lot is that invoice's open item: its line carries the owner.
+    splits = splits.join(docs.select("lot_guid", pl.col("relation_id").alias("lot_relation")),
+                         on="lot_guid", how="left")
+    matchings = _matchings(splits, docs)
+    polluted = (splits.join(docs.select("tx_guid"), on="tx_guid", how="semi")
+                .filter(~pl.col("open_item") & (pl.col("account").str.starts_with("40")
+                                                | pl.col("account").str.starts_with("44"))))
+    if polluted.height:
+        warnings.append(
+            f"{polluted.select('tx_guid').n_unique()} GnuCash invoice(s) or bill(s) book on "
+            f"accounts coded 40... or 44... that are not A/R or A/P "
+            f"({', '.join(sorted(set(polluted['account'].to_list())))}): the archive counts "
+            f"those lines in the document's amount")
     lines = splits.select(
         guid_to_id.alias("booking_id"), "line_no", "account",
+        pl.col("lot_relation").alias("relation_id"),
         pl.when(pl.col("memo") == "").then(None).otherwise(pl.col("memo")).alias("description"),
         pl.when(pl.col("amount") > 0).then(pl.col("amount")).otherwise(0).alias("debit"),
         pl.when(pl.col("amount") < 0).then(-pl.col("amount")).otherwise(0).alias("credit"),
     ).to_arrow()
-    tx = tx.sort("tx_guid")
+    tx = tx.join(docs.drop("lot_guid"), on="tx_guid", how="left").sort("tx_guid")
     tx_arrow = tx.to_arrow()
     dates = tx_arrow.column("date").combine_chunks().cast(pa.string())
     year, period = period_columns(dates)
     blank = lambda c: pl.when(pl.col(c) == "").then(None).otherwise(pl.col(c))  # noqa: E731
     bookings = table("bookings", {
         "id": tx.select(guid_to_id).to_series().to_arrow(),
-        "journal": pa.array([JOURNAL] * tx.height, pa.string()),
-        "doc_no": tx.select(blank("num")).to_series().to_arrow(),
-        "doc_type": pa.array(["transaction"] * tx.height, pa.string()),
+        "journal": tx.select(pl.col("journal").fill_null(JOURNAL)).to_series().to_arrow(),
+        "doc_no": tx.select(pl.coalesce(blank("doc_no"), blank("num"))).to_series().to_arrow(),
+        "doc_type": tx.select(pl.col("doc_type").fill_null("transaction")).to_series().to_arrow(),
         "fiscal_year_id": year, "period_id": period, "date": dates,
+        "due_date": tx.select(pl.coalesce(
+            "due_date", pl.col("date").str.to_date().dt.offset_by(
+                pl.format("{}d", pl.col("due_days"))).dt.to_string("%Y-%m-%d"))
+        ).to_series().to_arrow(),
+        "relation_id": tx.select("relation_id").to_series().to_arrow(),
         "description": tx.select(blank("description")).to_series().to_arrow()})
 
     relations = raw["customers"] + raw["vendors"]
     tables = {
         "accounts": account_table,
-        "journals": table("journals", {"code": [JOURNAL], "name": ["GnuCash transactions"],
-                                       "kind": ["misc"]}),
+        "journals": table("journals", {"code": [j[0] for j in JOURNALS],
+                                       "name": [j[1] for j in JOURNALS],
+                                       "kind": [j[2] for j in JOURNALS]}),
         "relations": table("relations", {
             "id": [guid_id(r[0]) for r in relations], "kind": [r[3] for r in relations],
             "name": [r[1] for r in relations], "email": [r[2] or None for r in relations]}),
         "bookings": bookings,
         "lines": table("lines", {name: lines.column(name) for name in lines.column_names}),
-        "matchings": table("matchings", {}),
+        "matchings": table("matchings", {
+            name: matchings[name].to_arrow() for name in matchings.columns}),
     }
     known = [d for d in dates.to_pylist() if d]
     if known:
@@ -229,6 +292,51 @@ def convert(raw: dict, source: str) -> tuple[dict[str, pa.Table], list[str]]:
     else:
         tables["fiscal_years"], tables["periods"] = table("fiscal_years", {}), table("periods", {})
     return tables, warnings
+
+
+def _documents(raw: dict, tx: pl.DataFrame) -> pl.DataFrame:
+    """The posted invoices and bills among the transactions, one row per posting transaction.
+
+    Columns: tx_guid, lot_guid, journal, doc_type, doc_no, relation_id, due_date (from the
+    posting's trans-date-due slot) and due_days (the bill terms', used when that is missing).
+    """
+    owner_of_job = {guid: (kind, owner) for guid, kind, owner in raw["jobs"]}
+    due_days = {guid: days for guid, kind, days in raw["billterms"]
+                if kind == "GNC_TERM_TYPE_DAYS" and days is not None}
+    credit_notes = {guid for guid, name, int64, _, _ in raw["slots"]
+                    if name == "credit-note" and int64}
+    due = {guid: _iso(timespec or gdate) for guid, name, _, timespec, gdate in raw["slots"]
+           if name == "trans-date-due" and (timespec or gdate)}
+    present = set(tx["tx_guid"].to_list())
+    rows = []
+    for guid, number, owner_type, owner, terms, post_txn, post_lot in raw["invoices"]:
+        if owner_type == JOB and owner in owner_of_job:
+            owner_type, owner = owner_of_job[owner]
+        journal = {CUSTOMER: SALES, VENDOR: PURCHASES}.get(owner_type)
+        if journal is None or post_txn not in present:  # employee vouchers stay in GNC
+            continue
+        rows.append((post_txn, post_lot, journal,
+                     "credit_note" if guid in credit_notes else "invoice", number or None,
+                     guid_id(owner) if owner else None, due.get(post_txn), due_days.get(terms)))
+    return pl.DataFrame(rows, orient="row", schema={
+        "tx_guid": pl.String, "lot_guid": pl.String, "journal": pl.String,
+        "doc_type": pl.String, "doc_no": pl.String, "relation_id": pl.Int64,
+        "due_date": pl.String, "due_days": pl.Int64}).unique("tx_guid", keep="first")
+
+
+def _matchings(splits: pl.DataFrame, docs: pl.DataFrame) -> pl.DataFrame:
+    """Every split in an invoice's lot outside its posting: what it pays off that invoice."""
+    in_lot = splits.join(docs.select("lot_guid", pl.col("tx_guid").alias("post_tx")),
+                         on="lot_guid", how="inner")
+    sign = (in_lot.filter(pl.col("tx_guid") == pl.col("post_tx")).group_by("lot_guid")
+            .agg(pl.col("amount").sum().sign().alias("sign")))
+    to_id = lambda c: pl.col(c).str.slice(0, 15).str.to_integer(base=16)  # noqa: E731
+    return (in_lot.filter(pl.col("tx_guid") != pl.col("post_tx"))
+            .join(sign, on="lot_guid", how="inner")
+            .select(to_id("guid").alias("id"), to_id("post_tx").alias("invoice_id"),
+                    to_id("tx_guid").alias("payment_id"),
+                    (-pl.col("amount") * pl.col("sign")).cast(pl.Int64).alias("amount"))
+            .filter(pl.col("amount") != 0).sort("id"))
 
 
 def _convert_foreign(splits: pl.DataFrame) -> tuple[pl.DataFrame, dict[str, str]]:
