@@ -32,12 +32,17 @@ What the portal gets from a Beancount ledger:
 from __future__ import annotations
 
 import collections
+import hashlib
 from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 
 import pyarrow as pa
 from beancount import loader
-from beancount.core import compare, convert, data
+from beancount.core import compare, data
+from beancount.core.number import MISSING
+from beancount.core.amount import Amount
+from beancount.core.display_context import DEFAULT_FORMATTER
+from beancount.core.position import Cost, CostSpec
 from beancount.parser import printer
 
 from core.connectors.snapshot import SnapshotConnector, calendar, period_columns, stable_id, table
@@ -47,6 +52,8 @@ JOURNAL = "BC"
 ROUNDING_ACCOUNT = "Equity:Rounding"
 MAX_ERRORS_SHOWN = 20
 HUNDRED = Decimal(100)
+# the field types whose str() stable_hash_namedtuple takes as is (not lists or sets)
+_PLAIN = frozenset({str, type(None), Amount, Cost, CostSpec})
 
 
 def load(path: Path) -> tuple[list, list, dict]:
@@ -83,37 +90,97 @@ def read_ledger(path: Path) -> tuple[list, dict]:
     return entries, options
 
 
+_TRANSACTION_FIELDS = ("meta", "date", "flag", "payee", "narration", "tags", "links", "postings")
+
+
+def _md5_hex(text: str) -> str:
+    return hashlib.md5(text.encode()).hexdigest()
+
+
+def _transaction_hash(txn: data.Transaction) -> str:
+    """`compare.hash_entry(txn, exclude_meta=True)`, the same value, computed faster.
+
+    beancount's stable_hash_namedtuple feeds md5 with str() of each field but
+    meta, in field order, lists and sets as the sorted md5 hex digests of their
+    elements (tuples hashed the same way, recursively); feeding md5 the
+    concatenation in one update gives the same digest. Anything else than a
+    plain Transaction of plain Postings with string tags and links goes to
+    beancount's own function.
+    """
+    if (type(txn) is not data.Transaction or txn._fields != _TRANSACTION_FIELDS
+            or not isinstance(txn.tags, (set, frozenset)) or not isinstance(txn.links, (set, frozenset))
+            or not isinstance(txn.postings, list)
+            or not all(type(x) is str for x in txn.tags) or not all(type(x) is str for x in txn.links)):
+        return compare.hash_entry(txn, exclude_meta=True)
+    postings = []
+    md5 = hashlib.md5
+    formats = DEFAULT_FORMATTER.fmtfuncs
+    for p in txn.postings:
+        account, units, cost, price, flag, _ = p
+        if (type(p) is not data.Posting or type(account) is not str or type(units) not in _PLAIN
+                or type(cost) not in _PLAIN or type(price) not in _PLAIN
+                or type(flag) not in _PLAIN):
+            return compare.hash_entry(txn, exclude_meta=True)
+        if type(units) is Amount and type(units.number) is Decimal:
+            # Amount.__str__ inlined: its default formatter's function for the currency
+            units_text = (formats.get(units.currency) or formats["__default__"])(units.number)
+            units_text = f"{units_text} {units.currency}"
+        else:
+            units_text = str(units)
+        postings.append(md5(f"{account}{units_text}{str(cost)}{str(price)}{str(flag)}"
+                            .encode()).hexdigest())
+    postings.sort()
+    return _md5_hex("".join((str(txn.date), str(txn.flag), str(txn.payee), str(txn.narration),
+                             *sorted(map(_md5_hex, txn.tags)), *sorted(map(_md5_hex, txn.links)),
+                             *postings)))
+
+
+def _posting_parts(posting: data.Posting) -> tuple:
+    """(number, currency) of `convert.get_weight(posting)`, without building the Amount."""
+    units, cost = posting.units, posting.cost
+    if isinstance(cost, Cost) and isinstance(cost.number, Decimal):
+        return cost.number * units.number, cost.currency
+    price = posting.price
+    if price is not None:
+        if price.number is MISSING or units.number is MISSING:
+            return MISSING, price.currency
+        return price.number * units.number, price.currency
+    return units.number, units.currency
+
+
 def convert_ledger(entries: list, options: dict) -> tuple[dict[str, pa.Table], list[str]]:
     """The canonical streams of a loaded ledger, and warnings about what was kept out."""
     transactions = [e for e in entries if isinstance(e, data.Transaction)]
     operating = (options.get("operating_currency") or [None])[0]
     if operating is None:
-        weights = collections.Counter(convert.get_weight(p).currency
+        weights = collections.Counter(_posting_parts(p)[1]
                                       for t in transactions for p in t.postings)
         operating = weights.most_common(1)[0][0] if weights else "EUR"
     rounding_account = options.get("account_rounding") or ROUNDING_ACCOUNT
 
     accounts = sorted({e.account for e in entries if isinstance(e, data.Open)})
-    b = {k: [] for k in ("id", "date", "description", "reference")}
-    ln = {k: [] for k in ("booking_id", "line_no", "account", "description", "debit", "credit")}
+    b_id, b_date, b_description, b_reference = [], [], [], []
+    ln_rows = []
     other = collections.Counter()
     left_out = 0
     rounded = 0
     rounding_total = 0
     seen = collections.Counter()
+    txn_hash = _transaction_hash
+    posting_parts = _posting_parts
     for txn in transactions:
         lines = []
         for posting in txn.postings:
-            weight = convert.get_weight(posting)
-            if weight.currency != operating:
-                other[weight.currency] += 1
+            number, currency = posting_parts(posting)
+            if currency != operating:
+                other[currency] += 1
                 continue
-            cents = int((weight.number * HUNDRED).to_integral_value(ROUND_HALF_EVEN))
-            lines.append((posting.account, cents))
+            lines.append((posting.account,
+                          int((number * HUNDRED).to_integral_value(ROUND_HALF_EVEN))))
         if not lines:
             left_out += 1
             continue
-        digest = compare.hash_entry(txn, exclude_meta=True)
+        digest = txn_hash(txn)
         seen[digest] += 1
         booking_id = stable_id(digest, seen[digest])
         residue = -sum(c for _, c in lines)
@@ -121,17 +188,24 @@ def convert_ledger(entries: list, options: dict) -> tuple[dict[str, pa.Table], l
             lines.append((rounding_account, residue))
             rounded += 1
             rounding_total += residue
-        b["id"].append(booking_id)
-        b["date"].append(txn.date.isoformat())
-        b["description"].append(" | ".join(x for x in (txn.payee, txn.narration) if x) or None)
-        b["reference"].append(sorted(txn.links)[0] if txn.links else None)
-        for line_no, (account, cents) in enumerate(lines, start=1):
-            ln["booking_id"].append(booking_id)
-            ln["line_no"].append(line_no)
-            ln["account"].append(account)
-            ln["description"].append(None)
-            ln["debit"].append(cents if cents > 0 else 0)
-            ln["credit"].append(-cents if cents < 0 else 0)
+        b_id.append(booking_id)
+        b_date.append(txn.date.isoformat())
+        b_description.append(" | ".join(x for x in (txn.payee, txn.narration) if x) or None)
+        b_reference.append(min(txn.links) if txn.links else None)
+        line_no = 0
+        for account, cents in lines:
+            line_no += 1
+            ln_rows.append((booking_id, line_no, account, cents))
+
+    if ln_rows:
+        l_booking, l_no, l_account, l_cents = (list(c) for c in zip(*ln_rows))
+    else:
+        l_booking, l_no, l_account, l_cents = [], [], [], []
+    ln = {"booking_id": l_booking, "line_no": l_no, "account": l_account,
+          "description": pa.nulls(len(l_cents), pa.string()),
+          "debit": [c if c > 0 else 0 for c in l_cents],
+          "credit": [-c if c < 0 else 0 for c in l_cents]}
+    b = {"id": b_id, "date": b_date, "description": b_description, "reference": b_reference}
 
     if rounded and rounding_account not in accounts:
         accounts.append(rounding_account)

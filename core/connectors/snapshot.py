@@ -17,6 +17,7 @@ import hashlib
 from datetime import date
 from typing import Iterable, Iterator
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -90,28 +91,106 @@ def period_columns(dates: pa.Array) -> tuple[pa.Array, pa.Array]:
     return year, pc.add(pc.multiply(year, 100), month)
 
 
+def _row_bytes(t: pa.Table, skip: str | None = "rv") -> pa.Array:
+    """Every row's content as one binary value, built column-wise in Arrow.
+
+    Each field is written as `<byte length>:<text>` (its text: the value cast to
+    a string; booleans as true/false) or `-` when null, fields separated by
+    commas. Length prefixes make the encoding injective (no two different rows
+    give the same bytes, whatever their text holds), and it depends only on the
+    values, so it is the same in every process and Python version.
+    """
+    fields = []
+    for name, column in zip(t.column_names, t.columns):
+        if name == skip:
+            continue
+        text = pc.cast(column, pa.string()).combine_chunks()
+        length = pc.cast(pc.binary_length(text), pa.string())
+        fields.append(pc.fill_null(pc.binary_join_element_wise(length, text, ":"), "-"))
+    if not fields:
+        return pa.array([b""] * t.num_rows, pa.binary())
+    joined = pc.binary_join_element_wise(*fields, ",") if len(fields) > 1 else fields[0]
+    return pc.cast(joined, pa.binary())
+
+
+def _binary_parts(array: pa.Array) -> tuple[memoryview, np.ndarray]:
+    """The data buffer and value offsets of a non-null binary array (no copy of the data)."""
+    array = array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
+    start = array.offset  # a slice: its offsets start further in, still into the whole buffer
+    offsets = np.frombuffer(array.buffers()[1], dtype=np.int32)[start:start + len(array) + 1]
+    data = array.buffers()[2]
+    return memoryview(data if data is not None else b""), offsets
+
+
+def _digests_to_ids(digests: list[bytes]) -> pa.Array:
+    """8-byte blake2b digests → non-negative int64 (big-endian, top bit cleared), as stable_id."""
+    if not digests:
+        return pa.array([], pa.int64())
+    values = np.frombuffer(b"".join(digests), dtype=">u8") & np.uint64(MASK63)
+    return pa.array(values.astype(np.int64))
+
+
+def _row_versions(rows: pa.Array, extra: tuple[memoryview, np.ndarray] | None = None) -> pa.Array:
+    """blake2b-64 of each row's bytes (followed, if given, by the row's range of `extra`)."""
+    data, offsets = _binary_parts(rows)
+    starts, ends = offsets[:-1].tolist(), offsets[1:].tolist()
+    blake = hashlib.blake2b
+    if extra is None:
+        digests = [blake(data[s:e], digest_size=8).digest() for s, e in zip(starts, ends)]
+    else:
+        more, (mstarts, mends) = extra[0], extra[1]
+        digests = []
+        for s, e, ms, me in zip(starts, ends, mstarts, mends):
+            h = blake(data[s:e], digest_size=8)
+            h.update(b"\x1e")
+            h.update(more[ms:me])
+            digests.append(h.digest())
+    return _digests_to_ids(digests)
+
+
+def _lines_of_bookings(bookings: pa.Table, lines: pa.Table) -> tuple[memoryview, tuple]:
+    """Each booking's lines as one byte range: their row bytes in line_no order, concatenated."""
+    n = bookings.num_rows
+    if not lines.num_rows:
+        return memoryview(b""), ([0] * n, [0] * n)
+    order = pc.sort_indices(lines, sort_keys=[("booking_id", "ascending"),
+                                              ("line_no", "ascending")])
+    lines = lines.take(order)
+    data, offsets = _binary_parts(_row_bytes(lines, skip=None))
+    ids = lines.column("booking_id").to_numpy()
+    # the runs of equal booking ids in the sorted lines; each run's bytes are contiguous
+    first = np.flatnonzero(np.concatenate(([True], ids[1:] != ids[:-1])))
+    run_ids = ids[first]
+    run_start = offsets[first]
+    run_end = offsets[np.append(first[1:], len(ids))]
+    keys = bookings.column("id").to_numpy()
+    at = np.minimum(np.searchsorted(run_ids, keys), len(run_ids) - 1)
+    found = run_ids[at] == keys
+    starts = np.where(found, run_start[at], 0)
+    ends = np.where(found, run_end[at], 0)
+    return data, (starts.tolist(), ends.tolist())
+
+
 def with_versions(tables: dict[str, pa.Table]) -> dict[str, pa.Table]:
-    """Set every row's rv to a hash of its content (bookings: with their lines)."""
-    lines_of: dict[int, list] = {}
-    lines = tables["lines"]
-    if lines.num_rows:
-        for row in zip(*(c.to_pylist() for c in lines.columns)):
-            lines_of.setdefault(row[0], []).append(row)
+    """Set every row's rv to a hash of its content (bookings: with their lines).
+
+    The hash is blake2b (8 bytes, top bit cleared) of the row's bytes as
+    `_row_bytes` writes them; a booking's bytes are followed by its lines'
+    bytes in line_no order. It depends only on the content, never on the
+    process, the Python version or the row order of the tables.
+    """
     out = dict(tables)
     for stream in STREAMS:
-        t = tables[stream.name]
         if "rv" not in stream.names:
             continue
-        key = stream.key[0]
-        data = [c.to_pylist() for name, c in zip(t.column_names, t.columns) if name != "rv"]
-        keys = t.column(key).to_pylist()
-        if stream.name == "bookings":
-            rv = [stable_id(repr(row), repr(sorted(lines_of.get(k, []), key=repr)))
-                  for k, row in zip(keys, zip(*data))]
+        t = tables[stream.name]
+        if not t.num_rows:
+            rv = pa.array([], pa.int64())
+        elif stream.name == "bookings":
+            rv = _row_versions(_row_bytes(t), _lines_of_bookings(t, tables["lines"]))
         else:
-            rv = [stable_id(repr(row)) for row in zip(*data)]
-        out[stream.name] = t.set_column(t.schema.get_field_index("rv"), "rv",
-                                        pa.array(rv, pa.int64()))
+            rv = _row_versions(_row_bytes(t))
+        out[stream.name] = t.set_column(t.schema.get_field_index("rv"), "rv", rv)
     return out
 
 
