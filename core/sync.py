@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import secrets
 import shutil
 import time
 from dataclasses import replace
 from datetime import date, datetime
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import polars as pl
 import pyarrow as pa
@@ -319,7 +320,7 @@ def _repair(home: Home, dossier, base: SyncResult, staging: Path, ctx: RunContex
 
 
 def _write(path: Path, stream, batches, ctx: RunContext, *, total: int | None = None,
-           throttle: tuple[float, list[int]] | None = None) -> int:
+           throttle: tuple[float, list[int], threading.Lock] | None = None) -> int:
     """Stage one stream's batches in a Parquet file; report progress; obey cancel and throttle.
 
     (Parquet rather than memory-mapped Arrow files: mapped pages would count
@@ -334,8 +335,9 @@ def _write(path: Path, stream, batches, ctx: RunContext, *, total: int | None = 
             _report(ctx, Progress(stream.name, rows, total))
             _check_cancel(ctx)
             if throttle is not None:
-                started, read = throttle
-                read[0] += batch.num_rows
+                started, read, guard = throttle
+                with guard:
+                    read[0] += batch.num_rows
                 ahead = (read[0] / ctx.max_rows_per_second - (time.monotonic() - started)
                          if ctx.max_rows_per_second else 0)
                 if ahead > 0:
@@ -432,18 +434,71 @@ def _check_cancel(ctx: RunContext) -> None:
         raise SyncCancelled("sync cancelled by the user: nothing was changed")
 
 
+# A full read of the biggest stream runs beside the others on a second reader.
+PARALLEL_FROM_ROWS = 50_000
+
+
 def _stage(connector: Connector, since: int | None, staging: Path,
            ctx: RunContext) -> tuple[dict[str, Path], int]:
     """Read every stream to a staging file; return the files and rows read."""
-    files: dict[str, Path] = {}
-    throttle = (time.monotonic(), [0])
-    for stream in STREAMS:
-        total = connector.count(stream.name, since)
-        _report(ctx, Progress(stream.name, 0, total))
-        files[stream.name] = staging / f"{stream.name}.parquet"
-        _write(files[stream.name], stream, connector.read(stream.name, since), ctx,
-               total=total, throttle=throttle)
+    files = {stream.name: staging / f"{stream.name}.parquet" for stream in STREAMS}
+    totals = {stream.name: connector.count(stream.name, since) for stream in STREAMS}
+    guard = threading.Lock()
+    throttle = (time.monotonic(), [0], guard)
+    report = ctx.on_progress
+    if report is not None:  # two readers report: one at a time
+        def locked(event: Progress) -> None:
+            with guard:
+                report(event)
+        ctx = replace(ctx, on_progress=locked)
+    for name, total in totals.items():
+        _report(ctx, Progress(name, 0, total))
+    second = (connector.parallel_reader()
+              if since is None and totals["lines"] >= PARALLEL_FROM_ROWS
+              and hasattr(connector, "parallel_reader") else None)
+    if second is None:
+        for stream in STREAMS:
+            _write(files[stream.name], stream, connector.read(stream.name, since), ctx,
+                   total=totals[stream.name], throttle=throttle)
+        return files, throttle[1][0]
+    # Both readers sit on the same snapshot (see parallel_reader); the driver
+    # releases the GIL while it reads, so on two cores they overlap.
+    stop = threading.Event()
+    failure: list[BaseException] = []
+
+    def read_lines() -> None:
+        try:
+            lines = BY_NAME["lines"]
+            _write(files["lines"], lines, _until(stop, second.read("lines", None)), ctx,
+                   total=totals["lines"], throttle=throttle)
+        except BaseException as exc:  # raised in the caller's thread below
+            failure.append(exc)
+            stop.set()
+
+    reader = threading.Thread(target=read_lines, name="read-lines")
+    reader.start()
+    try:
+        for stream in STREAMS:
+            if stream.name != "lines":
+                _write(files[stream.name], stream, _until(stop, connector.read(stream.name, None)),
+                       ctx, total=totals[stream.name], throttle=throttle)
+    except BaseException:
+        stop.set()
+        raise
+    finally:
+        reader.join()
+        second.close()
+    if failure:
+        raise failure[0]
     return files, throttle[1][0]
+
+
+def _until(stop: threading.Event, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """The batches, until the other reader failed (then this one stops too)."""
+    for batch in batches:
+        if stop.is_set():
+            return
+        yield batch
 
 
 # --- validation ----------------------------------------------------------------

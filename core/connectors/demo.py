@@ -147,6 +147,19 @@ class DemoConnector:
         return pa.table({"stream": [r[0] for r in rows], "key": [str(r[1]) for r in rows]},
                         schema=pa.schema([("stream", pa.string()), ("key", pa.string())]))
 
+    def parallel_reader(self) -> "DemoConnector | None":
+        """A second reader on the same snapshot, to read big streams side by side.
+
+        In the package's rollback-journal mode our open read transaction holds
+        SQLite's shared lock: no writer can commit until we close, so a second
+        connection sees exactly the same ledger. In WAL mode it could see a
+        newer one: then there is no second reader.
+        """
+        mode = self._fetch("PRAGMA journal_mode")
+        if mode and str(mode[0][0]).lower() == "wal":
+            return None
+        return DemoConnector(self.path)
+
     def read_segments(self, stream: str, period_ids: Sequence[int]) -> Iterator[pa.RecordBatch]:
         """Bookings, lines or matchings of the bookings in these periods (targeted repair)."""
         definition = BY_NAME[stream]
