@@ -22,6 +22,7 @@ from typing import Callable
 
 from core import portal, reports
 from core.home import Home
+from core.ledger_events import LEDGER_EVENTS
 from core.locks import DossierLock
 from core.model import (LANGUAGES, PACKAGES, Dossier, DossyncError, ExitCode, ManualOptions, Progress,
                         RunContext, SyncResult, UsageError, cents_to_str)
@@ -514,8 +515,6 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from core import demo_package
-
     parser = argparse.ArgumentParser(
         prog="dossync", formatter_class=_Formatter,
         description="Keep the client portal in step with the accounting packages.",
@@ -643,7 +642,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("ledger", cmd_ledger, "simulate an accountant's work in a demo package ledger",
                 "dossync ledger ACME new-bookings 25\n\nevents:\n" + "\n".join(
-                    f"  {name:<24}{text}" for name, text in demo_package.LEDGER_EVENTS.items()))
+                    f"  {name:<24}{text}" for name, text in LEDGER_EVENTS.items()))
     p.add_argument("code", metavar="CODE")
     p.add_argument("event", metavar="EVENT")
     p.add_argument("args", nargs="*", metavar="ARGS")
@@ -698,8 +697,6 @@ def main(argv: list[str] | None = None) -> int:
     home = Home.resolve(args.home)
     _setup_logging(home, args.verbose)
     try:
-        if home.exists():
-            portal.ensure_current(home.portal)
         return int(args.handler(home, args))
     except DossyncError as exc:
         if getattr(args, "json", False):

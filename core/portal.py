@@ -109,10 +109,26 @@ def connect(path: Path, *, read_only: bool = False,
     """
     with _THREADS:
         with _connect(path, read_only=read_only, wait=wait) as con:
+            if str(path) in _CURRENT or _schema_version(con) >= SCHEMA_VERSION:
+                _CURRENT.add(str(path))
+                yield con
+                return
+        # written by an older version: bring it up to this schema, then go on
+        initialise(path)
+        with _connect(path, read_only=read_only, wait=wait) as con:
             yield con
 
 
 _THREADS = threading.RLock()
+_CURRENT: set[str] = set()  # portal files this process found at the current schema
+
+
+def _schema_version(con) -> int:
+    try:
+        row = _one(con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall())
+    except duckdb.CatalogException:  # no meta table: not initialised yet
+        return 0
+    return int(row[0]) if row else 0
 
 
 @contextmanager
@@ -145,22 +161,15 @@ def _connect(path: Path, *, read_only: bool, wait: float) -> Iterator[duckdb.Duc
 
 
 def initialise(path: Path) -> None:
-    """Create the portal's tables (idempotent)."""
+    """Create the portal's tables, or add what a newer version needs (idempotent)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with connect(path) as con:
+    with _THREADS, _connect(path, read_only=False, wait=LOCK_WAIT_SECONDS) as con:
         for ddl in _DDL:
             con.execute(ddl)
         for stream in STREAMS:
             con.execute(_mirror_ddl(stream))
         con.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
-
-
-def ensure_current(path: Path) -> None:
-    """Bring a portal written by an older version up to this schema (cheap when current)."""
-    with connect(path, read_only=True) as con:
-        row = _one(con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall())
-    if row is None or int(row[0]) < SCHEMA_VERSION:
-        initialise(path)
+    _CURRENT.add(str(path))
 
 
 # --- dossiers ---------------------------------------------------------------

@@ -109,3 +109,17 @@ def test_ledger_event_with_json_and_options(demo_home):
     cli_json(demo_home, "propose", code, "--count", "2")
     done = cli(demo_home, "ledger", code, "validate-proposals", "--change-first")
     assert done.returncode == 0 and "corrected" in done.stdout
+
+
+def test_a_portal_from_an_older_version_is_brought_up_to_date(demo_home):
+    import duckdb
+
+    con = duckdb.connect(str(demo_home / "portal.duckdb"))
+    con.execute("DROP TABLE reconcile_runs")
+    con.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    con.close()
+    status, rows = cli_json(demo_home, "status")  # reads reconcile_runs: must exist again
+    assert status == 0 and len(rows) == 3
+    con = duckdb.connect(str(demo_home / "portal.duckdb"), read_only=True)
+    assert con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall() == [("3",)]
+    con.close()

@@ -315,9 +315,6 @@ class DossyncApp(App[int]):
 
 def run(home: Home) -> int:
     """`dossync tui`: run the UI until the user quits; the exit code for the CLI."""
-    from core import portal
-
-    portal.ensure_current(home.portal)  # a portal written by an older version: bring it up to date
     app = DossyncApp(home)
     app.run()
     return int(app.return_code or 0)
