@@ -30,6 +30,7 @@ from core.streams import BY_NAME, STREAMS, Stream
 
 SCHEMA_VERSION = 3
 LOCK_WAIT_SECONDS = 120.0
+WRITE_MEMORY_LIMIT = "160MB"  # for a sync's commit (DuckDB spills to disk beyond it)
 
 _DDL = [
     """CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)""",
@@ -439,6 +440,8 @@ def apply_sync(path: Path, code: str, staged: StagedSync,
     with connect(path) as con:
         # the portal never relies on row order: let DuckDB insert in parallel
         con.execute("SET preserve_insertion_order = false")
+        # DuckDB spills past this; a full sync's peak stays that of its other phases
+        con.execute(f"SET memory_limit = '{WRITE_MEMORY_LIMIT}'")
         _stage_views(con, code, staged)
         con.execute("BEGIN TRANSACTION")
         try:
