@@ -667,9 +667,9 @@ _BOOKS = """
                period_id, true FROM provisional_bookings
         WHERE dossier = $code AND NOT $validated_only),
     ln AS (
-        SELECT booking_id, account, debit, credit FROM lines WHERE dossier = $code
+        SELECT booking_id, account, debit, credit, relation_id FROM lines WHERE dossier = $code
         UNION ALL
-        SELECT booking_id, account, debit, credit FROM provisional_lines
+        SELECT booking_id, account, debit, credit, relation_id FROM provisional_lines
         WHERE dossier = $code AND NOT $validated_only)"""
 
 
@@ -782,15 +782,17 @@ def report_archive(path: Path, code: str, period: str | None = None,
         return con.execute(f"""
             WITH {_BOOKS},
             docs AS (
-                SELECT b.* FROM bk b JOIN journals j ON j.dossier = $code AND j.code = b.journal
+                SELECT b.*, j.kind FROM bk b JOIN journals j ON j.dossier = $code AND j.code = b.journal
                 WHERE j.kind IN ('purchase', 'sales') AND b.doc_type IN ('invoice', 'credit_note')
                   AND ($before IS NULL OR b.date < CAST($before AS DATE))),
+            -- a document's amount is its open item: the lines that name the customer
+            -- or supplier (receivable for sales, payable for purchases)
             gross AS (
                 SELECT l.booking_id id,
-                       CAST(sum(CASE WHEN l.account LIKE '40%' THEN l.debit - l.credit
+                       CAST(sum(CASE WHEN d.kind = 'sales' THEN l.debit - l.credit
                                      ELSE l.credit - l.debit END) AS BIGINT) amount
-                FROM ln l SEMI JOIN docs d ON d.id = l.booking_id
-                WHERE l.account LIKE '40%' OR l.account LIKE '44%'
+                FROM ln l JOIN docs d ON d.id = l.booking_id
+                WHERE l.relation_id IS NOT NULL
                 GROUP BY l.booking_id),
             paid AS (
                 SELECT m.invoice_id id, CAST(sum(m.amount) AS BIGINT) paid FROM matchings m

@@ -18,11 +18,8 @@ What the portal gets from a GnuCash book:
   transaction's `trans-date-due` slot, else the date plus the bill terms'
   due days). Every other transaction, employee vouchers included, goes to
   GNC (kind misc).
-- the A/R and A/P accounts (types RECEIVABLE and PAYABLE): the portal finds
-  an invoice's amount on accounts coded 40... (receivables) and 44...
-  (payables), Belgian MAR style, so such an account whose code does not
-  already start that way is delivered as "40 <code or full name>" /
-  "44 <code or full name>" (its name stays the full name).
+- the A/R and A/P lines of an invoice's lot carry the owner as their
+  relation: the portal takes a document's amount from those lines.
 - fiscal years and periods: calendar years and months over the transaction
   dates (GnuCash keeps no fiscal calendar in the book).
 - relations: the customers and vendors of the business tables.
@@ -164,18 +161,7 @@ def _accounts(raw: dict) -> tuple[dict[str, tuple[str, str, str, str]], str]:
     unique = {c for c in codes if codes.count(c) == 1}
     accounts = {g: ((by_guid[g][4] if by_guid[g][4] in unique else n), n, by_guid[g][2],
                     by_guid[g][1]) for g, n in names.items() if n}
-    taken = {a[0] for a in accounts.values()}
-    for g, (code, name, commodity, kind) in list(accounts.items()):
-        prefix = _OPEN_ITEM_PREFIX.get(kind)
-        if prefix and not code.startswith(prefix) and f"{prefix} {code}" not in taken:
-            accounts[g] = (f"{prefix} {code}", name, commodity, kind)
-            taken.add(f"{prefix} {code}")
     return accounts, by_guid[root][2]
-
-
-# The portal's archive reads an invoice's amount on accounts coded 40... (receivable)
-# and 44... (payable): GnuCash's A/R and A/P accounts are delivered with such a code.
-_OPEN_ITEM_PREFIX = {"RECEIVABLE": "40", "PAYABLE": "44"}
 
 
 def _cents(num: str, den: str) -> pl.Expr:
@@ -193,10 +179,9 @@ def convert(raw: dict, source: str) -> tuple[dict[str, pa.Table], list[str]]:
         "code": [a[0] for a in accounts.values()], "name": [a[1] for a in accounts.values()]})
     code_of = pl.DataFrame({"account_guid": list(accounts),
                             "account": [a[0] for a in accounts.values()],
-                            "account_commodity": [a[2] for a in accounts.values()],
-                            "open_item": [a[3] in _OPEN_ITEM_PREFIX for a in accounts.values()]},
+                            "account_commodity": [a[2] for a in accounts.values()]},
                            schema={"account_guid": pl.String, "account": pl.String,
-                                   "account_commodity": pl.String, "open_item": pl.Boolean})
+                                   "account_commodity": pl.String})
 
     tx = pl.DataFrame(raw["transactions"], orient="row", schema={
         "tx_guid": pl.String, "currency": pl.String, "num": pl.String, "post_date": pl.String,
@@ -238,15 +223,6 @@ def convert(raw: dict, source: str) -> tuple[dict[str, pa.Table], list[str]]:
     splits = splits.join(docs.select("lot_guid", pl.col("relation_id").alias("lot_relation")),
                          on="lot_guid", how="left")
     matchings = _matchings(splits, docs)
-    polluted = (splits.join(docs.select("tx_guid"), on="tx_guid", how="semi")
-                .filter(~pl.col("open_item") & (pl.col("account").str.starts_with("40")
-                                                | pl.col("account").str.starts_with("44"))))
-    if polluted.height:
-        warnings.append(
-            f"{polluted.select('tx_guid').n_unique()} GnuCash invoice(s) or bill(s) book on "
-            f"accounts coded 40... or 44... that are not A/R or A/P "
-            f"({', '.join(sorted(set(polluted['account'].to_list())))}): the archive counts "
-            f"those lines in the document's amount")
     lines = splits.select(
         guid_to_id.alias("booking_id"), "line_no", "account",
         pl.col("lot_relation").alias("relation_id"),
