@@ -25,6 +25,7 @@ import duckdb
 import pyarrow as pa
 
 from core import failpoints
+from core.connectors.base import DELETIONS
 from core.model import Dossier, PortalBusy, QuarantinedRow, RowCounts, SyncResult
 from core.streams import BY_NAME, STREAMS, Stream
 
@@ -320,7 +321,7 @@ class StagedSync:
     written, and rows no longer in the package are deleted).
     files: stream -> Parquet file of the rows read.
     bad: stream -> Arrow table of the keys to keep out (quarantined).
-    deletions: Arrow table (stream, key) from the package's deletion log.
+    deletions: Arrow table (stream, key, seq) from the package's deletion log.
     """
 
     mode: Literal["full", "incremental", "diff", "repair"]
@@ -387,20 +388,18 @@ def _scope(stream: Stream, mode: str) -> str:
             return ("t.dossier = $dossier AND (t.booking_id IN (SELECT id FROM chg_bookings) "
                     "OR t.booking_id NOT IN (SELECT id FROM stg_bookings))")
         return ("t.dossier = $dossier AND (t.booking_id IN (SELECT id FROM chg_bookings) "
-                "OR t.booking_id IN (SELECT TRY_CAST(key AS BIGINT) FROM deletions "
-                "WHERE stream = 'bookings'))")
+                "OR t.booking_id IN (SELECT id FROM gone_bookings))")
     (key,) = stream.key
     if mode == "diff":
         return (f"t.dossier = $dossier AND (t.{key} IN (SELECT {key} FROM chg_{stream.name}) "
                 f"OR t.{key} NOT IN (SELECT {key} FROM stg_{stream.name}))")
-    cast = "TRY_CAST(key AS BIGINT)" if stream.columns[0].sql == "BIGINT" else "key"
     return (f"t.dossier = $dossier AND (t.{key} IN (SELECT {key} FROM chg_{stream.name}) "
-            f"OR t.{key} IN (SELECT {cast} FROM deletions WHERE stream = '{stream.name}'))")
+            f"OR t.{key} IN (SELECT {key} FROM gone_{stream.name}))")
 
 
 def _stage_views(con, code: str, staged: StagedSync) -> None:
-    empty = pa.table({"stream": pa.array([], pa.string()), "key": pa.array([], pa.string())})
-    con.register("deletions", staged.deletions if staged.deletions is not None else empty)
+    con.register("deletions", staged.deletions if staged.deletions is not None
+                 else DELETIONS.empty_table())
     for stream in STREAMS:
         bad = staged.bad.get(stream.name)
         if bad is None:
@@ -418,6 +417,13 @@ def _stage_views(con, code: str, staged: StagedSync) -> None:
                         f"SELECT {key} FROM stg_{stream.name} s ANTI JOIN "
                         f"(SELECT {key}, rv FROM {stream.name} WHERE dossier = '{_sql_str(code)}') p "
                         f"USING ({key}, rv)")
+            # Deleted records: only a deletion later than the portal's version counts
+            # (a key deleted and then handed out again is a new record, not a deletion).
+            cast = "TRY_CAST(d.key AS BIGINT)" if stream.columns[0].sql == "BIGINT" else "d.key"
+            con.execute(f"CREATE OR REPLACE TEMP TABLE gone_{stream.name} AS "
+                        f"SELECT DISTINCT t.{key} FROM {stream.name} t JOIN deletions d "
+                        f"ON d.stream = '{stream.name}' AND {cast} = t.{key} "
+                        f"WHERE t.dossier = '{_sql_str(code)}' AND d.seq > t.rv")
     if staged.mode == "repair":
         # the bookings a repair replaces: the portal's in the flagged periods
         # and the ledger's now in them (fixed before anything is rewritten)

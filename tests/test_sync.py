@@ -171,3 +171,27 @@ def test_demo_is_deterministic(tmp_path):
         demo_package.create_ledger(tmp_path / f"{name}.sqlite", a[0], seed=3)
     assert (demo_package.ledger_trial_balance(tmp_path / "x.sqlite")
             == demo_package.ledger_trial_balance(tmp_path / "y.sqlite"))
+
+
+def test_a_deleted_id_handed_out_again_survives_the_lookback(tmp_path):
+    """The package reuses the id of a deleted booking; re-reading the deletion later
+    (lookback window) must not delete the new booking (found by the property test)."""
+    home = tmp_path / "firm"
+    assert cli(home, "demo", "--dossiers", "1", "--lines", "1500", "--seed", "5").returncode == 0
+    code = codes(home)[0]
+    ledger = ledger_path(home, code)
+    import sqlite3
+
+    cli(home, "ledger", code, "delete-bookings", "2")
+    cli(home, "ledger", code, "book-vat-return")
+    with sqlite3.connect(ledger) as con:  # the scenario: a deleted id is in use again
+        deleted = {int(k) for (k,) in con.execute(
+            "SELECT key FROM deletion_log WHERE stream = 'bookings'")}
+        alive = {i for (i,) in con.execute("SELECT id FROM bookings")}
+    assert deleted & alive
+    assert cli_json(home, "sync", code)[0] == 0
+    assert_portal_equals_ledger(home, code)
+    cli(home, "ledger", code, "new-bookings", "1")
+    status, run = cli_json(home, "sync", code)
+    assert status == 0
+    assert_portal_equals_ledger(home, code)

@@ -15,6 +15,9 @@ from typing import Literal, Sequence  # figures (reconcile)
 import pyarrow as pa
 
 
+DELETIONS = pa.schema([("stream", pa.string()), ("key", pa.string()), ("seq", pa.int64())])
+
+
 @dataclass(frozen=True)
 class Capabilities:
     """What the package offers; the engine adapts (and says so) where it lacks one.
@@ -69,7 +72,8 @@ class Connector(Protocol):
         ...
 
     def deletions(self, since: int) -> pa.Table:
-        """Columns stream, key: records deleted after `since`."""
+        """Records deleted after `since` (schema DELETIONS: stream, key, seq = the version
+        the deletion took; a key may be handed out again later, to a new record)."""
         ...
 
     def read_segments(self, stream: str, period_ids: Sequence[int]) -> Iterator[pa.RecordBatch]:

@@ -16,7 +16,7 @@ import adbc_driver_sqlite.dbapi as adbc
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from core.connectors.base import Capabilities, LedgerPosition
+from core.connectors.base import DELETIONS, Capabilities, LedgerPosition
 from core.model import LedgerUnavailable
 from core.streams import BY_NAME, Stream
 
@@ -143,9 +143,10 @@ class DemoConnector:
             raise LedgerUnavailable(f"reading {stream} from ledger {self.path} failed: {exc}") from exc
 
     def deletions(self, since: int) -> pa.Table:
-        rows = self._fetch("SELECT stream, key FROM deletion_log WHERE seq > ? ORDER BY seq", (since,))
-        return pa.table({"stream": [r[0] for r in rows], "key": [str(r[1]) for r in rows]},
-                        schema=pa.schema([("stream", pa.string()), ("key", pa.string())]))
+        rows = self._fetch("SELECT stream, key, seq FROM deletion_log WHERE seq > ? ORDER BY seq",
+                           (since,))
+        return pa.table({"stream": [r[0] for r in rows], "key": [str(r[1]) for r in rows],
+                         "seq": [int(r[2]) for r in rows]}, schema=DELETIONS)
 
     def parallel_reader(self) -> "DemoConnector | None":
         """A second reader on the same snapshot, to read big streams side by side.

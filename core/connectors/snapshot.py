@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from core.connectors.base import Capabilities, LedgerPosition
+from core.connectors.base import DELETIONS, Capabilities, LedgerPosition
 from core.streams import BY_NAME, STREAMS
 
 BATCH_ROWS = 65_536
@@ -219,7 +219,7 @@ class SnapshotConnector:
         yield from self.tables[stream].to_batches(max_chunksize=BATCH_ROWS)
 
     def deletions(self, since: int) -> pa.Table:
-        return pa.schema([("stream", pa.string()), ("key", pa.string())]).empty_table()
+        return DELETIONS.empty_table()
 
     def _selected(self, stream: str, column: str, keys: list[str]) -> pa.Table:
         t = self.tables[stream]
