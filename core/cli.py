@@ -23,7 +23,6 @@ from typing import Callable
 from core import portal, reports
 from core.home import Home
 from core.ledger_events import LEDGER_EVENTS
-from core.locks import DossierLock
 from core.model import (LANGUAGES, PACKAGES, Dossier, DossyncError, ExitCode, ManualOptions, Progress,
                         RunContext, SyncResult, UsageError, cents_to_str)
 from core.monitor import monitor_rows

@@ -452,7 +452,6 @@ def apply_sync(path: Path, code: str, staged: StagedSync,
         con.execute("BEGIN TRANSACTION")
         try:
             for stream in STREAMS:
-                using = ", ".join(stream.key)
                 scope = _scope(stream, staged.mode)
                 con.execute(f"CREATE OR REPLACE TEMP VIEW new_rows AS {_new_rows(stream, staged.mode)}")
                 old, matched = _one(con.execute(

@@ -26,16 +26,29 @@ def _demo_template(tmp_path_factory) -> Path:
     return home
 
 
+def copy_home(template: Path, target: Path) -> Path:
+    """A copy of a home whose dossiers point at the copied ledgers."""
+    shutil.copytree(template, target)
+    for dossier in portal.list_dossiers(target / "portal.duckdb"):
+        portal.update_dossier(target / "portal.duckdb", dossier.code,
+                              source=str(target / "ledgers" / Path(dossier.source).name))
+    return target
+
+
 @pytest.fixture
 def demo_home(_demo_template, tmp_path) -> Path:
     """A fresh copy of a 3-dossier demo firm (activated), safe to change."""
-    home = tmp_path / "firm"
-    shutil.copytree(_demo_template, home)
-    for dossier in portal.list_dossiers(home / "portal.duckdb"):
-        source = Path(dossier.source)
-        new = home / "ledgers" / source.name
-        portal.update_dossier(home / "portal.duckdb", dossier.code, source=str(new))
-    return home
+    return copy_home(_demo_template, tmp_path / "firm")
+
+
+# The ledger events a simple sync sees (CONTRACT.md: "seen by a simple sync? yes").
+YES_EVENTS = [
+    ["new-bookings", "12"],
+    ["validate-proposals"],
+    ["book-vat-return"],
+    ["year-end-closing"],
+    ["delete-bookings", "4"],
+]
 
 
 def codes(home: Path) -> list[str]:

@@ -1,8 +1,6 @@
 """Nightly runs and the scheduler service."""
 from __future__ import annotations
 
-import json
-import os
 import signal
 import subprocess
 import time

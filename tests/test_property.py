@@ -6,7 +6,6 @@ simple syncs; after every sync the portal equals the ledger.
 """
 from __future__ import annotations
 
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -14,8 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import assert_portal_equals_ledger, codes, ledger_path
-from core import demo_package, portal
+from conftest import assert_portal_equals_ledger, codes, copy_home, ledger_path
+from core import demo_package
 from core.cli import main
 from core.demo_package import LedgerEventError
 from core.home import Home
@@ -29,14 +28,6 @@ def small_template(tmp_path_factory) -> Path:
                  "--seed", "5"]) == 0
     return home
 
-
-def fresh_home(template: Path, parent: Path) -> Path:
-    home = parent / "firm"
-    shutil.copytree(template, home)
-    for dossier in portal.list_dossiers(home / "portal.duckdb"):
-        new = home / "ledgers" / Path(dossier.source).name
-        portal.update_dossier(home / "portal.duckdb", dossier.code, source=str(new))
-    return home
 
 
 SYNC = ("sync",)
@@ -55,7 +46,7 @@ steps = st.lists(st.one_of(events, events, st.just(SYNC)), min_size=1, max_size=
 @given(steps=steps)
 def test_simple_syncs_keep_the_portal_equal_to_the_ledger(small_template, steps):
     with tempfile.TemporaryDirectory(prefix="dossync-prop-") as tmp:
-        home = fresh_home(small_template, Path(tmp))
+        home = copy_home(small_template, Path(tmp) / "firm")
         (code,) = codes(home)
         ledger = ledger_path(home, code)
         applied = []

@@ -9,7 +9,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from conftest import (assert_portal_equals_ledger, cli, codes, ledger_path,
+from conftest import (YES_EVENTS, assert_portal_equals_ledger, cli, codes, ledger_path,
                       ledger_trial_balance, portal_trial_balance)
 from core import portal
 from core.connectors import open_connector
@@ -18,13 +18,6 @@ from core.model import LedgerUnavailable
 from core.reconcile import ledger_figures, portal_figures, reconcile, segment_rows
 from core.sync import sync_dossier
 
-YES_EVENTS = [
-    ["new-bookings", "12"],
-    ["validate-proposals"],
-    ["book-vat-return"],
-    ["year-end-closing"],
-    ["delete-bookings", "4"],
-]
 PROVISIONAL_DDL = [
     """CREATE TABLE IF NOT EXISTS provisional_bookings (dossier VARCHAR, id BIGINT, ref VARCHAR,
        journal VARCHAR, doc_type VARCHAR, date DATE, due_date DATE, relation_id BIGINT,

@@ -3,17 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import (assert_portal_equals_ledger, cli, cli_json, codes, ledger_path,
+from conftest import (YES_EVENTS, assert_portal_equals_ledger, cli, cli_json, codes, ledger_path,
                       ledger_trial_balance, portal_trial_balance)
 from core import demo_package
-
-YES_EVENTS = [
-    ["new-bookings", "12"],
-    ["validate-proposals"],
-    ["book-vat-return"],
-    ["year-end-closing"],
-    ["delete-bookings", "4"],
-]
 
 
 def test_demo_activates_every_dossier_equal_to_its_ledger(demo_home):

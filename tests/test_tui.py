@@ -5,13 +5,13 @@ tests wait for them by polling the portal (with a timeout), as the UI does.
 """
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 
 import pytest
 from textual.widgets import Checkbox, DataTable, Input, RadioButton, Select, Static
 
+from conftest import copy_home
 from core import portal
 from core.cli import main
 from core.home import Home
@@ -51,13 +51,6 @@ def _template(tmp_path_factory) -> Path:
                  "--seed", "3"]) == 0
     return home
 
-
-def copy_home(template: Path, target: Path) -> Path:
-    shutil.copytree(template, target)
-    for dossier in portal.list_dossiers(target / "portal.duckdb"):
-        portal.update_dossier(target / "portal.duckdb", dossier.code,
-                              source=str(target / "ledgers" / Path(dossier.source).name))
-    return target
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from textual.widgets import DataTable
 
+from conftest import copy_home
 from core import monitor, portal
 from core.cli import main
 from core.home import Home
@@ -41,12 +42,7 @@ def _template(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def home(_template, tmp_path) -> Path:
-    target = tmp_path / "firm"
-    shutil.copytree(_template, target)
-    for dossier in portal.list_dossiers(target / "portal.duckdb"):
-        portal.update_dossier(target / "portal.duckdb", dossier.code,
-                              source=str(target / "ledgers" / Path(dossier.source).name))
-    return target
+    return copy_home(_template, tmp_path / "firm")
 
 
 class Terminal:

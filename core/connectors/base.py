@@ -9,8 +9,7 @@ counter has come and how far back its deletion log still reaches).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator, Protocol, Sequence
-from typing import Literal, Sequence  # figures (reconcile)
+from typing import Iterator, Literal, Protocol, Sequence
 
 import pyarrow as pa
 

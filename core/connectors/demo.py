@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
-from typing import Iterator
-from typing import Literal, Sequence  # figures (reconcile)
+from typing import Iterator, Literal, Sequence
 
 import adbc_driver_sqlite.dbapi as adbc
 import pyarrow as pa
