@@ -204,8 +204,7 @@ def cmd_dossier_add(home: Home, args) -> int:
 def cmd_dossier_set(home: Home, args) -> int:
     home.require()
     code = args.code.upper()
-    if portal.get_dossier(home.portal, code) is None:
-        raise UsageError(f"unknown dossier {code!r}")
+    portal.require_dossier(home.portal, code)
     changes = _validate_settings(args)
     if not changes:
         raise UsageError("nothing to change: give at least one of --name, --email, --language, "
@@ -239,9 +238,7 @@ def cmd_dossier_list(home: Home, args) -> int:
 def cmd_dossier_show(home: Home, args) -> int:
     home.require()
     code = args.code.upper()
-    dossier = portal.get_dossier(home.portal, code)
-    if dossier is None:
-        raise UsageError(f"unknown dossier {code!r}")
+    dossier = portal.require_dossier(home.portal, code)
     doc = {**_dossier_json(dossier), "runs": portal.runs(home.portal, code, limit=args.runs),
            "quarantine": portal.quarantined(home.portal, code)}
     if args.json:
@@ -435,8 +432,7 @@ def cmd_scheduler(home: Home, args) -> int:
 def cmd_report(home: Home, args) -> int:
     home.require()
     code = args.code.upper()
-    if portal.get_dossier(home.portal, code) is None:
-        raise UsageError(f"unknown dossier {code!r}")
+    portal.require_dossier(home.portal, code)
     if args.period and not re.match(r"^\d{4}-(0[1-9]|1[0-2])$", args.period):
         raise UsageError(f"--period {args.period!r}: use YYYY-MM")
     if args.report == "trial-balance":
@@ -470,9 +466,7 @@ def cmd_ledger(home: Home, args) -> int:
 
     home.require()
     code = args.code.upper()
-    dossier = portal.get_dossier(home.portal, code)
-    if dossier is None:
-        raise UsageError(f"unknown dossier {code!r}")
+    dossier = portal.require_dossier(home.portal, code)
     if dossier.package != "demo":
         raise UsageError(f"dossier {code} keeps its books in {dossier.package}: ledger events "
                          f"simulate the demo package only")

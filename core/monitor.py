@@ -9,6 +9,7 @@ holder's pid is in the lock file (SIGTERM cancels: nothing is changed).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -20,6 +21,8 @@ from core import portal
 from core.home import Home
 from core.locks import DossierLock
 from core.model import Dossier, ManualOptions, Progress, SyncKind
+
+log = logging.getLogger(__name__)
 
 
 def monitor_rows(home: Home) -> list[dict]:
@@ -76,8 +79,8 @@ class ProgressFile:
         try:
             tmp.write_text(json.dumps(doc))
             tmp.replace(self.path)
-        except OSError:
-            pass  # progress is a courtesy to onlookers; the sync itself goes on
+        except OSError as exc:  # progress is a courtesy to onlookers; the sync goes on
+            log.debug("progress file %s not written: %s", self.path, exc)
 
     def close(self) -> None:
         self.path.unlink(missing_ok=True)

@@ -26,7 +26,7 @@ import pyarrow as pa
 
 from core import failpoints
 from core.connectors.base import DELETIONS
-from core.model import Dossier, PortalBusy, QuarantinedRow, RowCounts, SyncResult
+from core.model import Dossier, PortalBusy, QuarantinedRow, RowCounts, SyncResult, UsageError
 from core.streams import BY_NAME, STREAMS, Stream
 
 SCHEMA_VERSION = 3
@@ -193,6 +193,20 @@ def get_dossier(path: Path, code: str) -> Dossier | None:
     with connect(path, read_only=True) as con:
         row = _one(con.execute(f"SELECT {_DOSSIER_COLS} FROM dossiers WHERE code = ?", [code]).fetchall())
     return _dossier(row) if row else None
+
+
+def unknown_dossier(path: Path, code: str) -> UsageError:
+    """The error for a dossier code the portal does not know, listing the ones it does."""
+    known = ", ".join(d.code for d in list_dossiers(path)) or "none yet"
+    return UsageError(f"unknown dossier {code!r} (known: {known})")
+
+
+def require_dossier(path: Path, code: str) -> Dossier:
+    """The dossier, or a usage error that lists the known ones."""
+    dossier = get_dossier(path, code)
+    if dossier is None:
+        raise unknown_dossier(path, code)
+    return dossier
 
 
 def add_dossier(path: Path, dossier: Dossier) -> None:

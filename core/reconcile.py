@@ -50,7 +50,7 @@ from core import portal
 from core.connectors import open_connector
 from core.connectors.base import Connector
 from core.home import Home
-from core.model import DossyncError, TerminalError, UsageError, cents_to_str
+from core.model import DossyncError, TerminalError, cents_to_str
 from core.streams import BY_NAME, STREAMS
 from core.sync import LOOKBACK, ledger_history_problem
 
@@ -277,11 +277,7 @@ def segment_rows(home: Home, code: str, segments: list[dict]) -> int:
 
 def _dossier(home: Home, code: str):
     home.require()
-    dossier = portal.get_dossier(home.portal, code)
-    if dossier is None:
-        known = ", ".join(d.code for d in portal.list_dossiers(home.portal)) or "none yet"
-        raise UsageError(f"unknown dossier {code!r} (known: {known})")
-    return dossier
+    return portal.require_dossier(home.portal, code)
 
 
 def _plural(n: int, word: str, many: str | None = None) -> str:

@@ -94,8 +94,7 @@ def sync_dossier(home: Home, code: str, kind: SyncKind = "simple",
     if dossier is None:
         lock.release()
         lock.path.unlink(missing_ok=True)
-        known = ", ".join(d.code for d in portal.list_dossiers(home.portal)) or "none yet"
-        raise UsageError(f"unknown dossier {code!r} (known: {known})")
+        raise portal.unknown_dossier(home.portal, code)
     progress_file = ProgressFile(home, code, kind)
     ctx = replace(ctx, on_progress=_both(ctx.on_progress, progress_file))
     try:

@@ -124,9 +124,7 @@ def propose(home: Home, code: str, count: int) -> tuple[list[Proposal], int]:
     Returns the proposals and the new blue counter.
     """
     home.require()
-    dossier = portal.get_dossier(home.portal, code)
-    if dossier is None:
-        raise UsageError(f"unknown dossier {code!r}")
+    dossier = portal.require_dossier(home.portal, code)
     if dossier.package != "demo":
         raise UsageError(f"dossier {code} keeps its books in {dossier.package}, which takes no "
                          f"booking proposals from dossync")

@@ -41,6 +41,21 @@ def demo_home(_demo_template, tmp_path) -> Path:
     return copy_home(_demo_template, tmp_path / "firm")
 
 
+@pytest.fixture(scope="session")
+def tui_template(tmp_path_factory) -> Path:
+    """The demo firm the UI tests start from (built once; tests use copies)."""
+    home = tmp_path_factory.mktemp("tui") / "firm"
+    assert main(["--home", str(home), "demo", "--dossiers", "3", "--lines", "2000",
+                 "--seed", "3"]) == 0
+    return home
+
+
+@pytest.fixture
+def home(tui_template, tmp_path) -> Path:
+    """A fresh copy of the UI tests' demo firm, safe to change."""
+    return copy_home(tui_template, tmp_path / "firm")
+
+
 # The ledger events a simple sync sees (CONTRACT.md: "seen by a simple sync? yes").
 YES_EVENTS = [
     ["new-bookings", "12"],

@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 from textual.widgets import Checkbox, DataTable, Input, RadioButton, Select, Static
 
-from conftest import copy_home
 from core import portal
 from core.cli import main
 from core.home import Home
@@ -42,20 +41,6 @@ class RecordingApp(DossyncApp):
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@pytest.fixture(scope="module")
-def _template(tmp_path_factory) -> Path:
-    home = tmp_path_factory.mktemp("tui") / "firm"
-    assert main(["--home", str(home), "demo", "--dossiers", "3", "--lines", "2000",
-                 "--seed", "3"]) == 0
-    return home
-
-
-
-@pytest.fixture
-def home(_template, tmp_path) -> Path:
-    return copy_home(_template, tmp_path / "firm")
 
 
 async def until(pilot, condition, timeout: float = WAIT, what: str = "condition") -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from textual.widgets import DataTable
 
-from core.cli import main
+from conftest import copy_home
 from core.home import Home
 from tui.app import DossyncApp
 from tui.screens.dossier import DossierScreen
@@ -24,11 +24,8 @@ SIZES = [(80, 24), (120, 40)]
 
 
 @pytest.fixture(scope="module")
-def firm(tmp_path_factory) -> Path:
-    home = tmp_path_factory.mktemp("snap") / "firm"
-    assert main(["--home", str(home), "demo", "--dossiers", "3", "--lines", "2000",
-                 "--seed", "3"]) == 0
-    return home
+def firm(tui_template, tmp_path_factory) -> Path:
+    return copy_home(tui_template, tmp_path_factory.mktemp("snap") / "firm")
 
 
 def make_app(firm: Path) -> DossyncApp:
