@@ -28,6 +28,7 @@ COLUMNS: list[tuple[str, str]] = [
 STATE_ORDER = {"failed": 0, "action_required": 1, "syncing": 2, "ok": 3}
 STATE_STYLE = {"failed": ("✗ failed", "bold red"), "action_required": ("! action", "bold yellow"),
                "ok": ("✓ ok", "green"), "syncing": ("syncing", "bold cyan")}
+STATE_WIDTH = len("⠋ syncing")
 
 
 def sort_key(column: str, row: dict):
@@ -149,7 +150,10 @@ class MonitorScreen(Screen):
         for key, label in COLUMNS:
             if key == self.sort_column:
                 label = f"{label} {'▼' if self.sort_reverse else '▲'}"
-            table.add_column(label, key=key)
+            # The state column has room for its widest label from the start: a
+            # spinner appearing mid-sync must not wait for a re-measure to show.
+            width = STATE_WIDTH if key == "state" else None
+            table.add_column(label, key=key, width=width)
         self.shown, self.cells, self.filled = [], {}, 0
 
     def _wanted(self) -> list[str]:
