@@ -19,12 +19,13 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Literal
+from typing import Callable, Iterator, Literal
 
 import duckdb
 import pyarrow as pa
 
 from core import failpoints
+from core import figures as fp
 from core.connectors.base import DELETIONS
 from core.model import Dossier, PortalBusy, QuarantinedRow, RowCounts, SyncResult, UsageError
 from core.streams import BY_NAME, STREAMS, Stream
@@ -316,9 +317,16 @@ def _read_keys(con, code: str, stream: str, keys: list[str]) -> pa.Table:
     key = "booking_id" if stream == "lines" else definition.key[0]
     cols = ", ".join(f"strftime({c.name}, '%Y-%m-%d') AS {c.name}" if c.sql == "DATE" else c.name
                      for c in definition.columns)
-    con.register("wanted", pa.table({"k": pa.array(keys, pa.string())}))
+    column = next(c for c in definition.columns if c.name == key)
+    if pa.types.is_integer(column.arrow):
+        # integer keys compare as integers: the filter then uses the column's
+        # zone maps instead of casting every row of the dossier to text
+        wanted = pa.array([int(k) for k in keys if str(k).lstrip("-").isdigit()], pa.int64())
+    else:
+        wanted = pa.array(keys, pa.string())
+    con.register("wanted", pa.table({"k": wanted}))
     table = con.sql(f"SELECT {cols} FROM {stream} WHERE dossier = ? AND "
-                    f"CAST({key} AS VARCHAR) IN (SELECT k FROM wanted)",
+                    f"{key} IN (SELECT k FROM wanted)",
                     params=[code]).to_arrow_table()
     con.unregister("wanted")
     return table.cast(definition.schema)
@@ -956,50 +964,153 @@ def _has_provisional_tables(con) -> bool:
 def quarantined_bookings(path: Path, code: str) -> list[int]:
     """Ids of the dossier's ledger bookings kept out of the portal (quarantine)."""
     with connect(path, read_only=True) as con:
-        rows = con.execute("SELECT DISTINCT TRY_CAST(key AS BIGINT) FROM quarantine "
-                           "WHERE dossier = ? AND stream = 'bookings'", [code]).fetchall()
+        return _quarantined_bookings(con, code)
+
+
+def _quarantined_bookings(con, code: str) -> list[int]:
+    rows = con.execute("SELECT DISTINCT TRY_CAST(key AS BIGINT) FROM quarantine "
+                       "WHERE dossier = ? AND stream = 'bookings'", [code]).fetchall()
     return sorted(r[0] for r in rows if r[0] is not None)
 
 
+@dataclass(frozen=True)
+class ReconcileView:
+    """What reconcile needs from the portal before it looks at the ledger (one visit).
+
+    state: the dossier's sync state (as for an incremental sync). quarantined:
+    ledger booking ids kept out. journals, accounts: the codes the portal
+    knows. periods, fiscal_years: id -> code of the mirrored tables.
+    provisional: the provisional proposals' figures (_provisional_figures).
+    fingerprint: the whole fingerprint of the mirror, when asked for.
+    """
+
+    state: SyncState
+    quarantined: list[int]
+    journals: frozenset[str]
+    accounts: frozenset[str]
+    periods: dict[int, str]
+    fiscal_years: dict[int, str]
+    provisional: pa.Table
+    fingerprint: dict[str, int] | None = None
+
+
+def reconcile_view(path: Path, code: str,
+                   started: Callable[[Dossier], str | None] | None = None) -> ReconcileView:
+    """One visit: the state, quarantine, small tables, provisional figures and
+    the whole fingerprint (core.figures).
+
+    started: called with the dossier as soon as it is read (reconcile starts
+    on the ledger then, beside this visit); returns the journal list for the
+    fingerprint, or None for none.
+    """
+    whole = None
+    with connect(path, read_only=True) as con:
+        state = _sync_state(con, code)
+        journals = started(state.dossier) if started and state.dossier else None
+        provisional = _PROVISIONAL_SCHEMA.empty_table()
+        if state.dossier is None:
+            quarantined, periods, years = [], {}, {}
+        else:
+            quarantined = _quarantined_bookings(con, code)
+            periods = dict(con.execute("SELECT id, min(code) FROM periods WHERE dossier = ? "
+                                       "GROUP BY id", [code]).fetchall())
+            years = dict(con.execute("SELECT id, min(code) FROM fiscal_years WHERE dossier = ? "
+                                     "GROUP BY id", [code]).fetchall())
+            provisional = _provisional_figures(con, code)
+            if journals is not None:
+                whole = _fingerprint(con, code, journals)
+    if state.dossier is None:
+        raise unknown_dossier(path, code)
+    return ReconcileView(state=state, quarantined=quarantined,
+                         journals=state.journals, accounts=state.accounts,
+                         periods=periods, fiscal_years=years, provisional=provisional,
+                         fingerprint=whole)
+
+
+def fingerprint(path: Path, code: str, journals: str) -> dict[str, int]:
+    """The dossier's whole fingerprint (core.figures) over its mirrored bookings."""
+    with connect(path, read_only=True) as con:
+        return _fingerprint(con, code, journals)
+
+
+def _fingerprint(con, code: str, journals: str) -> dict[str, int]:
+    lines = con.execute(f"SELECT {fp.line_sums('duckdb')} FROM lines WHERE dossier = ?",
+                        [code]).fetchall()[0]
+    bookings = con.execute(f"SELECT {fp.booking_sums('duckdb', '?')} FROM bookings "
+                           f"WHERE dossier = ?", [journals, code]).fetchall()[0]
+    return {**dict(zip(fp.LINE_FIELDS, lines)), **dict(zip(fp.BOOKING_FIELDS, bookings))}
+
+
+def period_fingerprints(path: Path, code: str, journals: str) -> pa.Table:
+    """The fingerprint per period id, as the demo connector's period_fingerprints."""
+    with connect(path, read_only=True) as con:
+        return con.sql(f"""
+            WITH bk AS (
+                SELECT b.period_id, min(b.fiscal_year_id) AS fy_min,
+                       max(b.fiscal_year_id) AS fy_max, {fp.booking_sums('duckdb', '$1', 'b')}
+                FROM bookings b WHERE b.dossier = $2 GROUP BY b.period_id),
+            ln AS (
+                SELECT b.period_id, {fp.line_sums('duckdb', 'l')}
+                FROM lines l JOIN bookings b ON b.dossier = l.dossier AND b.id = l.booking_id
+                WHERE l.dossier = $2 AND b.dossier = $2 GROUP BY b.period_id)
+            SELECT bk.period_id, bk.fy_min, bk.fy_max,
+                   {", ".join(f"coalesce(ln.{n}, 0) AS {n}" for n in fp.LINE_FIELDS)},
+                   {", ".join(f"bk.{n}" for n in fp.BOOKING_FIELDS)}
+            FROM bk LEFT JOIN ln ON ln.period_id IS NOT DISTINCT FROM bk.period_id""",
+            params=[journals, code]).to_arrow_table()
+
+
+_PROVISIONAL_SCHEMA = pa.schema([
+    ("ref", pa.string()), ("fiscal_year", pa.string()), ("period", pa.string()),
+    ("journal", pa.string()), ("account", pa.string()), ("line_count", pa.int64()),
+    ("debit", pa.int64()), ("credit", pa.int64())])
+
+
+def _provisional_figures(con, code: str) -> pa.Table:
+    """Per provisional booking and segment: ref, fiscal_year, period, journal,
+    account, line_count, debit, credit (empty before the tables exist)."""
+    if not _has_provisional_tables(con):
+        return _PROVISIONAL_SCHEMA.empty_table()
+    return con.sql("""
+        WITH fy AS (SELECT id, min(code) AS code FROM fiscal_years
+                    WHERE dossier = $code GROUP BY id),
+        pe AS (SELECT id, min(code) AS code FROM periods WHERE dossier = $code GROUP BY id)
+        SELECT b.ref, coalesce(fy.code, '') AS fiscal_year, coalesce(pe.code, '') AS period,
+               coalesce(b.journal, '') AS journal, l.account, count(*) AS line_count,
+               CAST(coalesce(sum(l.debit), 0) AS BIGINT) AS debit,
+               CAST(coalesce(sum(l.credit), 0) AS BIGINT) AS credit
+        FROM provisional_lines l JOIN provisional_bookings b
+          ON b.dossier = l.dossier AND b.id = l.booking_id
+        LEFT JOIN fy ON fy.id = b.fiscal_year_id LEFT JOIN pe ON pe.id = b.period_id
+        WHERE l.dossier = $code
+        GROUP BY ALL""", params={"code": code}).to_arrow_table().cast(_PROVISIONAL_SCHEMA)
+
+
 def reconciliation_figures(path: Path, code: str,
-                           booking_ids: list[int] | tuple[int, ...] = ()) -> dict[str, pa.Table]:
+                           booking_ids: list[int] | tuple[int, ...] = (),
+                           periods: list[str] | None = None) -> dict[str, pa.Table]:
     """The portal's figures for reconcile, in one short read-only visit.
 
     figures: per segment of the mirrored (definitive) bookings: fiscal_year,
-      period, journal, account, line_count, debit, credit, checksum.
+      period, journal, account, line_count, debit, credit, checksum; only
+      in the periods with these codes when `periods` is given.
     bookings: the same per booking and segment for `booking_ids` (with
       booking_id, reference first): the portal's copy of the bookings the
       ledger changed or deleted since the last sync.
-    provisional: per provisional booking and segment: ref, fiscal_year,
-      period, journal, account, line_count, debit, credit (empty when the
-      portal has no provisional tables yet).
     """
     params = {"code": code}
     with connect(path, read_only=True) as con:
-        figures = con.sql(_figures_sql(), params=params).to_arrow_table()
+        if periods is None:
+            figures = con.sql(_figures_sql(), params=params).to_arrow_table()
+        else:
+            within = ("AND (b.period_id IN (SELECT id FROM periods WHERE dossier = $code AND "
+                      "list_contains($periods, code))")
+            if "" in periods:  # bookings whose period the portal does not know
+                within += " OR b.period_id NOT IN (SELECT id FROM periods WHERE dossier = $code)"
+            figures = con.sql(_figures_sql(within + ")"),
+                              params={**params, "periods": list(periods)}).to_arrow_table()
         con.register("wanted_bookings",
                      pa.table({"id": pa.array(list(booking_ids), pa.int64())}))
         bookings = con.sql(_figures_sql("AND b.id IN (SELECT id FROM wanted_bookings)",
                                         per_booking=True), params=params).to_arrow_table()
-        if _has_provisional_tables(con):
-            provisional = con.sql("""
-                WITH fy AS (SELECT id, min(code) AS code FROM fiscal_years
-                            WHERE dossier = $code GROUP BY id),
-                pe AS (SELECT id, min(code) AS code FROM periods WHERE dossier = $code GROUP BY id)
-                SELECT b.ref, coalesce(fy.code, '') AS fiscal_year, coalesce(pe.code, '') AS period,
-                       coalesce(b.journal, '') AS journal, l.account, count(*) AS line_count,
-                       CAST(coalesce(sum(l.debit), 0) AS BIGINT) AS debit,
-                       CAST(coalesce(sum(l.credit), 0) AS BIGINT) AS credit
-                FROM provisional_lines l JOIN provisional_bookings b
-                  ON b.dossier = l.dossier AND b.id = l.booking_id
-                LEFT JOIN fy ON fy.id = b.fiscal_year_id LEFT JOIN pe ON pe.id = b.period_id
-                WHERE l.dossier = $code
-                GROUP BY ALL""", params=params).to_arrow_table()
-        else:
-            provisional = None
-    if provisional is None:
-        provisional = pa.schema([("ref", pa.string()), ("fiscal_year", pa.string()),
-                                 ("period", pa.string()), ("journal", pa.string()),
-                                 ("account", pa.string()), ("line_count", pa.int64()),
-                                 ("debit", pa.int64()), ("credit", pa.int64())]).empty_table()
-    return {"figures": figures, "bookings": bookings, "provisional": provisional}
+    return {"figures": figures, "bookings": bookings}

@@ -18,6 +18,13 @@ joins the two and classifies every segment that differs:
   as changed (an edit that bypassed change tracking, moved fiscal years). A
   reload of those segments, or a full sync, is justified.
 
+Before any of that, fingerprints (core.figures) say where to look: a few
+sums over all lines and bookings that both sides compute without grouping.
+When they agree, no segment differs and nothing more is read; when they do
+not, the same sums per period pick the periods to compare segment by
+segment. Grouping a million lines by segment is what made reconcile cost
+several scans of the ledger; now an in-sync dossier costs about one.
+
 Provisional proposals never enter the comparison: it is ledger against the
 portal's mirrored (definitive) bookings. A ledger that went back in time or
 whose deletion log no longer reaches back to the last sync
@@ -38,6 +45,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -46,6 +54,7 @@ import polars as pl
 import pyarrow as pa
 
 import core
+from core import figures as fp
 from core import portal
 from core.connectors import open_connector
 from core.connectors.base import Connector
@@ -84,7 +93,10 @@ class Reconciliation:
     just `segments` can fix (False when the ledger's history is broken:
     rewound, or a deletion-log gap; then only a full sync is safe).
     history_problem: that message, or None.
-    Counts: segments_compared, ledger_lines, portal_lines, pending_changes
+    Counts: periods_compared (every period, by fingerprint), periods_detailed
+    (those whose fingerprints differ, or all of them for a package without
+    fingerprints), segments_compared (the segments of the detailed periods),
+    ledger_lines, portal_lines, pending_changes
     (ledger change counter minus the portal's cursor), provisional (the
     portal's provisional proposals), full_sync_rows (ledger rows a full sync
     reads, all streams) and repair_rows (bookings and lines in `segments`:
@@ -99,6 +111,8 @@ class Reconciliation:
     repairable: bool = False
     history_problem: str | None = None
     segments_compared: int = 0
+    periods_compared: int = 0
+    periods_detailed: int = 0
     ledger_lines: int = 0
     portal_lines: int = 0
     pending_changes: int = 0
@@ -163,17 +177,106 @@ def _figures_from_streams(connector: Connector, exclude: list[int]) -> pa.Table:
                                     pl.col("ck").sum().alias("checksum")).to_arrow()
 
 
-def ledger_figures(connector: Connector, exclude: list[int] | None = None) -> pl.DataFrame:
-    """The ledger's segment figures as a Polars frame (see the module docstring)."""
+def ledger_figures(connector: Connector, exclude: list[int] | None = None,
+                   periods: list[str] | None = None) -> pl.DataFrame:
+    """The ledger's segment figures as a Polars frame (see the module docstring).
+
+    periods: only the segments of these period codes (None: all).
+    """
     exclude = exclude or []
     if connector.capabilities.figures and hasattr(connector, "figures"):
-        return _segments(connector.figures(exclude))
-    return _segments(_figures_from_streams(connector, exclude))
+        return _segments(connector.figures(exclude, periods=periods))
+    frame = _segments(_figures_from_streams(connector, exclude))
+    return frame if periods is None else frame.filter(pl.col("period").is_in(periods))
 
 
-def portal_figures(home: Home, code: str) -> pl.DataFrame:
+def portal_figures(home: Home, code: str, periods: list[str] | None = None) -> pl.DataFrame:
     """The portal's segment figures (mirrored bookings only) as a Polars frame."""
-    return _segments(portal.reconciliation_figures(home.portal, code)["figures"])
+    return _segments(portal.reconciliation_figures(home.portal, code, periods=periods)["figures"])
+
+
+# --- fingerprints: which periods need comparing segment by segment ----------------
+@dataclass(frozen=True)
+class _Narrowed:
+    periods: list[str] | None  # period codes to compare per segment; None: all of them
+    compared: int = 0  # periods whose fingerprints were compared
+    ledger_lines: int = 0
+    portal_lines: int = 0
+
+
+@dataclass(frozen=True)
+class _Chart:
+    """The ledger's small tables, for fingerprints (usable: a canonical chart)."""
+
+    accounts: frozenset[str]
+    journals: str
+    periods: dict
+    years: dict
+
+    @classmethod
+    def read(cls, connector: Connector) -> "_Chart | None":
+        if not (connector.capabilities.figures and hasattr(connector, "fingerprint")):
+            return None
+
+        def codes(stream: str, key: str, value: str) -> dict:
+            table = pa.Table.from_batches(list(connector.read(stream, None)),
+                                          schema=BY_NAME[stream].schema)
+            return dict(zip(table.column(key).to_pylist(),
+                            (v or "" for v in table.column(value).to_pylist())))
+
+        accounts = frozenset(codes("accounts", "code", "code"))
+        if not fp.canonical_chart(accounts):
+            return None
+        return cls(accounts, fp.journal_list(codes("journals", "code", "code")),
+                   codes("periods", "id", "code"), codes("fiscal_years", "id", "code"))
+
+
+def _without(whole: dict[str, int], part: dict[str, int]) -> dict[str, int]:
+    return {k: v - part[k] for k, v in whole.items()}
+
+
+def _narrow(home: Home, code: str, connector: Connector, chart: _Chart | None,
+            view: portal.ReconcileView, whole) -> _Narrowed:
+    """Compare fingerprints (core.figures) and keep only the periods that differ.
+
+    `whole`: the future of the ledger's whole fingerprint, started beside the
+    portal visit that brought `view` (with the mirror's). When the two
+    differ, per period: the ledger's in SQLite threads, the portal's in
+    DuckDB beside them.
+    """
+    if chart is None or view.fingerprint is None or not fp.canonical_chart(view.accounts):
+        return _Narrowed(None)
+    ledger = whole.result()
+    if view.quarantined:  # the portal never saw those: take them off the ledger's sums
+        ledger = _without(ledger, connector.fingerprint(chart.journals, view.quarantined))
+    mirror = view.fingerprint
+    if ledger == mirror and chart.periods == view.periods and chart.years == view.fiscal_years:
+        return _Narrowed([], len(chart.periods), ledger["line_count"], mirror["line_count"])
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        mirrored = pool.submit(portal.period_fingerprints, home.portal, code, chart.journals)
+        by_ledger = pl.from_arrow(connector.period_fingerprints(view.quarantined, chart.journals))
+        by_portal = pl.from_arrow(mirrored.result())
+
+    def keyed(frame: pl.DataFrame, periods: dict, years: dict) -> pl.DataFrame:
+        return frame.with_columns(
+            pl.col("period_id").replace_strict(periods, default="", return_dtype=pl.String)
+            .alias("period"),
+            pl.col("fy_min").replace_strict(years, default="", return_dtype=pl.String).alias("fy"),
+            (pl.col("fy_min") != pl.col("fy_max")).alias("mixed")).drop("fy_min", "fy_max")
+
+    joined = keyed(by_ledger, chart.periods, chart.years).join(
+        keyed(by_portal, view.periods, view.fiscal_years), on="period_id", how="full",
+        coalesce=True, suffix="_p")
+    fields = ["period", "fy", *fp.LINE_FIELDS, *fp.BOOKING_FIELDS]
+    differs = (pl.any_horizontal(pl.col(f).ne_missing(pl.col(f"{f}_p")) for f in fields)
+               | pl.col("mixed").fill_null(False) | pl.col("mixed_p").fill_null(False))
+    changed = joined.filter(differs)
+    # a period whose id or code changed on one side is compared under both codes
+    wanted = {c for c in changed["period"].to_list() + changed["period_p"].to_list()
+              if c is not None}
+    return _Narrowed(sorted(wanted), joined.height,
+                     int(by_ledger["line_count"].sum() or 0),
+                     int(by_portal["line_count"].sum() or 0))
 
 
 # --- the comparison --------------------------------------------------------------
@@ -292,10 +395,28 @@ def reconcile(home: Home, code: str) -> Reconciliation:
     the file) when the package cannot be read. Reads only: takes no dossier
     lock, changes nothing.
     """
-    dossier = _dossier(home, code)
-    state = portal.sync_state(home.portal, code)
-    quarantined = portal.quarantined_bookings(home.portal, code)
-    connector = open_connector(dossier.package, dossier.source)
+    home.require()
+    pool = ThreadPoolExecutor(max_workers=1)
+    ledger: dict = {}
+
+    def start(dossier) -> str | None:
+        """Open the ledger and start its whole fingerprint beside the portal visit."""
+        ledger["connector"] = connector = open_connector(dossier.package, dossier.source)
+        ledger["chart"] = chart = _Chart.read(connector)
+        if chart is None:
+            return None
+        ledger["whole"] = pool.submit(connector.fingerprint, chart.journals)
+        return chart.journals
+
+    try:
+        view = portal.reconcile_view(home.portal, code, start)
+    except BaseException:
+        pool.shutdown(wait=True)
+        if "connector" in ledger:
+            ledger["connector"].close()
+        raise
+    dossier, state, quarantined = view.state.dossier, view.state, view.quarantined
+    connector, chart = ledger["connector"], ledger["chart"]
     try:
         caps = connector.capabilities
         position = connector.position()
@@ -303,7 +424,8 @@ def reconcile(home: Home, code: str) -> Reconciliation:
         tracked = cursor is not None and caps.change_cursor
         problem = (ledger_history_problem(connector, position, state, code)
                    if tracked else None)
-        ledger = ledger_figures(connector, quarantined)
+        narrowed = _narrow(home, code, connector, chart, view, ledger.get("whole"))
+        ledger = ledger_figures(connector, quarantined, narrowed.periods)
         changed = pl.DataFrame(schema={"booking_id": pl.Int64, "reference": pl.String,
                                        **_SEGMENT_SCHEMA})
         deleted: list[int] = []
@@ -319,11 +441,15 @@ def reconcile(home: Home, code: str) -> Reconciliation:
                 deleted = sorted({int(k) for k in gone.filter(pl.col("stream") == "bookings")
                                   ["key"].to_list() if str(k).lstrip("-").isdigit()})
         pending_ids = sorted(set(changed["booking_id"].to_list()) | set(deleted))
-        mirror = portal.reconciliation_figures(home.portal, code, pending_ids)
-        mirrored = _segments(mirror["figures"])
-        portal_pending = (pl.from_arrow(mirror["bookings"]).select(KEY + FIGURES)
-                          if mirror["bookings"].num_rows else None)
-        provisional = pl.from_arrow(mirror["provisional"])
+        if narrowed.periods == []:  # the fingerprints agree: no segment differs, no visit
+            mirrored, portal_pending = _segments(None), None
+        else:
+            mirror = portal.reconciliation_figures(home.portal, code, pending_ids,
+                                                   narrowed.periods)
+            mirrored = _segments(mirror["figures"])
+            portal_pending = (pl.from_arrow(mirror["bookings"]).select(KEY + FIGURES)
+                              if mirror["bookings"].num_rows else None)
+        provisional = pl.from_arrow(view.provisional)
         booked_refs = {r for r in changed["reference"].to_list() if r}
         provisional_booked = provisional.filter(pl.col("ref").is_in(list(booked_refs)))
         differences = compare(ledger, mirrored, changed.select(KEY + FIGURES), portal_pending,
@@ -335,6 +461,7 @@ def reconcile(home: Home, code: str) -> Reconciliation:
         full_rows = sum(connector.count(s.name, None) for s in STREAMS)
         repair_rows = _period_rows(connector, segments)
     finally:
+        pool.shutdown(wait=True)
         connector.close()
 
     pending = (position.high_water - cursor) if cursor is not None else position.high_water
@@ -382,18 +509,26 @@ def reconcile(home: Home, code: str) -> Reconciliation:
     if quarantined:
         reasons.append(f"{_plural(len(quarantined), 'ledger booking')} in quarantine left out "
                        f"of the comparison (see 'dossync dossier show {code}')")
+    detailed = ledger.join(mirrored, on=KEY, how="full")
+    if narrowed.periods is None:
+        ledger_lines = int(ledger["line_count"].sum() or 0)
+        portal_lines = int(mirrored["line_count"].sum() or 0)
+        n_periods = detailed.select(pl.col("period").n_unique()).item() if detailed.height else 0
+        compared = detailed_periods = n_periods
+    else:
+        ledger_lines, portal_lines = narrowed.ledger_lines, narrowed.portal_lines
+        compared, detailed_periods = narrowed.compared, len(narrowed.periods)
     if verdict == "in_sync":
-        reasons.insert(0, f"ledger and portal agree in all {mirrored.height} segments "
-                          f"({int(mirrored['line_count'].sum() or 0)} booking lines)")
+        reasons.insert(0, f"ledger and portal agree in all {_plural(compared, 'period')} "
+                          f"({portal_lines} booking lines)")
     return Reconciliation(
         dossier=code, verdict=verdict, reasons=tuple(reasons),
         differences=_difference_dicts(differences),
         segments=segments if verdict == "full_sync" else [],
         repairable=verdict == "full_sync" and problem is None,
         history_problem=problem,
-        segments_compared=ledger.join(mirrored, on=KEY, how="full").height,
-        ledger_lines=int(ledger["line_count"].sum() or 0),
-        portal_lines=int(mirrored["line_count"].sum() or 0),
+        segments_compared=detailed.height, periods_compared=compared,
+        periods_detailed=detailed_periods, ledger_lines=ledger_lines, portal_lines=portal_lines,
         pending_changes=max(pending, 0), provisional=n_provisional,
         full_sync_rows=full_rows, repair_rows=repair_rows if verdict == "full_sync" else 0)
 

@@ -250,3 +250,103 @@ def test_differences_frame_keeps_amounts_exact(demo_home):
     frame = reconcile(home, code).frame()
     assert frame.schema["ledger_amount"] == pl.Decimal(18, 2)
     assert frame.height >= 2
+
+
+# --- fingerprints: only the periods that differ are compared segment by segment ------------
+SILENT_EDITS = {
+    # a line's amount moves to another account of the chart
+    "account": ["UPDATE booking_lines SET account = (SELECT min(code) FROM accounts WHERE code <> "
+                "(SELECT account FROM booking_lines WHERE booking_id = :id AND line_no = 1)) "
+                "WHERE booking_id = :id AND line_no = 1"],
+    # two debit lines of one booking swap amounts: still balanced, per account not the same
+    "swap": ["UPDATE booking_lines SET debit = CASE line_no WHEN :a THEN :db WHEN :b THEN :da END "
+             "WHERE booking_id = :id AND line_no IN (:a, :b)"],
+    "journal": ["UPDATE bookings SET journal = (SELECT min(code) FROM journals WHERE code <> "
+                "(SELECT journal FROM bookings WHERE id = :id)) WHERE id = :id"],
+    "line numbers": ["UPDATE booking_lines SET line_no = line_no + 10 WHERE booking_id = :id"],
+    "period": ["UPDATE bookings SET period_id = (SELECT min(id) FROM periods WHERE id <> "
+               "(SELECT period_id FROM bookings WHERE id = :id) AND fiscal_year_id = "
+               "(SELECT fiscal_year_id FROM bookings WHERE id = :id)) WHERE id = :id"],
+}
+
+
+def silent_edit(ledger: Path, kind: str) -> tuple[int, set[str]]:
+    """Edit one booking of the first fiscal year behind change tracking's back.
+
+    Returns the booking id and the codes of the periods it touches, before and after.
+    """
+    with sqlite3.connect(ledger) as con:
+        booking, a, da, b, db = con.execute(
+            "SELECT x.booking_id, x.line_no, x.debit, y.line_no, y.debit FROM booking_lines x "
+            "JOIN booking_lines y ON y.booking_id = x.booking_id AND y.line_no > x.line_no "
+            "AND y.account <> x.account AND y.debit > 0 AND y.debit <> x.debit "
+            "JOIN bookings bk ON bk.id = x.booking_id "
+            "WHERE x.debit > 0 AND bk.fiscal_year_id = (SELECT min(id) FROM fiscal_years) "
+            "ORDER BY x.booking_id LIMIT 1").fetchone()
+        before = periods_of(ledger, "b.id = ?", (booking,))
+        for sql in SILENT_EDITS[kind]:
+            con.execute(sql, {"id": booking, "a": a, "da": da, "b": b, "db": db})
+    return booking, before | periods_of(ledger, "b.id = ?", (booking,))
+
+
+def test_in_sync_is_decided_on_fingerprints_alone(demo_home):
+    home, code = Home(demo_home), codes(demo_home)[0]
+    result = reconcile(home, code)
+    assert result.verdict == "in_sync"
+    with sqlite3.connect(ledger_path(demo_home, code)) as con:
+        periods, lines = con.execute("SELECT (SELECT count(*) FROM periods), "
+                                     "(SELECT count(*) FROM booking_lines)").fetchone()
+    assert (result.periods_compared, result.periods_detailed) == (periods, 0)
+    assert result.ledger_lines == result.portal_lines == lines
+
+
+@pytest.mark.parametrize("kind", sorted(SILENT_EDITS))
+def test_a_silent_edit_is_found_in_its_periods_and_repaired(demo_home, kind):
+    home, code = Home(demo_home), codes(demo_home)[0]
+    ledger = ledger_path(demo_home, code)
+    _, touched = silent_edit(ledger, kind)
+    result = reconcile(home, code)
+    assert result.verdict == "full_sync", result.reasons
+    assert {s["period"] for s in result.segments} == touched
+    assert result.periods_detailed == len(touched)  # only those compared per segment
+    assert result.repairable
+    sync(demo_home, code, "repair")
+    after = reconcile(home, code)
+    assert after.verdict == "in_sync", after.reasons
+    assert portal_trial_balance(demo_home, code) == ledger_trial_balance(demo_home, code)
+
+
+def test_quarantined_bookings_are_left_out_of_both_fingerprints(tmp_path):
+    from core import demo_package
+
+    company = demo_package.demo_companies(1, 2500, seed=11)[0]
+    ledger = tmp_path / "bad.sqlite"
+    demo_package.create_ledger(ledger, company, seed=11)
+    with sqlite3.connect(ledger) as con:
+        spoiled = con.execute("SELECT min(id) FROM bookings WHERE doc_type = 'invoice'").fetchone()[0]
+        con.execute("UPDATE booking_lines SET debit = debit + 100 WHERE booking_id = ? AND "
+                    "debit > 0", (spoiled,))
+    home = tmp_path / "home"
+    done = cli(home, "dossier", "add", "BAD", "--package", "demo", "--source", str(ledger))
+    assert done.returncode == 0, done.stderr
+    assert portal.quarantined_bookings(home / "portal.duckdb", "BAD") == [spoiled]
+    result = reconcile(Home(home), "BAD")
+    assert result.verdict == "in_sync", result.reasons
+    assert result.periods_detailed == 0
+    assert any("in quarantine left out" in r for r in result.reasons)
+
+
+def test_a_chart_with_other_codes_compares_every_segment(demo_home):
+    home, code = Home(demo_home), codes(demo_home)[0]
+    with sqlite3.connect(ledger_path(demo_home, code)) as con:
+        counter = int(con.execute("SELECT value FROM meta WHERE key = 'change_counter'")
+                      .fetchone()[0]) + 1
+        con.execute("INSERT INTO accounts (code, name, rv) VALUES ('BANK-EUR', 'Bank', ?)",
+                    (counter,))
+        con.execute("UPDATE meta SET value = ? WHERE key = 'change_counter'", (str(counter),))
+    sync(demo_home, code)
+    result = reconcile(home, code)
+    assert result.verdict == "in_sync", result.reasons
+    assert result.periods_detailed == result.periods_compared > 0
+    event(demo_home, code, "edit-closed-period")
+    assert reconcile(home, code).verdict == "full_sync"

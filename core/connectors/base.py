@@ -104,3 +104,10 @@ class Connector(Protocol):
     def changed_segments(self, since: int, exclude_bookings: Sequence[int] = ()) -> pa.Table:
         """booking_id, reference and segment figures of the bookings changed after `since`."""
         ...
+
+    # Optional, to spare reconcile the segment figures where nothing differs
+    # (core.figures; used when the connector has them):
+    #   fingerprint(journals, only=None) -> {field: int}: the whole ledger, or
+    #       only the given bookings; must not use the connector's own cursor
+    #       (it runs beside other reads).
+    #   period_fingerprints(exclude_bookings, journals) -> Arrow table per period id.

@@ -7,7 +7,9 @@ snapshot of the ledger even while the accountant keeps working.
 """
 from __future__ import annotations
 
+import os
 import sqlite3
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterator, Literal, Sequence
 
@@ -15,6 +17,7 @@ import adbc_driver_sqlite.dbapi as adbc
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from core import figures as fp
 from core.connectors.base import DELETIONS, Capabilities, LedgerPosition
 from core.model import LedgerUnavailable
 from core.streams import BY_NAME, Stream
@@ -269,6 +272,79 @@ class DemoConnector:
         parts = [self._figures_table(sql, (pid, *params), grain) for pid in ids]
         return (pa.concat_tables(parts) if parts else FIGURES_SCHEMAS[grain].empty_table())
 
+    def fingerprint(self, journals: str, only: Sequence[int] | None = None) -> dict[str, int]:
+        """The whole-ledger fingerprint (core.figures): no grouping, no join.
+
+        The lines are summed in rowid ranges, one per core, each on its own
+        read-only connection (SQLite lets go of the GIL while it steps), the
+        bookings beside them. `journals`: core.figures.journal_list(...).
+        `only`: just these bookings and their lines (what to take off for
+        the bookings the portal keeps in quarantine).
+        Returns {field: int} for figures.LINE_FIELDS and BOOKING_FIELDS.
+        Uses only connections of its own: it may run beside other reads.
+        """
+        if only is not None:
+            ids = ",".join(str(int(i)) for i in only) or "NULL"
+            jobs = [(f"SELECT {fp.booking_sums('sqlite', '?')} FROM bookings WHERE id IN ({ids})",
+                     (journals,)),
+                    (f"SELECT {fp.line_sums('sqlite')} FROM booking_lines "
+                     f"WHERE booking_id IN ({ids})", ())]
+        else:
+            # bare min() and max(): SQLite answers those from the b-tree's ends
+            (low,), (high,) = self._parallel([("SELECT min(rowid) FROM booking_lines", ()),
+                                              ("SELECT max(rowid) FROM booking_lines", ())])
+            low, high = (0, -1) if low[0] is None else (low[0], high[0])
+            lines = f"SELECT {fp.line_sums('sqlite')} FROM booking_lines WHERE rowid BETWEEN ? AND ?"
+            jobs = [(f"SELECT {fp.booking_sums('sqlite', '?')} FROM bookings", (journals,))]
+            jobs += [(lines, cut) for cut in _ranges(low, high, _workers())]
+        results = self._parallel(jobs)
+        out = dict(zip(fp.BOOKING_FIELDS, results[0][0]))
+        for name in fp.LINE_FIELDS:
+            out[name] = sum(int(r[0][fp.LINE_FIELDS.index(name)]) for r in results[1:])
+        return out
+
+    def period_fingerprints(self, exclude_bookings: Sequence[int] = (),
+                            journals: str = "||") -> pa.Table:
+        """The fingerprint per period id (period_id, fy_min, fy_max, LINE_FIELDS,
+        BOOKING_FIELDS): lines reached through their bookings in period order
+        (the index on period_id), so SQLite groups without sorting; the
+        period ids split in ranges, one per core, beside the bookings' sums."""
+        ids = sorted(r[0] for r in self._fetch("SELECT DISTINCT period_id FROM bookings"))
+        skip = _not_in(exclude_bookings, "AND")
+        lines = (f"SELECT b.period_id, {fp.line_sums('sqlite', 'l')} FROM bookings b "
+                 f"CROSS JOIN booking_lines l ON l.booking_id = b.id "
+                 f"WHERE b.period_id BETWEEN ? AND ? {skip} GROUP BY b.period_id")
+        bookings = (f"SELECT b.period_id, min(b.fiscal_year_id), max(b.fiscal_year_id), "
+                    f"{fp.booking_sums('sqlite', '?', 'b')} FROM bookings b "
+                    f"{_not_in(exclude_bookings)} GROUP BY b.period_id")
+        chunks = [c for c in _chunks(ids, _workers()) if c]
+        results = self._parallel([(bookings, (journals,))]
+                                 + [(lines, (c[0], c[-1])) for c in chunks])
+        per_line = {row[0]: row[1:] for rows in results[1:] for row in rows}
+        columns: dict[str, list] = {k: [] for k in FIGURES_SCHEMAS["fingerprint"].names}
+        for pid, fy_min, fy_max, *booking in results[0]:
+            line = per_line.get(pid, (0,) * len(fp.LINE_FIELDS))
+            for name, value in zip(("period_id", "fy_min", "fy_max", *fp.LINE_FIELDS,
+                                    *fp.BOOKING_FIELDS), (pid, fy_min, fy_max, *line, *booking)):
+                columns[name].append(value)
+        return pa.table(columns, schema=FIGURES_SCHEMAS["fingerprint"])
+
+    def _parallel(self, jobs: list[tuple[str, tuple]]) -> list[list[tuple]]:
+        """Run read-only queries at once, each on a fresh connection to the ledger."""
+        def run(job: tuple[str, tuple]) -> list[tuple]:
+            sql, params = job
+            con = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30,
+                                  check_same_thread=False)
+            try:
+                return con.execute(sql, params).fetchall()
+            finally:
+                con.close()
+        try:
+            with ThreadPoolExecutor(max_workers=_workers() + 1) as pool:
+                return list(pool.map(run, jobs))
+        except sqlite3.Error as exc:
+            raise LedgerUnavailable(f"computing figures on ledger {self.path} failed: {exc}") from exc
+
     def changed_segments(self, since: int, exclude_bookings: Sequence[int] = ()) -> pa.Table:
         """Figures of the bookings changed after `since`, one row per booking and segment.
 
@@ -346,11 +422,30 @@ FIGURES_SCHEMAS = {
                           *_SEGMENT_FIELDS]),
     "period": pa.schema([pa.field("fiscal_year", pa.string()), pa.field("period", pa.string()),
                          pa.field("bookings", pa.int64()), pa.field("line_count", pa.int64())]),
+    "fingerprint": pa.schema([pa.field(n, pa.int64()) for n in (
+        "period_id", "fy_min", "fy_max", *fp.LINE_FIELDS, *fp.BOOKING_FIELDS)]),
 }
 
 
-def _not_in(ids: Sequence[int], joiner: str = "WHERE") -> str:
+def _workers() -> int:
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def _ranges(low: int, high: int, n: int) -> list[tuple[int, int]]:
+    """[low, high] cut into n contiguous ranges (one when it is empty)."""
+    if high < low:
+        return [(low, high)]
+    step = (high - low + n) // n
+    return [(a, min(a + step - 1, high)) for a in range(low, high + 1, step)]
+
+
+def _chunks(items: list, n: int) -> list[list]:
+    size = max(1, -(-len(items) // n))
+    return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+def _not_in(ids: Sequence[int], joiner: str = "WHERE", column: str = "b.id") -> str:
     """SQL excluding these booking ids (integers only, so inlining them is safe)."""
     if not ids:
         return ""
-    return f"{joiner} b.id NOT IN ({','.join(str(int(i)) for i in ids)})"
+    return f"{joiner} {column} NOT IN ({','.join(str(int(i)) for i in ids)})"
