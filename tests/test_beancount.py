@@ -7,6 +7,7 @@ that `loader.load_file` returns.
 from __future__ import annotations
 
 import collections
+import datetime
 import shutil
 import subprocess
 import sys
@@ -19,7 +20,8 @@ from conftest import cents, cli, cli_json, portal_trial_balance
 
 beancount = pytest.importorskip("beancount")
 from beancount import loader  # noqa: E402
-from beancount.core import convert, data  # noqa: E402
+from beancount.core import compare, convert, data  # noqa: E402
+from beancount.core.amount import Amount  # noqa: E402
 
 from core.connectors.beancount_book import ROUNDING_ACCOUNT  # noqa: E402
 
@@ -159,3 +161,205 @@ def test_a_failing_balance_assertion_is_refused_with_file_and_line(ledger, tmp_p
     line = _line_of(ledger, "balance Assets:US:BofA:Checking   1.23 USD")
     _assert_refused(tmp_path / "firm", ledger, f"{ledger}:{line}:",
                     "Balance failed for 'Assets:US:BofA:Checking'")
+
+
+# --- the conversion itself: its fast path against beancount's own functions ---
+
+ODD_LEDGER = '''option "operating_currency" "EUR"
+2024-01-01 open Assets:Bank EUR
+2024-01-01 open Assets:Broker
+2024-01-01 open Assets:Cash
+2024-01-01 open Expenses:Office
+2024-01-01 open Income:Sales
+2024-01-01 open Equity:Opening
+2024-01-01 commodity HOURS
+
+2024-01-02 * "Opening"
+  Assets:Bank        1000.00 EUR
+  Equity:Opening
+
+2024-01-05 * "Peeters" "Office chair" #office ^inv-7 ^inv-3
+  Expenses:Office     120.50 EUR
+  ! Assets:Bank
+
+2024-01-05 * "Office chair"
+  Expenses:Office     120.50 EUR
+  Assets:Bank        -120.50 EUR
+
+2024-01-05 * "Office chair"
+  Expenses:Office     120.50 EUR
+  Assets:Bank        -120.50 EUR
+
+2024-02-01 * "Buy shares"
+  Assets:Broker      3 ACME {33.333 EUR, 2024-02-01, "lot-a"}
+  Assets:Bank     -100.00 EUR
+
+2024-02-10 * "Sell shares" ""
+  Assets:Broker     -1 ACME {33.333 EUR} @ 40.00 EUR
+  Assets:Bank        40.00 EUR
+  Income:Sales
+
+2024-03-01 * "Dollars"
+  Assets:Cash        10.00 USD @ 0.9123 EUR
+  Assets:Bank       -9.12 EUR
+
+2024-03-02 * "Dollars total"
+  Assets:Cash        10.00 USD @@ 9.15 EUR
+  Assets:Bank       -9.15 EUR
+
+2024-03-05 * "Hours only"
+  Assets:Cash        8 HOURS
+  Income:Sales      -8 HOURS
+
+2024-03-06 txn "Mixed"
+  Assets:Cash        2 HOURS
+  Income:Sales      -2 HOURS
+  Expenses:Office     0.10 EUR
+  Assets:Bank        -0.10 EUR
+
+2024-04-20 * "Thirds"
+  Expenses:Office     0.333 EUR
+  Expenses:Office     0.333 EUR
+  Assets:Bank        -0.666 EUR
+
+2024-04-30 * "Tiny"
+  Expenses:Office     0.004 EUR
+  Assets:Bank        -0.004 EUR
+'''
+
+# (date, description, id, rv) of ODD_LEDGER's bookings, as every earlier version computed them:
+# a simple sync keys on these, so they must not move.
+ODD_BOOKINGS = [
+    ("2024-01-02", "Opening", 7086671712433025929, 2629869694199037431),
+    ("2024-01-05", "Peeters | Office chair", 1524924328340687785, 5886277664097634682),
+    ("2024-01-05", "Office chair", 4136768497904948920, 5587246904924958824),
+    ("2024-01-05", "Office chair", 1884254991786529396, 1137997551501725354),
+    ("2024-02-01", "Buy shares", 5404269637869204436, 6458407506198345574),
+    ("2024-02-10", "Sell shares", 7358135079149285392, 6922173056830215075),
+    ("2024-03-01", "Dollars", 117237168364698015, 1671516762139562283),
+    ("2024-03-02", "Dollars total", 1509499476480974845, 7232323343039130300),
+    ("2024-03-06", "Mixed", 9072183722356743125, 7719431471845540620),
+    ("2024-04-20", "Thirds", 7116175284861689195, 6521302241884609578),
+    ("2024-04-30", "Tiny", 6292574751398694554, 2868954114411758724),
+]
+
+
+def _converted(entries: list, options: dict) -> tuple[dict, list[str]]:
+    from core.connectors.beancount_book import convert_ledger
+    from core.connectors.snapshot import with_versions
+
+    tables, warnings = convert_ledger(entries, options)
+    return {k: t.to_pydict() for k, t in with_versions(tables).items()}, warnings
+
+
+def _through_reference_path(entries: list) -> list:
+    """The same entries as a subclass of Transaction: the connector then takes its reference
+    path for each (beancount's own hash_entry, get_weight's arithmetic)."""
+    class Other(data.Transaction):
+        __slots__ = ()
+
+    return [Other(*e) if isinstance(e, data.Transaction) else e for e in entries]
+
+
+def _expected_ids(entries: list, operating: str) -> list[int]:
+    """stable_id(hash_entry(txn), n-th time seen) of the transactions with a posting weighing
+    in the operating currency, straight from beancount."""
+    from core.connectors.snapshot import stable_id
+
+    seen: collections.Counter = collections.Counter()
+    ids = []
+    for entry in entries:
+        if isinstance(entry, data.Transaction) and any(
+                convert.get_weight(p).currency == operating for p in entry.postings):
+            digest = compare.hash_entry(entry, exclude_meta=True)
+            seen[digest] += 1
+            ids.append(stable_id(digest, seen[digest]))
+    return ids
+
+
+def _load_string(text: str) -> tuple[list, dict]:
+    entries, errors, options = loader.load_string(text)
+    assert not errors, errors
+    return entries, options
+
+
+def test_odd_ledger_keeps_its_booking_ids_and_versions():
+    entries, options = _load_string(ODD_LEDGER)
+    tables, warnings = _converted(entries, options)
+    b = tables["bookings"]
+    assert list(zip(b["date"], b["description"], b["id"], b["rv"])) == ODD_BOOKINGS
+    assert b["id"] == _expected_ids(entries, "EUR")
+    assert b["reference"][1] == "inv-3"
+    thirds = [(a, d - c) for i, a, d, c in zip(*(tables["lines"][k] for k in (
+        "booking_id", "account", "debit", "credit"))) if i == ODD_BOOKINGS[-2][2]]
+    assert thirds == [("Expenses:Office", 33), ("Expenses:Office", 33), ("Assets:Bank", -67),
+                      (ROUNDING_ACCOUNT, 1)]
+    assert warnings == [
+        "4 posting(s) weigh in another commodity than the operating currency EUR and are kept "
+        "out of the money figures: 4 HOURS; 1 transaction(s) without any EUR posting were "
+        "left out",
+        "1 transaction(s) have weights finer than a cent: the rounding difference (0.01 EUR in "
+        "all) is booked on Equity:Rounding"]
+
+
+def test_fast_path_equals_the_reference_path_on_bean_example(_ledger_template):
+    entries, errors, options = loader.load_file(str(_ledger_template))
+    assert not errors
+    fast = _converted(entries, options)
+    assert fast == _converted(_through_reference_path(entries), options)
+    assert fast[0]["bookings"]["id"] == _expected_ids(entries, options["operating_currency"][0])
+
+
+def _txn(day: str, *postings: tuple[str, str, str]) -> data.Transaction:
+    return data.Transaction(
+        data.new_metadata("<test>", 1), datetime.date.fromisoformat(day), "*", None, "made here",
+        data.EMPTY_SET, data.EMPTY_SET,
+        [data.Posting(a, Amount(Decimal(n), c), None, None, None, None) for a, n, c in postings])
+
+
+def test_numbers_beancount_prints_otherwise_convert_the_same(monkeypatch):
+    """Numbers that str() writes with an exponent, and a rebuilt default formatter that
+    rounds what it prints: the ids still follow hash_entry and the cents the numbers."""
+    from beancount.core.display_context import DEFAULT_FORMATTER
+
+    entries = [
+        _txn("2024-05-01", ("Assets:Bank", "1E+2", "EUR"), ("Income:Sales", "-100", "EUR")),
+        _txn("2024-05-02", ("Assets:Bank", "1.5E-7", "EUR"), ("Income:Sales", "-1.5E-7", "EUR")),
+        _txn("2024-05-03", ("Assets:Bank", "0.33", "EUR"), ("Income:Sales", "-0.33", "EUR")),
+        _txn("2024-05-04", ("Assets:Bank", "0.34", "EUR"), ("Income:Sales", "-0.34", "EUR")),
+    ]
+    options = {"operating_currency": ["EUR"]}
+    for rebuilt in (False, True):
+        if rebuilt:
+            monkeypatch.setattr(DEFAULT_FORMATTER, "fmtstrings", {"__default__": "{:.1f}"})
+            monkeypatch.setattr(DEFAULT_FORMATTER, "fmtfuncs", {"__default__": "{:.1f}".format})
+        tables, _ = _converted(entries, options)
+        assert tables == _converted(_through_reference_path(entries), options)[0]
+        assert tables["bookings"]["id"] == _expected_ids(entries, "EUR")
+        assert tables["lines"]["debit"] == [10000, 0, 0, 0, 33, 0, 34, 0]
+
+
+def test_versions_do_not_depend_on_row_order():
+    """A booking's version covers its lines in line_no order, wherever the rows sit."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from core.connectors.beancount_book import convert_ledger
+    from core.connectors.snapshot import with_versions
+
+    entries, options = _load_string(ODD_LEDGER)
+    tables, _ = convert_ledger(entries, options)
+    expected = dict(zip(*(with_versions(tables)["bookings"][k].to_pylist() for k in ("id", "rv"))))
+    assert sorted(expected.values()) == sorted(rv for *_, rv in ODD_BOOKINGS)
+    bookings, lines = tables["bookings"], tables["lines"]
+    shuffled = {**tables, "lines": lines.take(pa.array(list(range(lines.num_rows))[::-1])),
+                "bookings": bookings.take(pa.array([3, 0, 2, 1, *range(4, bookings.num_rows)]))}
+    got = with_versions(shuffled)["bookings"]
+    assert dict(zip(got["id"].to_pylist(), got["rv"].to_pylist())) == expected
+    # a booking without lines hashes its own row only, and still the same everywhere
+    alone = {**tables, "lines": lines.filter(pc.not_equal(
+        lines["booking_id"], ODD_BOOKINGS[0][2]))}
+    first = with_versions(alone)["bookings"]["rv"][0].as_py()
+    reordered = {**alone, "lines": alone["lines"].take(
+        pa.array(list(range(alone["lines"].num_rows))[::-1]))}
+    assert with_versions(reordered)["bookings"]["rv"][0].as_py() == first != ODD_BOOKINGS[0][3]

@@ -26,12 +26,29 @@ from core.streams import BY_NAME, STREAMS
 
 BATCH_ROWS = 65_536
 MASK63 = (1 << 63) - 1
+COLON = pa.scalar(":", pa.string())
 
 
 def stable_id(*parts: object) -> int:
     """A stable non-negative int64 for a text key (a GUID, a transaction hash)."""
     digest = hashlib.blake2b("\x1f".join(map(str, parts)).encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big") & MASK63
+
+
+def int64_array(values) -> pa.Array:
+    """An Arrow int64 array over a numpy array's memory, without a copy.
+
+    (`pa.array` of an ndarray imports numpy.ma the first time, some 10 ms of
+    an activation; this does not.)
+    """
+    values = np.ascontiguousarray(values, dtype=np.int64)
+    return pa.Array.from_buffers(pa.int64(), len(values), [None, pa.py_buffer(values)])
+
+
+def stable_ids(digests: list[bytes]) -> pa.Array:
+    """`stable_id` of many keys at once, from their 8-byte blake2b digests (of the parts joined
+    by "\\x1f", as `stable_id` joins them)."""
+    return _digests_to_ids(digests)
 
 
 def table(stream: str, columns: dict[str, Iterable | pa.Array]) -> pa.Table:
@@ -43,8 +60,13 @@ def table(stream: str, columns: dict[str, Iterable | pa.Array]) -> pa.Table:
     for column in definition.columns:
         if column.name in given:
             value = given[column.name]
-            array = value if isinstance(value, (pa.Array, pa.ChunkedArray)) else pa.array(
-                list(value), type=column.arrow)
+            if isinstance(value, (pa.Array, pa.ChunkedArray)):
+                array = value
+            elif isinstance(value, np.ndarray) and value.dtype == np.int64:
+                array = int64_array(value)
+            else:
+                array = pa.array(value if isinstance(value, (list, np.ndarray)) else list(value),
+                                 type=column.arrow)
             if array.type != column.arrow:
                 array = array.cast(column.arrow)
             length = len(array)
@@ -100,16 +122,34 @@ def _row_bytes(t: pa.Table, skip: str | None = "rv") -> pa.Array:
     give the same bytes, whatever their text holds), and it depends only on the
     values, so it is the same in every process and Python version.
     """
-    fields = []
+    # One join of every piece: the columns' lengths and texts between literal ":" and ","
+    # (adjacent literals merged), "-" for a column that is all null.
+    parts: list = []
+    literal = ""
     for name, column in zip(t.column_names, t.columns):
         if name == skip:
             continue
-        text = pc.cast(column, pa.string()).combine_chunks()
+        if parts or literal:
+            literal += ","
+        if column.null_count == len(column):  # a column the book does not fill: all `-`
+            literal += "-"
+            continue
+        text = column if column.type == pa.string() else pc.cast(column, pa.string())
+        text = text.combine_chunks() if isinstance(text, pa.ChunkedArray) else text
         length = pc.cast(pc.binary_length(text), pa.string())
-        fields.append(pc.fill_null(pc.binary_join_element_wise(length, text, ":"), "-"))
-    if not fields:
-        return pa.array([b""] * t.num_rows, pa.binary())
-    joined = pc.binary_join_element_wise(*fields, ",") if len(fields) > 1 else fields[0]
+        if text.null_count:  # `-` for its nulls: this field is made on its own
+            if literal:
+                parts.append(pa.scalar(literal, pa.string()))
+            parts.append(pc.fill_null(pc.binary_join_element_wise(length, text, ":"), "-"))
+        else:
+            parts.extend((pa.scalar(literal, pa.string()), length) if literal else (length,))
+            parts.extend((COLON, text))
+        literal = ""
+    if not parts:  # nothing but empty columns
+        return pa.array([literal.encode()] * t.num_rows, pa.binary())
+    if literal:
+        parts.append(pa.scalar(literal, pa.string()))
+    joined = pc.binary_join_element_wise(*parts, "") if len(parts) > 1 else parts[0]
     return pc.cast(joined, pa.binary())
 
 
@@ -127,48 +167,66 @@ def _digests_to_ids(digests: list[bytes]) -> pa.Array:
     if not digests:
         return pa.array([], pa.int64())
     values = np.frombuffer(b"".join(digests), dtype=">u8") & np.uint64(MASK63)
-    return pa.array(values.astype(np.int64))
+    return int64_array(values)
 
 
-def _row_versions(rows: pa.Array, extra: tuple[memoryview, np.ndarray] | None = None) -> pa.Array:
-    """blake2b-64 of each row's bytes (followed, if given, by the row's range of `extra`)."""
+def _row_versions(rows: pa.Array) -> pa.Array:
+    """blake2b-64 of each row's bytes."""
     data, offsets = _binary_parts(rows)
-    starts, ends = offsets[:-1].tolist(), offsets[1:].tolist()
-    blake = hashlib.blake2b
-    if extra is None:
-        digests = [blake(data[s:e], digest_size=8).digest() for s, e in zip(starts, ends)]
-    else:
-        more, (mstarts, mends) = extra[0], extra[1]
-        digests = []
-        for s, e, ms, me in zip(starts, ends, mstarts, mends):
-            h = blake(data[s:e], digest_size=8)
-            h.update(b"\x1e")
-            h.update(more[ms:me])
-            digests.append(h.digest())
+    blake = hashlib.blake2b(digest_size=8).copy  # copies: no parameters to parse per row
+    digests = []
+    for s, e in zip(offsets[:-1].tolist(), offsets[1:].tolist()):
+        h = blake()
+        h.update(data[s:e])
+        digests.append(h.digest())
     return _digests_to_ids(digests)
 
 
-def _lines_of_bookings(bookings: pa.Table, lines: pa.Table) -> tuple[memoryview, tuple]:
-    """Each booking's lines as one byte range: their row bytes in line_no order, concatenated."""
+def _lines_of_bookings(bookings: pa.Table, lines: pa.Table) -> pa.Array:
+    """Each booking's lines as one binary value: their row bytes in line_no order, concatenated
+    (empty for a booking without lines)."""
     n = bookings.num_rows
     if not lines.num_rows:
-        return memoryview(b""), ([0] * n, [0] * n)
-    order = pc.sort_indices(lines, sort_keys=[("booking_id", "ascending"),
-                                              ("line_no", "ascending")])
-    lines = lines.take(order)
-    data, offsets = _binary_parts(_row_bytes(lines, skip=None))
-    ids = lines.column("booking_id").to_numpy()
-    # the runs of equal booking ids in the sorted lines; each run's bytes are contiguous
-    first = np.flatnonzero(np.concatenate(([True], ids[1:] != ids[:-1])))
-    run_ids = ids[first]
-    run_start = offsets[first]
-    run_end = offsets[np.append(first[1:], len(ids))]
+        return pa.array([b""] * n, pa.binary())
     keys = bookings.column("id").to_numpy()
+    ids = lines.column("booking_id").to_numpy()
+    if not _in_booking_order(keys, ids, lines.column("line_no").to_numpy()):
+        order = pc.sort_indices(lines, sort_keys=[("booking_id", "ascending"),
+                                                  ("line_no", "ascending")])
+        lines = lines.take(order)
+        ids = lines.column("booking_id").to_numpy()
+    rows = _row_bytes(lines, skip=None)
+    # the runs of equal booking ids in the lines, each joined into one value
+    first = np.flatnonzero(np.concatenate(([True], ids[1:] != ids[:-1])))
+    run_offsets = np.append(first, len(ids)).astype(np.int32)
+    runs = pa.ListArray.from_arrays(
+        pa.Array.from_buffers(pa.int32(), len(run_offsets), [None, pa.py_buffer(run_offsets)]),
+        rows)
+    joined = pc.binary_join(runs, pa.scalar(b"", pa.binary()))
+    run_ids = ids[first]
+    if len(run_ids) == n and np.array_equal(run_ids, keys):
+        return joined  # the lines came in the bookings' order (beancount's do)
+    order = np.argsort(run_ids, kind="stable")
+    run_ids = run_ids[order]
     at = np.minimum(np.searchsorted(run_ids, keys), len(run_ids) - 1)
     found = run_ids[at] == keys
-    starts = np.where(found, run_start[at], 0)
-    ends = np.where(found, run_end[at], 0)
-    return data, (starts.tolist(), ends.tolist())
+    taken = joined.take(int64_array(order[at]))
+    if found.all():
+        return taken
+    return pc.if_else(pa.Array.from_buffers(pa.bool_(), n, [None, pa.py_buffer(
+        np.packbits(found, bitorder="little"))]), taken, pa.scalar(b"", pa.binary()))
+
+
+def _in_booking_order(keys: np.ndarray, ids: np.ndarray, line_no: np.ndarray) -> bool:
+    """Whether the lines already come as sorting them by (booking_id, line_no) would group
+    them: each booking's lines together, once, in rising line_no, with distinct booking ids."""
+    if not len(ids):
+        return True
+    new_run = np.concatenate(([True], ids[1:] != ids[:-1]))
+    if not np.all(new_run[1:] | (line_no[1:] > line_no[:-1])):
+        return False
+    run_ids = np.sort(ids[new_run])  # (not np.unique: it imports numpy.ma, ~10 ms)
+    return bool(np.all(run_ids[1:] != run_ids[:-1]))
 
 
 def with_versions(tables: dict[str, pa.Table]) -> dict[str, pa.Table]:
@@ -186,8 +244,10 @@ def with_versions(tables: dict[str, pa.Table]) -> dict[str, pa.Table]:
         t = tables[stream.name]
         if not t.num_rows:
             rv = pa.array([], pa.int64())
-        elif stream.name == "bookings":
-            rv = _row_versions(_row_bytes(t), _lines_of_bookings(t, tables["lines"]))
+        elif stream.name == "bookings":  # the booking's bytes, \x1e, its lines' bytes
+            rv = _row_versions(pc.binary_join_element_wise(
+                _row_bytes(t), _lines_of_bookings(t, tables["lines"]),
+                pa.scalar(b"\x1e", pa.binary())))
         else:
             rv = _row_versions(_row_bytes(t))
         out[stream.name] = t.set_column(t.schema.get_field_index("rv"), "rv", rv)
