@@ -264,13 +264,15 @@ class SyncState:
     journals: frozenset[str]
     periods: frozenset[int]
     probe: dict[str, pa.Table]
+    last_run: str | None = None  # the newest sync run: any sync since changes it
 
 
-def sync_state(path: Path, code: str, probe: int = 20) -> SyncState:
+def sync_state(path: Path, code: str, probe: int = 20, codes: bool | None = None) -> SyncState:
     """The state a sync starts from; probe=0 (a full sync) skips what only an
-    incremental sync needs: the rewind probe and the known reference keys."""
+    incremental sync needs: the rewind probe and (unless `codes`) the known
+    reference keys (accounts, journals, periods; a repair checks against them)."""
     with connect(path, read_only=True) as con:
-        return _sync_state(con, code, probe)
+        return _sync_state(con, code, probe, codes)
 
 
 def sync_states(path: Path, codes: list[str]) -> dict[str, SyncState]:
@@ -279,7 +281,7 @@ def sync_states(path: Path, codes: list[str]) -> dict[str, SyncState]:
         return {code: _sync_state(con, code) for code in codes}
 
 
-def _sync_state(con, code: str, probe: int = 20) -> SyncState:
+def _sync_state(con, code: str, probe: int = 20, codes: bool | None = None) -> SyncState:
     row = _one(con.execute(f"SELECT {_DOSSIER_COLS} FROM dossiers WHERE code = ?",
                            [code]).fetchall())
     pos = _one(con.execute("SELECT high_water, deletion_log_from FROM ledger_position "
@@ -292,15 +294,18 @@ def _sync_state(con, code: str, probe: int = 20) -> SyncState:
             recent[stream] = [(str(k), int(rv)) for k, rv in con.execute(
                 f"SELECT id, rv FROM {stream} WHERE dossier = ? ORDER BY rv DESC LIMIT ?",
                 [code, probe]).fetchall()]
+        keys = [k for k, _ in recent["bookings"]]
+        tables = {name: _read_keys(con, code, name, keys) for name in ("bookings", "lines")}
+    if probe if codes is None else codes:
         accounts = frozenset(r[0] for r in con.execute(
             "SELECT code FROM accounts WHERE dossier = ?", [code]).fetchall())
         journals = frozenset(r[0] for r in con.execute(
             "SELECT code FROM journals WHERE dossier = ?", [code]).fetchall())
         periods = frozenset(r[0] for r in con.execute(
             "SELECT id FROM periods WHERE dossier = ?", [code]).fetchall())
-        keys = [k for k, _ in recent["bookings"]]
-        tables = {name: _read_keys(con, code, name, keys) for name in ("bookings", "lines")}
-    return SyncState(dossier=_dossier(row) if row else None,
+    last = _one(con.execute("SELECT arg_max(run_id, finished_at) FROM sync_runs WHERE dossier = ?",
+                            [code]).fetchall())
+    return SyncState(dossier=_dossier(row) if row else None, last_run=last[0] if last else None,
                      cursor=pos[0] if pos else None, deletion_log_from=pos[1] if pos else None,
                      recent=recent, accounts=accounts, journals=journals, periods=periods,
                      probe=tables)
@@ -376,6 +381,8 @@ class SyncOptions:
 
 def _new_rows(stream: Stream, mode: str) -> str:
     """The staged rows this sync writes: bad keys left out; in a diff, only changed ones."""
+    if mode == "repair":
+        return f"SELECT * FROM rep_add_{stream.name}"
     using = ", ".join(stream.key)
     rows = f"SELECT s.* FROM stg_{stream.name} s ANTI JOIN bad_{stream.name} b USING ({using})"
     if mode not in ("full", "repair"):
@@ -396,15 +403,10 @@ def _scope(stream: Stream, mode: str) -> str:
     """
     if mode == "full":
         return "t.dossier = $dossier"
-    if mode == "repair":
-        return {"fiscal_years": "t.dossier = $dossier",
-                "periods": "t.dossier = $dossier",
-                "bookings": "t.dossier = $dossier AND t.id IN (SELECT id FROM rep_bookings)",
-                "lines": "t.dossier = $dossier AND t.booking_id IN (SELECT id FROM rep_bookings)",
-                "matchings": "t.dossier = $dossier AND (t.invoice_id IN (SELECT id FROM rep_bookings) "
-                             "OR t.payment_id IN (SELECT id FROM rep_bookings) "
-                             "OR t.id IN (SELECT id FROM stg_matchings))",
-                }.get(stream.name, "t.dossier = $dossier AND false")
+    if mode == "repair":  # the rows of the reloaded segments that differ from the ledger's
+        keys = ", ".join(stream.key)
+        return (f"t.dossier = $dossier AND ({', '.join(f't.{k}' for k in stream.key)}) IN "
+                f"(SELECT {keys} FROM rep_gone_{stream.name})")
     if stream.follows == "bookings":
         if mode == "diff":
             return ("t.dossier = $dossier AND (t.booking_id IN (SELECT id FROM chg_bookings) "
@@ -423,6 +425,8 @@ def _stage_views(con, code: str, staged: StagedSync) -> None:
     con.register("deletions", staged.deletions if staged.deletions is not None
                  else DELETIONS.empty_table())
     for stream in STREAMS:
+        if stream.name not in staged.files:
+            continue
         bad = staged.bad.get(stream.name)
         if bad is None:
             bad = pa.schema([stream.schema.field(k) for k in stream.key]).empty_table()
@@ -447,13 +451,41 @@ def _stage_views(con, code: str, staged: StagedSync) -> None:
                         f"ON d.stream = '{stream.name}' AND {cast} = t.{key} "
                         f"WHERE t.dossier = '{_sql_str(code)}' AND d.seq > t.rv")
     if staged.mode == "repair":
-        # the bookings a repair replaces: the portal's in the flagged periods
+        # the bookings a repair reloads: the portal's in the flagged periods
         # and the ledger's now in them (fixed before anything is rewritten)
+        dossier = f"t.dossier = '{_sql_str(code)}'"
         con.register("segment_periods", pa.table({"id": pa.array(staged.segment_periods, pa.int64())}))
         con.execute(f"CREATE OR REPLACE TEMP TABLE rep_bookings AS "
-                    f"SELECT id FROM bookings WHERE dossier = '{_sql_str(code)}' "
+                    f"SELECT id FROM bookings t WHERE {dossier} "
                     f"AND period_id IN (SELECT id FROM segment_periods) "
                     f"UNION SELECT id FROM stg_bookings")
+        old_rows = {
+            "fiscal_years": dossier, "periods": dossier,
+            "bookings": f"{dossier} AND t.id IN (SELECT id FROM rep_bookings)",
+            "lines": f"{dossier} AND t.booking_id IN (SELECT id FROM rep_bookings)",
+            "matchings": f"{dossier} AND (t.invoice_id IN (SELECT id FROM rep_bookings) "
+                         f"OR t.payment_id IN (SELECT id FROM rep_bookings) "
+                         f"OR t.id IN (SELECT id FROM stg_matchings))"}
+        # Only rows that differ are rewritten (a silent edit touches a few of
+        # the period's thousands): rep_gone_* the portal's rows that are not
+        # the ledger's any more, rep_add_* the ledger's that the portal lacks.
+        for stream in STREAMS:
+            if stream.name not in staged.files:
+                continue
+            cols = ", ".join(c.name for c in stream.columns)
+            cast = ", ".join(f"CAST({c.name} AS DATE) AS {c.name}" if c.sql == "DATE" else c.name
+                             for c in stream.columns)
+            using = ", ".join(stream.key)
+            con.execute(f"CREATE OR REPLACE TEMP TABLE rep_new_{stream.name} AS SELECT {cast} "
+                        f"FROM stg_{stream.name} s ANTI JOIN bad_{stream.name} b USING ({using})")
+            con.execute(f"CREATE OR REPLACE TEMP TABLE rep_old_{stream.name} AS SELECT {cols} "
+                        f"FROM {stream.name} t WHERE {old_rows[stream.name]}")
+            con.execute(f"CREATE OR REPLACE TEMP TABLE rep_gone_{stream.name} AS "
+                        f"SELECT * FROM rep_old_{stream.name} EXCEPT "
+                        f"SELECT * FROM rep_new_{stream.name}")
+            con.execute(f"CREATE OR REPLACE TEMP TABLE rep_add_{stream.name} AS "
+                        f"SELECT * FROM rep_new_{stream.name} EXCEPT "
+                        f"SELECT * FROM rep_old_{stream.name}")
 
 
 def apply_sync(path: Path, code: str, staged: StagedSync,
@@ -468,31 +500,36 @@ def apply_sync(path: Path, code: str, staged: StagedSync,
     with connect(path) as con:
         # the portal never relies on row order: let DuckDB insert in parallel
         con.execute("SET preserve_insertion_order = false")
+        if staged.mode == "repair":  # many small statements: one thread plans and runs them faster
+            con.execute("SET threads = 1")
         # DuckDB spills past this; a full sync's peak stays that of its other phases
         con.execute(f"SET memory_limit = '{WRITE_MEMORY_LIMIT}'")
         _stage_views(con, code, staged)
+        # a repair reads only some streams: the others stay as they are
+        written = [stream for stream in STREAMS if stream.name in staged.files]
         con.execute("BEGIN TRANSACTION")
         try:
-            for stream in STREAMS:
+            for stream in written:
                 scope = _scope(stream, staged.mode)
-                con.execute(f"CREATE OR REPLACE TEMP VIEW new_rows AS {_new_rows(stream, staged.mode)}")
+                new_rows = _new_rows(stream, staged.mode)
                 old, matched = _one(con.execute(
-                    f"SELECT count(*), count(*) FILTER (WHERE EXISTS (SELECT 1 FROM new_rows n "
+                    f"SELECT count(*), count(*) FILTER (WHERE EXISTS (SELECT 1 FROM ({new_rows}) n "
                     f"WHERE {' AND '.join(f'n.{k} = t.{k}' for k in stream.key)})) "
                     f"FROM {stream.name} t WHERE {scope}", params).fetchall())
                 con.execute(f"DELETE FROM {stream.name} t WHERE {scope}", params)
                 cols = ", ".join(f"CAST({c.name} AS DATE)" if c.sql == "DATE" else c.name
                                  for c in stream.columns)
-                new = con.execute(f"INSERT INTO {stream.name} SELECT $dossier, {cols} FROM new_rows",
-                                  params).fetchall()[0][0]
+                new = con.execute(f"INSERT INTO {stream.name} SELECT $dossier, {cols} "
+                                  f"FROM ({new_rows})", params).fetchall()[0][0]
                 updated += matched
                 inserted += new - matched
                 deleted += old - matched
-                con.execute(
-                    "INSERT OR REPLACE INTO sync_state VALUES ($dossier, $stream, $cursor, "
-                    f"(SELECT count(*) FROM {stream.name} WHERE dossier = $dossier), now())",
-                    {**params, "stream": stream.name, "cursor": staged.high_water})
-            con.execute("DROP VIEW new_rows")
+            con.execute(
+                "INSERT OR REPLACE INTO sync_state "
+                + " UNION ALL ".join(
+                    f"SELECT $dossier, '{stream.name}', $cursor, count(*), now() "
+                    f"FROM {stream.name} WHERE dossier = $dossier" for stream in written),
+                {**params, "cursor": staged.high_water})
             _apply_quarantine(con, code, staged, result.run_id)
             con.execute("INSERT OR REPLACE INTO ledger_position VALUES (?, ?, ?, now())",
                         [code, staged.high_water, staged.deletion_log_from])

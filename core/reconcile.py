@@ -40,6 +40,8 @@ from a segment's figures.
 """
 from __future__ import annotations
 
+import json
+import logging
 import os
 import shutil
 import subprocess
@@ -65,6 +67,8 @@ from core.sync import LOOKBACK, ledger_history_problem
 
 Verdict = Literal["in_sync", "simple_sync", "full_sync"]
 Explanation = Literal["pending_changes", "provisional"]
+
+log = logging.getLogger(__name__)
 
 VERDICTS: tuple[str, ...] = ("in_sync", "simple_sync", "full_sync")
 KEY = ["fiscal_year", "period", "journal", "account"]
@@ -119,6 +123,7 @@ class Reconciliation:
     provisional: int = 0
     full_sync_rows: int = 0
     repair_rows: int = 0
+    stamp: dict | None = None  # the ledger and portal states it was computed on
 
     def to_json(self) -> dict:
         """CONTRACT.md's reconcile document (plus repairable and the two costs)."""
@@ -397,26 +402,28 @@ def reconcile(home: Home, code: str) -> Reconciliation:
     """
     home.require()
     pool = ThreadPoolExecutor(max_workers=1)
-    ledger: dict = {}
+    opened: dict = {}
 
     def start(dossier) -> str | None:
         """Open the ledger and start its whole fingerprint beside the portal visit."""
-        ledger["connector"] = connector = open_connector(dossier.package, dossier.source)
-        ledger["chart"] = chart = _Chart.read(connector)
+        opened["connector"] = connector = open_connector(dossier.package, dossier.source)
+        # before any figure is read: a ledger written meanwhile no longer matches it
+        opened["stamp"] = connector.stamp() if hasattr(connector, "stamp") else None
+        opened["chart"] = chart = _Chart.read(connector)
         if chart is None:
             return None
-        ledger["whole"] = pool.submit(connector.fingerprint, chart.journals)
+        opened["whole"] = pool.submit(connector.fingerprint, chart.journals)
         return chart.journals
 
     try:
         view = portal.reconcile_view(home.portal, code, start)
     except BaseException:
         pool.shutdown(wait=True)
-        if "connector" in ledger:
-            ledger["connector"].close()
+        if "connector" in opened:
+            opened["connector"].close()
         raise
     dossier, state, quarantined = view.state.dossier, view.state, view.quarantined
-    connector, chart = ledger["connector"], ledger["chart"]
+    connector, chart = opened["connector"], opened["chart"]
     try:
         caps = connector.capabilities
         position = connector.position()
@@ -424,7 +431,7 @@ def reconcile(home: Home, code: str) -> Reconciliation:
         tracked = cursor is not None and caps.change_cursor
         problem = (ledger_history_problem(connector, position, state, code)
                    if tracked else None)
-        narrowed = _narrow(home, code, connector, chart, view, ledger.get("whole"))
+        narrowed = _narrow(home, code, connector, chart, view, opened.get("whole"))
         ledger = ledger_figures(connector, quarantined, narrowed.periods)
         changed = pl.DataFrame(schema={"booking_id": pl.Int64, "reference": pl.String,
                                        **_SEGMENT_SCHEMA})
@@ -521,7 +528,7 @@ def reconcile(home: Home, code: str) -> Reconciliation:
     if verdict == "in_sync":
         reasons.insert(0, f"ledger and portal agree in all {_plural(compared, 'period')} "
                           f"({portal_lines} booking lines)")
-    return Reconciliation(
+    result = Reconciliation(
         dossier=code, verdict=verdict, reasons=tuple(reasons),
         differences=_difference_dicts(differences),
         segments=segments if verdict == "full_sync" else [],
@@ -530,7 +537,60 @@ def reconcile(home: Home, code: str) -> Reconciliation:
         segments_compared=detailed.height, periods_compared=compared,
         periods_detailed=detailed_periods, ledger_lines=ledger_lines, portal_lines=portal_lines,
         pending_changes=max(pending, 0), provisional=n_provisional,
-        full_sync_rows=full_rows, repair_rows=repair_rows if verdict == "full_sync" else 0)
+        full_sync_rows=full_rows, repair_rows=repair_rows if verdict == "full_sync" else 0,
+        stamp=(_stamp(dossier, opened["stamp"], state) if opened["stamp"] else None))
+    _remember(home, result)
+    return result
+
+
+# --- verdicts kept for the repair that follows --------------------------------------
+def _stamp(dossier, ledger_stamp: str, state: portal.SyncState) -> dict:
+    return {"source": dossier.source, "ledger": ledger_stamp, "cursor": state.cursor,
+            "last_run": state.last_run}
+
+
+def _verdict_file(home: Home, code: str) -> Path:
+    return home.root / "verdicts" / f"{code}.json"
+
+
+def _remember(home: Home, result: Reconciliation) -> None:
+    """Keep the verdict beside the portal: `sync --repair` reuses it while both
+    the ledger file and the dossier's portal state are as they were."""
+    if result.stamp is None:
+        return
+    path = _verdict_file(home, result.dossier)
+    doc = {"stamp": result.stamp, "verdict": result.verdict, "reasons": list(result.reasons),
+           "segments": result.segments, "repairable": result.repairable,
+           "history_problem": result.history_problem, "full_sync_rows": result.full_sync_rows,
+           "repair_rows": result.repair_rows}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(doc), encoding="utf-8")
+        tmp.replace(path)
+    except OSError as exc:  # a read-only home: the repair just reconciles again
+        log.warning("could not keep the reconcile verdict of %s in %s: %s",
+                    result.dossier, path, exc)
+
+
+def remembered(home: Home, code: str, dossier, ledger_stamp: str | None,
+               state: portal.SyncState) -> Reconciliation | None:
+    """The last verdict of `code`, if the ledger and the portal are still as it saw them."""
+    path = _verdict_file(home, code)
+    if ledger_stamp is None or not path.is_file():
+        return None
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        log.warning("ignoring the kept verdict %s: %s", path, exc)
+        return None
+    if doc.get("stamp") != _stamp(dossier, ledger_stamp, state):
+        return None
+    return Reconciliation(
+        dossier=code, verdict=doc["verdict"], reasons=tuple(doc["reasons"]),
+        segments=doc["segments"], repairable=doc["repairable"],
+        history_problem=doc["history_problem"], full_sync_rows=doc["full_sync_rows"],
+        repair_rows=doc["repair_rows"], stamp=doc["stamp"])
 
 
 def _unexplained_reason(code: str, unexplained: pl.DataFrame, segments: list[dict]) -> str:

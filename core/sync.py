@@ -86,7 +86,10 @@ def sync_dossier(home: Home, code: str, kind: SyncKind = "simple",
     lock = DossierLock(home.locks, code).acquire(purpose=f"{kind} sync")
     try:
         # under the lock: nobody moves it now (a full sync needs no rewind probe)
-        state = known or portal.sync_state(home.portal, code, probe=0 if kind == "full" else 20)
+        # a repair trusts reconcile's look at the ledger's history: no rewind probe
+        state = known or portal.sync_state(home.portal, code,
+                                           probe=0 if kind in ("full", "repair") else 20,
+                                           codes=kind != "full")
     except BaseException:
         lock.release()
         raise
@@ -261,9 +264,17 @@ def _repair(home: Home, dossier, base: SyncResult, staging: Path, ctx: RunContex
     period tables), not of the whole history. The cursor stays where it is:
     changes elsewhere are left to the next simple sync.
     """
-    from core.reconcile import reconcile
+    from core.reconcile import reconcile, remembered
 
-    verdict = reconcile(home, dossier.code)
+    # The verdict of a reconcile that saw this very ledger file and portal
+    # state (the analyst's, or the nightly's a moment ago) needs no second look.
+    connector = open_connector(dossier.package, dossier.source)
+    try:
+        stamp = connector.stamp() if hasattr(connector, "stamp") else None
+    finally:
+        connector.close()
+    verdict = (remembered(home, dossier.code, dossier, stamp, state)
+               or reconcile(home, dossier.code))
     if verdict.verdict != "full_sync" or not verdict.segments:
         hint = ("a simple sync will bring the pending changes"
                 if verdict.verdict == "simple_sync" else "the portal matches the ledger")
@@ -285,17 +296,10 @@ def _repair(home: Home, dossier, base: SyncResult, staging: Path, ctx: RunContex
                              f"run a simple sync (it compares the whole book) or a full sync")
         files: dict[str, Path] = {}
         rows_read = 0
-        for stream in STREAMS:
-            path = staging / f"{stream.name}.parquet"
-            if stream.name in ("fiscal_years", "periods"):
-                batches = connector.read(stream.name, None)
-            elif stream.name in ("bookings", "lines", "matchings"):
-                batches = None  # once the period ids are known
-            else:
-                batches = iter(())
-            if batches is not None:
-                rows_read += _write(path, stream, batches, ctx)
-                files[stream.name] = path
+        for name in ("fiscal_years", "periods"):  # small; periods may have moved
+            path = staging / f"{name}.parquet"
+            rows_read += _write(path, BY_NAME[name], connector.read(name, None), ctx)
+            files[name] = path
         periods = pl.read_parquet(files["periods"]).filter(pl.col("code").is_in(sorted(wanted)))
         period_ids = periods.get_column("id").to_list()
         for name in ("bookings", "lines", "matchings"):
@@ -519,7 +523,9 @@ def validate(files: dict[str, Path], state: portal.SyncState | None
     A booking is kept out whole, lines and all. `state` (simple sync) adds
     what the portal already holds to the known accounts/journals/periods.
     """
-    scan = {name: pl.scan_parquet(path) for name, path in files.items()}
+    # a repair stages only some streams: the others are empty here
+    scan = {stream.name: pl.scan_parquet(files[stream.name]) if stream.name in files
+            else pl.from_arrow(stream.schema.empty_table()).lazy() for stream in STREAMS}
     quarantine: list[QuarantinedRow] = []
     bad: dict[str, pl.DataFrame] = {}
 

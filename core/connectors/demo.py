@@ -103,6 +103,25 @@ class DemoConnector:
             raise LedgerUnavailable(
                 f"ledger file {path} cannot be opened as a demo package ledger: {exc}") from exc
 
+    def stamp(self) -> str:
+        """A token that changes whenever the ledger file does (reconcile verdicts
+        are reused while it holds): the file's identity, size and time, the
+        change counter SQLite keeps in its header, and the same of its WAL."""
+        parts = []
+        for path in (self.path, self.path.with_name(self.path.name + "-wal")):
+            try:
+                st = path.stat()
+                with path.open("rb") as fh:
+                    header = fh.read(28)
+            except FileNotFoundError:
+                parts.append("-")
+                continue
+            except OSError as exc:
+                raise LedgerUnavailable(f"ledger file {path} cannot be read: {exc}") from exc
+            parts.append(f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:"
+                         f"{header[24:28].hex()}")
+        return f"{self.path.resolve()}|" + "|".join(parts)
+
     # -- helpers ----------------------------------------------------------
     def _fetch(self, sql: str, params: tuple = ()) -> list[tuple]:
         try:
