@@ -6,6 +6,7 @@ import pytest
 from conftest import assert_portal_equals_ledger, cli, cli_json, codes, portal_trial_balance
 from core.home import Home
 from core.reconcile import reconcile
+from core.sync import sync_dossier
 
 
 @pytest.mark.parametrize("event", ["edit-closed-period", "restructure-fiscal-year"])
@@ -64,4 +65,53 @@ def test_repair_killed_at_commit_changes_nothing(demo_home):
     assert done.returncode == -9
     assert portal_trial_balance(demo_home, code) == before
     assert cli_json(demo_home, "sync", code, "--repair")[0] == 0
+    assert_portal_equals_ledger(demo_home, code)
+
+
+# --- a reconcile's verdict serves the repair that follows, while it holds --------------------
+def _count_reconciles(monkeypatch) -> list[str]:
+    """Record every fresh reconcile the repair makes (a reused verdict makes none)."""
+    import core.reconcile
+
+    calls: list[str] = []
+    real = core.reconcile.reconcile
+
+    def counted(home, code):
+        calls.append(code)
+        return real(home, code)
+
+    monkeypatch.setattr(core.reconcile, "reconcile", counted)
+    return calls
+
+
+def test_repair_reuses_the_verdict_of_the_reconcile_just_before(demo_home, monkeypatch):
+    code = codes(demo_home)[0]
+    assert cli(demo_home, "ledger", code, "edit-closed-period").returncode == 0
+    verdict = reconcile(Home(demo_home), code)
+    assert verdict.verdict == "full_sync" and verdict.stamp is not None
+    calls = _count_reconciles(monkeypatch)
+    run = sync_dossier(Home(demo_home), code, "repair")
+    assert run.status == "succeeded", run.error
+    assert calls == []  # the kept verdict was still true
+    # only the rows the edit changed were rewritten, not the whole period
+    assert 0 < run.rows.updated + run.rows.inserted + run.rows.deleted <= 10
+    assert run.rows.read >= sum(1 for _ in verdict.segments)
+    assert reconcile(Home(demo_home), code).verdict == "in_sync"
+    assert_portal_equals_ledger(demo_home, code)
+
+
+@pytest.mark.parametrize("meanwhile", ["ledger written", "portal synced"])
+def test_a_kept_verdict_is_not_trusted_after_a_change(demo_home, monkeypatch, meanwhile):
+    code = codes(demo_home)[0]
+    assert cli(demo_home, "ledger", code, "edit-closed-period").returncode == 0
+    assert reconcile(Home(demo_home), code).verdict == "full_sync"
+    if meanwhile == "ledger written":
+        assert cli(demo_home, "ledger", code, "edit-closed-period").returncode == 0
+    else:
+        assert sync_dossier(Home(demo_home), code, "simple").status == "succeeded"
+    calls = _count_reconciles(monkeypatch)
+    run = sync_dossier(Home(demo_home), code, "repair")
+    assert run.status == "succeeded", run.error
+    assert calls == [code]  # looked again
+    assert reconcile(Home(demo_home), code).verdict == "in_sync"
     assert_portal_equals_ledger(demo_home, code)
