@@ -28,6 +28,8 @@ from __future__ import annotations
 import re
 from typing import Iterable, Literal
 
+import pyarrow as pa
+
 Dialect = Literal["sqlite", "duckdb"]
 
 P = 2147483647
@@ -82,3 +84,35 @@ def booking_sums(dialect: Dialect, journals_param: str, alias: str = "") -> str:
     else:
         sums = [f"coalesce({s}, 0)" for s in sums]
     return ", ".join(f"{s} AS {name}" for s, name in zip(sums, BOOKING_FIELDS))
+
+
+# --- per booking: which bookings of a flagged period a repair reloads ----------------
+BOOKING_PRINT = ("id", "rv", "period_id", "fiscal_year_id", "journal", "joined",
+                 *LINE_FIELDS[:3], *LINE_FIELDS[4:])
+
+
+def booking_print(dialect: Dialect) -> str:
+    """SELECT list over `bookings b LEFT JOIN lines l ... GROUP BY b.id`: a booking's
+    own fields that enter the figures and its lines' sums (BOOKING_PRINT).
+    `joined` counts the joined rows: a duplicated booking row doubles it."""
+    account = f"({_int(dialect, 'l.account')} % {P} * 64 + length(l.account))"
+    mix = f"{account} * ((l.debit * 3 + l.credit + 1) % {P}) % {P}"
+    sums = ["count(*)", "count(l.booking_id)", "sum(l.debit)", "sum(l.credit)",
+            "sum(l.line_no)", f"sum({mix})"]
+    if dialect == "duckdb":
+        sums = [f"CAST(coalesce({s}, 0) AS BIGINT)" for s in sums]
+    else:
+        sums = [f"coalesce({s}, 0)" for s in sums]
+    fields = ["b.id", "min(b.rv)", "min(b.period_id)", "min(b.fiscal_year_id)",
+              "min(b.journal)", *sums]
+    return ", ".join(f"{f} AS {n}" for f, n in zip(fields, BOOKING_PRINT))
+
+
+def booking_print_table(table: pa.Table) -> pa.Table:
+    """The per-booking prints in one Arrow schema, whichever engine computed them."""
+    schema = pa.schema([pa.field(n, pa.string() if n == "journal" else pa.int64())
+                        for n in BOOKING_PRINT])
+    if table.num_rows == 0:
+        return schema.empty_table()
+    return pa.Table.from_arrays([table.column(i).cast(f.type) for i, f in enumerate(schema)],
+                                schema=schema)

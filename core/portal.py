@@ -275,6 +275,16 @@ def sync_state(path: Path, code: str, probe: int = 20, codes: bool | None = None
         return _sync_state(con, code, probe, codes)
 
 
+def booking_ids(path: Path, code: str, period_codes: list[str], period_ids: list[int]) -> list[int]:
+    """Ids of the dossier's mirrored bookings in the periods with these codes
+    (as the portal has them) or these ids."""
+    with connect(path, read_only=True) as con:
+        return [r[0] for r in con.execute(
+            "SELECT id FROM bookings WHERE dossier = ? AND (list_contains(?, period_id) OR "
+            "period_id IN (SELECT id FROM periods WHERE dossier = ? AND list_contains(?, code)))",
+            [code, list(period_ids), code, list(period_codes)]).fetchall()]
+
+
 def sync_states(path: Path, codes: list[str]) -> dict[str, SyncState]:
     """Many dossiers' states in one look (the nightly reads them all at once)."""
     with connect(path, read_only=True) as con:
@@ -361,7 +371,7 @@ class StagedSync:
     rows_read: int
     active_period: str | None = None
     options: "SyncOptions | None" = None
-    segment_periods: tuple[int, ...] = ()  # repair: the periods reloaded
+    repair_bookings: tuple[int, ...] = ()  # repair: the bookings reloaded (ids)
 
 
 @dataclass(frozen=True)
@@ -421,7 +431,10 @@ def _scope(stream: Stream, mode: str) -> str:
             f"OR t.{key} IN (SELECT {key} FROM gone_{stream.name}))")
 
 
-def _stage_views(con, code: str, staged: StagedSync) -> None:
+def _stage_views(con, code: str, staged: StagedSync) -> set[str]:
+    """Register the staged files (and a sync's work tables); return the streams
+    that have nothing to write (a repair's unchanged ones)."""
+    unchanged: set[str] = set()
     con.register("deletions", staged.deletions if staged.deletions is not None
                  else DELETIONS.empty_table())
     for stream in STREAMS:
@@ -451,14 +464,13 @@ def _stage_views(con, code: str, staged: StagedSync) -> None:
                         f"ON d.stream = '{stream.name}' AND {cast} = t.{key} "
                         f"WHERE t.dossier = '{_sql_str(code)}' AND d.seq > t.rv")
     if staged.mode == "repair":
-        # the bookings a repair reloads: the portal's in the flagged periods
-        # and the ledger's now in them (fixed before anything is rewritten)
+        # the bookings a repair reloads: those whose prints differ in the
+        # flagged periods (fixed before anything is rewritten)
         dossier = f"t.dossier = '{_sql_str(code)}'"
-        con.register("segment_periods", pa.table({"id": pa.array(staged.segment_periods, pa.int64())}))
-        con.execute(f"CREATE OR REPLACE TEMP TABLE rep_bookings AS "
-                    f"SELECT id FROM bookings t WHERE {dossier} "
-                    f"AND period_id IN (SELECT id FROM segment_periods) "
-                    f"UNION SELECT id FROM stg_bookings")
+        con.register("repair_bookings",
+                     pa.table({"id": pa.array(staged.repair_bookings, pa.int64())}))
+        con.execute("CREATE OR REPLACE TEMP TABLE rep_bookings AS "
+                    "SELECT id FROM repair_bookings UNION SELECT id FROM stg_bookings")
         old_rows = {
             "fiscal_years": dossier, "periods": dossier,
             "bookings": f"{dossier} AND t.id IN (SELECT id FROM rep_bookings)",
@@ -480,12 +492,15 @@ def _stage_views(con, code: str, staged: StagedSync) -> None:
                         f"FROM stg_{stream.name} s ANTI JOIN bad_{stream.name} b USING ({using})")
             con.execute(f"CREATE OR REPLACE TEMP TABLE rep_old_{stream.name} AS SELECT {cols} "
                         f"FROM {stream.name} t WHERE {old_rows[stream.name]}")
-            con.execute(f"CREATE OR REPLACE TEMP TABLE rep_gone_{stream.name} AS "
-                        f"SELECT * FROM rep_old_{stream.name} EXCEPT "
-                        f"SELECT * FROM rep_new_{stream.name}")
-            con.execute(f"CREATE OR REPLACE TEMP TABLE rep_add_{stream.name} AS "
-                        f"SELECT * FROM rep_new_{stream.name} EXCEPT "
-                        f"SELECT * FROM rep_old_{stream.name}")
+            gone = con.execute(f"CREATE OR REPLACE TEMP TABLE rep_gone_{stream.name} AS "
+                               f"SELECT * FROM rep_old_{stream.name} EXCEPT "
+                               f"SELECT * FROM rep_new_{stream.name}").fetchall()[0][0]
+            add = con.execute(f"CREATE OR REPLACE TEMP TABLE rep_add_{stream.name} AS "
+                              f"SELECT * FROM rep_new_{stream.name} EXCEPT "
+                              f"SELECT * FROM rep_old_{stream.name}").fetchall()[0][0]
+            if not gone and not add:
+                unchanged.add(stream.name)
+    return unchanged
 
 
 def apply_sync(path: Path, code: str, staged: StagedSync,
@@ -504,12 +519,14 @@ def apply_sync(path: Path, code: str, staged: StagedSync,
             con.execute("SET threads = 1")
         # DuckDB spills past this; a full sync's peak stays that of its other phases
         con.execute(f"SET memory_limit = '{WRITE_MEMORY_LIMIT}'")
-        _stage_views(con, code, staged)
+        unchanged = _stage_views(con, code, staged)
         # a repair reads only some streams: the others stay as they are
         written = [stream for stream in STREAMS if stream.name in staged.files]
         con.execute("BEGIN TRANSACTION")
         try:
             for stream in written:
+                if stream.name in unchanged:
+                    continue
                 scope = _scope(stream, staged.mode)
                 new_rows = _new_rows(stream, staged.mode)
                 old, matched = _one(con.execute(
@@ -591,12 +608,11 @@ def _apply_quarantine(con, code: str, staged: StagedSync, run_id: str) -> None:
         con.execute("DELETE FROM quarantine WHERE dossier = ?", [code])
     else:
         # Rows read again (or deleted) this time are judged afresh.
-        for stream in STREAMS:
-            if stream.name in staged.files and stream.follows is None:
-                (key,) = stream.key
-                con.execute(f"DELETE FROM quarantine WHERE dossier = ? AND stream = ? AND key IN "
-                            f"(SELECT CAST({key} AS VARCHAR) FROM stg_{stream.name})",
-                            [code, stream.name])
+        judged = [f"SELECT '{stream.name}', CAST({stream.key[0]} AS VARCHAR) FROM stg_{stream.name}"
+                  for stream in STREAMS if stream.name in staged.files and stream.follows is None]
+        if judged:
+            con.execute(f"DELETE FROM quarantine WHERE dossier = ? AND (stream, key) IN "
+                        f"({' UNION ALL '.join(judged)})", [code])
         con.execute("DELETE FROM quarantine WHERE dossier = ? AND (stream, key) IN "
                     "(SELECT stream, key FROM deletions)", [code])
     if staged.quarantine:
@@ -1076,6 +1092,28 @@ def _fingerprint(con, code: str, journals: str) -> dict[str, int]:
     bookings = con.execute(f"SELECT {fp.booking_sums('duckdb', '?')} FROM bookings "
                            f"WHERE dossier = ?", [journals, code]).fetchall()[0]
     return {**dict(zip(fp.LINE_FIELDS, lines)), **dict(zip(fp.BOOKING_FIELDS, bookings))}
+
+
+def booking_fingerprints(path: Path, code: str, period_codes: list[str],
+                         period_ids: list[int]) -> tuple[pa.Table, list[int]]:
+    """Per mirrored booking in the periods with these codes (as the portal
+    has them) or these ids: core.figures.BOOKING_PRINT. Also returns the
+    portal's ids of those period codes."""
+    with connect(path, read_only=True) as con:
+        return _booking_fingerprints(con, code, period_codes, period_ids)
+
+
+def _booking_fingerprints(con, code: str, period_codes: list[str],
+                          period_ids: list[int]) -> tuple[pa.Table, list[int]]:
+    ids = [r[0] for r in con.execute(
+        "SELECT DISTINCT id FROM periods WHERE dossier = ? AND list_contains(?, code)",
+        [code, list(period_codes)]).fetchall()]
+    table = con.sql(
+        f"SELECT {fp.booking_print('duckdb')} FROM bookings b LEFT JOIN lines l "
+        f"ON l.dossier = b.dossier AND l.booking_id = b.id "
+        f"WHERE b.dossier = ? AND list_contains(?, b.period_id) GROUP BY b.id",
+        params=[code, sorted(set(ids) | set(period_ids))]).to_arrow_table()
+    return fp.booking_print_table(table), ids
 
 
 def period_fingerprints(path: Path, code: str, journals: str) -> pa.Table:

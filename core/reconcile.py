@@ -104,7 +104,10 @@ class Reconciliation:
     (ledger change counter minus the portal's cursor), provisional (the
     portal's provisional proposals), full_sync_rows (ledger rows a full sync
     reads, all streams) and repair_rows (bookings and lines in `segments`:
-    what a targeted repair reads).
+    what a targeted repair reads at most). bookings: the ids of the bookings
+    in `segments` whose figures differ (None: the package cannot say); a
+    targeted repair reads just those. stamp: the ledger file and portal
+    state the verdict was computed on (a repair reuses it while they hold).
     """
 
     dossier: str
@@ -124,6 +127,7 @@ class Reconciliation:
     full_sync_rows: int = 0
     repair_rows: int = 0
     stamp: dict | None = None  # the ledger and portal states it was computed on
+    bookings: tuple[int, ...] | None = None  # in `segments`, the bookings that differ
 
     def to_json(self) -> dict:
         """CONTRACT.md's reconcile document (plus repairable and the two costs)."""
@@ -136,6 +140,7 @@ class Reconciliation:
             "repairable": self.repairable,
             "full_sync_rows": self.full_sync_rows,
             "repair_rows": self.repair_rows,
+            "bookings": None if self.bookings is None else list(self.bookings),
         }
 
     def frame(self) -> pl.DataFrame:
@@ -369,6 +374,29 @@ def _period_rows(connector: Connector, segments: list[dict]) -> int:
     return chosen.len() + lines.filter(pl.col("booking_id").is_in(chosen.to_list())).height
 
 
+def differing_bookings(home: Home, code: str, connector: Connector,
+                       periods: list[str]) -> list[int] | None:
+    """Ids of the bookings in these periods whose figures differ between ledger and portal.
+
+    Both sides print each booking of those periods (core.figures: its fields
+    that enter the figures and its lines' sums); a booking one side lacks
+    differs too. None when the package cannot print its bookings.
+    """
+    if not hasattr(connector, "booking_fingerprints"):
+        return None
+    table = pa.Table.from_batches(list(connector.read("periods", None)),
+                                  schema=BY_NAME["periods"].schema)
+    ids = [i for i, c in zip(table.column("id").to_pylist(), table.column("code").to_pylist())
+           if c in set(periods)]
+    mirrored, portal_ids = portal.booking_fingerprints(home.portal, code, periods, ids)
+    ledger = pl.from_arrow(connector.booking_fingerprints(sorted(set(ids) | set(portal_ids))))
+    joined = ledger.join(pl.from_arrow(mirrored), on="id", how="full", coalesce=True, suffix="_p")
+    fields = [c for c in ledger.columns if c != "id"]
+    differ = joined.filter(pl.any_horizontal(pl.col(f).ne_missing(pl.col(f"{f}_p"))
+                                             for f in fields))
+    return sorted(differ["id"].to_list())
+
+
 def segment_rows(home: Home, code: str, segments: list[dict]) -> int:
     """Ledger rows (bookings and their lines) a targeted repair of `segments` would read.
 
@@ -467,6 +495,8 @@ def reconcile(home: Home, code: str) -> Reconciliation:
         segments = _segments_to_reload(unexplained)
         full_rows = sum(connector.count(s.name, None) for s in STREAMS)
         repair_rows = _period_rows(connector, segments)
+        differing = (differing_bookings(home, code, connector, [s["period"] for s in segments])
+                     if segments and problem is None else None)
     finally:
         pool.shutdown(wait=True)
         connector.close()
@@ -485,6 +515,12 @@ def reconcile(home: Home, code: str) -> Reconciliation:
     elif unexplained.height:
         verdict = "full_sync"
         reasons.append(_unexplained_reason(code, unexplained, segments))
+        if differing is not None:
+            reasons.append(f"{_plural(len(differing), 'booking')} in "
+                           f"{'that period' if len(segments) == 1 else 'those periods'} "
+                           f"differ{'s' if len(differing) == 1 else ''} from the portal's copy: "
+                           f"a targeted repair reloads just "
+                           f"{'that one' if len(differing) == 1 else 'those'}")
     elif cursor is None:
         verdict = "simple_sync"
         reasons.append("the portal has never synced this dossier: a first sync loads the "
@@ -538,7 +574,8 @@ def reconcile(home: Home, code: str) -> Reconciliation:
         periods_detailed=detailed_periods, ledger_lines=ledger_lines, portal_lines=portal_lines,
         pending_changes=max(pending, 0), provisional=n_provisional,
         full_sync_rows=full_rows, repair_rows=repair_rows if verdict == "full_sync" else 0,
-        stamp=(_stamp(dossier, opened["stamp"], state) if opened["stamp"] else None))
+        stamp=(_stamp(dossier, opened["stamp"], state) if opened["stamp"] else None),
+        bookings=tuple(differing) if differing is not None and verdict == "full_sync" else None)
     _remember(home, result)
     return result
 
@@ -562,7 +599,8 @@ def _remember(home: Home, result: Reconciliation) -> None:
     doc = {"stamp": result.stamp, "verdict": result.verdict, "reasons": list(result.reasons),
            "segments": result.segments, "repairable": result.repairable,
            "history_problem": result.history_problem, "full_sync_rows": result.full_sync_rows,
-           "repair_rows": result.repair_rows}
+           "repair_rows": result.repair_rows,
+           "bookings": None if result.bookings is None else list(result.bookings)}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
@@ -590,7 +628,8 @@ def remembered(home: Home, code: str, dossier, ledger_stamp: str | None,
         dossier=code, verdict=doc["verdict"], reasons=tuple(doc["reasons"]),
         segments=doc["segments"], repairable=doc["repairable"],
         history_problem=doc["history_problem"], full_sync_rows=doc["full_sync_rows"],
-        repair_rows=doc["repair_rows"], stamp=doc["stamp"])
+        repair_rows=doc["repair_rows"], stamp=doc["stamp"],
+        bookings=None if doc.get("bookings") is None else tuple(doc["bookings"]))
 
 
 def _unexplained_reason(code: str, unexplained: pl.DataFrame, segments: list[dict]) -> str:

@@ -23,6 +23,7 @@ import secrets
 import shutil
 import time
 from dataclasses import replace
+from functools import partial
 from datetime import date, datetime
 from pathlib import Path
 from typing import Callable, Iterator
@@ -259,52 +260,43 @@ def _repair(home: Home, dossier, base: SyncResult, staging: Path, ctx: RunContex
             options: portal.SyncOptions | None, state: portal.SyncState) -> SyncResult:
     """Reload only the segments reconcile flags, in one atomic swap.
 
-    A silent edit in one closed period costs a reload of that period (its
-    bookings, their lines and matchings, plus the small fiscal-year and
-    period tables), not of the whole history. The cursor stays where it is:
-    changes elsewhere are left to the next simple sync.
+    A silent edit in one closed period costs a reload of the bookings of
+    that period that differ (with their lines and matchings, plus the small
+    fiscal-year and period tables), not of the whole history. The cursor
+    stays where it is: changes elsewhere are left to the next simple sync.
     """
     from core.reconcile import reconcile, remembered
 
-    # The verdict of a reconcile that saw this very ledger file and portal
-    # state (the analyst's, or the nightly's a moment ago) needs no second look.
-    connector = open_connector(dossier.package, dossier.source)
-    try:
-        stamp = connector.stamp() if hasattr(connector, "stamp") else None
-    finally:
-        connector.close()
-    verdict = (remembered(home, dossier.code, dossier, stamp, state)
-               or reconcile(home, dossier.code))
-    if verdict.verdict != "full_sync" or not verdict.segments:
-        hint = ("a simple sync will bring the pending changes"
-                if verdict.verdict == "simple_sync" else "the portal matches the ledger")
-        result = replace(base, status="succeeded", finished_at=_now(),
-                         warnings=(f"nothing to repair: reconcile says {verdict.verdict} ({hint})",))
-        portal.record_run(home.portal, result)
-        return result
-    if not verdict.repairable:
-        reason = verdict.history_problem or "; ".join(verdict.reasons)
-        result = replace(base, finished_at=_now(), needs_full_sync=True, warnings=(reason,),
-                         error=f"a targeted repair cannot fix this, nothing changed: {reason}")
-        portal.record_run(home.portal, result)
-        return result
-    wanted = {s["period"] for s in verdict.segments}
     connector = open_connector(dossier.package, dossier.source)
     try:
         if not hasattr(connector, "read_segments"):
             raise UsageError(f"the {dossier.package} connector cannot reload single periods: "
                              f"run a simple sync (it compares the whole book) or a full sync")
+        # The verdict of a reconcile that saw this very ledger file and portal
+        # state (the analyst's, or the nightly's a moment ago) needs no second look.
+        stamp = connector.stamp() if hasattr(connector, "stamp") else None
+        verdict = (remembered(home, dossier.code, dossier, stamp, state)
+                   or reconcile(home, dossier.code))
+        if verdict.verdict != "full_sync" or not verdict.segments or not verdict.repairable:
+            return _no_repair(home, base, verdict)
+        wanted = sorted({s["period"] for s in verdict.segments})
         files: dict[str, Path] = {}
         rows_read = 0
         for name in ("fiscal_years", "periods"):  # small; periods may have moved
             path = staging / f"{name}.parquet"
             rows_read += _write(path, BY_NAME[name], connector.read(name, None), ctx)
             files[name] = path
-        periods = pl.read_parquet(files["periods"]).filter(pl.col("code").is_in(sorted(wanted)))
-        period_ids = periods.get_column("id").to_list()
+        if verdict.bookings is not None:  # reconcile named the bookings that differ
+            booking_ids = list(verdict.bookings)
+            reads = partial(connector.read_bookings, booking_ids=booking_ids)
+        else:  # every booking of those periods, the portal's and the ledger's
+            periods = pl.read_parquet(files["periods"]).filter(pl.col("code").is_in(wanted))
+            period_ids = periods.get_column("id").to_list()
+            booking_ids = portal.booking_ids(home.portal, dossier.code, wanted, period_ids)
+            reads = partial(connector.read_segments, period_ids=period_ids)
         for name in ("bookings", "lines", "matchings"):
             path = staging / f"{name}.parquet"
-            rows_read += _write(path, BY_NAME[name], connector.read_segments(name, period_ids), ctx)
+            rows_read += _write(path, BY_NAME[name], reads(name), ctx)
             files[name] = path
     finally:
         connector.close()
@@ -312,14 +304,29 @@ def _repair(home: Home, dossier, base: SyncResult, staging: Path, ctx: RunContex
     staged = portal.StagedSync(
         mode="repair", files=files, bad=bad, deletions=None, quarantine=quarantine,
         high_water=state.cursor, deletion_log_from=state.deletion_log_from or 1,
-        rows_read=rows_read, options=options, segment_periods=tuple(period_ids))
-    names = ", ".join(sorted(wanted))
-    result = replace(base, status="succeeded", finished_at=_now(),
-                     warnings=(f"repaired {len(wanted)} period(s): {names}",))
+        rows_read=rows_read, options=options, repair_bookings=tuple(booking_ids))
+    result = replace(base, status="succeeded", finished_at=_now(), warnings=(
+        f"repaired {len(wanted)} period(s): {', '.join(wanted)} "
+        f"({len(booking_ids)} booking(s) differed and were reloaded)",))
     _check_cancel(ctx)
     counts, after = portal.apply_sync(home.portal, dossier.code, staged, result)
     return replace(result, rows=counts, active_period=after.active_period,
                    updated_until=after.updated_until, pending_proposals=after.pending_proposals)
+
+
+def _no_repair(home: Home, base: SyncResult, verdict) -> SyncResult:
+    """A repair with nothing to do, or that only a full sync can do: recorded, nothing changed."""
+    if verdict.verdict == "full_sync" and verdict.segments:
+        reason = verdict.history_problem or "; ".join(verdict.reasons)
+        result = replace(base, finished_at=_now(), needs_full_sync=True, warnings=(reason,),
+                         error=f"a targeted repair cannot fix this, nothing changed: {reason}")
+    else:
+        hint = ("a simple sync will bring the pending changes"
+                if verdict.verdict == "simple_sync" else "the portal matches the ledger")
+        result = replace(base, status="succeeded", finished_at=_now(),
+                         warnings=(f"nothing to repair: reconcile says {verdict.verdict} ({hint})",))
+    portal.record_run(home.portal, result)
+    return result
 
 
 def _write(path: Path, stream, batches, ctx: RunContext, *, total: int | None = None,
@@ -542,26 +549,27 @@ def validate(files: dict[str, Path], state: portal.SyncState | None
         keys = frame.select(list(key))
         bad[stream] = keys if previous is None else pl.concat([previous, keys]).unique()
 
-    def duplicates(stream: str, key: str) -> pl.DataFrame:
+    def duplicates(stream: str, key: str) -> pl.LazyFrame:
         return (scan[stream].group_by(key).agg(pl.len().alias("n")).filter(pl.col("n") > 1)
                 .select(key, pl.format("duplicate {} {} ({} rows in the ledger)",
-                                       pl.lit(key), pl.col(key), pl.col("n")).alias("reason"))
-                .collect())
+                                       pl.lit(key), pl.col(key), pl.col("n")).alias("reason")))
 
-    # Reference streams: duplicates and control characters.
+    # Reference streams: duplicates, control characters, impossible dates (one pass).
+    checks: list[tuple[str, pl.LazyFrame, str | None]] = []
     for stream, key in (("accounts", "code"), ("journals", "code"), ("relations", "id"),
                         ("fiscal_years", "id"), ("periods", "id"), ("matchings", "id")):
-        flag(stream, duplicates(stream, key))
+        checks.append((stream, duplicates(stream, key), None))
     for stream, key in (("accounts", "code"), ("relations", "id")):
-        flag(stream, scan[stream].filter(pl.col("name").str.contains(CONTROL_CHARS))
-             .select(key, pl.lit("name contains control characters").alias("reason"),
-                     pl.col("name").alias("detail")).collect(), detail_col="detail")
+        checks.append((stream, scan[stream].filter(pl.col("name").str.contains(CONTROL_CHARS))
+                       .select(key, pl.lit("name contains control characters").alias("reason"),
+                               pl.col("name").alias("detail")), "detail"))
     for stream in ("fiscal_years", "periods"):
-        flag(stream, scan[stream].filter(
+        checks.append((stream, scan[stream].filter(
             _bad_date("start_date") | _bad_date("end_date"))
             .select("id", pl.lit("impossible start or end date").alias("reason"),
-                    pl.format("{} .. {}", "start_date", "end_date").alias("detail")).collect(),
-             detail_col="detail")
+                    pl.format("{} .. {}", "start_date", "end_date").alias("detail")), "detail"))
+    for (stream, _, detail), frame in zip(checks, pl.collect_all([c[1] for c in checks])):
+        flag(stream, frame, detail_col=detail)
 
     def good_keys(stream: str, key: str, known: frozenset) -> pl.LazyFrame:
         staged = scan[stream].select(key)
@@ -578,7 +586,7 @@ def validate(files: dict[str, Path], state: portal.SyncState | None
 
     bookings, lines = scan["bookings"], scan["lines"]
     reasons = [
-        duplicates("bookings", "id").lazy(),
+        duplicates("bookings", "id"),
         bookings.filter(_bad_date("date")).select(
             "id", pl.format("impossible date {}", pl.col("date").fill_null("(empty)")).alias("reason")),
         bookings.filter(pl.col("due_date").is_not_null() & _bad_date("due_date")).select(

@@ -304,13 +304,23 @@ def test_in_sync_is_decided_on_fingerprints_alone(demo_home):
 def test_a_silent_edit_is_found_in_its_periods_and_repaired(demo_home, kind):
     home, code = Home(demo_home), codes(demo_home)[0]
     ledger = ledger_path(demo_home, code)
-    _, touched = silent_edit(ledger, kind)
+    booking, touched = silent_edit(ledger, kind)
     result = reconcile(home, code)
     assert result.verdict == "full_sync", result.reasons
     assert {s["period"] for s in result.segments} == touched
     assert result.periods_detailed == len(touched)  # only those compared per segment
     assert result.repairable
-    sync(demo_home, code, "repair")
+    assert result.bookings == (booking,)  # named, and all a repair reads of the period
+    assert any(re.match(r"1 booking in (that period|those periods) differs", r)
+               for r in result.reasons)
+    run = sync_dossier(home, code, "repair")
+    assert run.status == "succeeded", run.error
+    with sqlite3.connect(ledger) as con:
+        lines = con.execute("SELECT count(*) FROM booking_lines WHERE booking_id = ?",
+                            (booking,)).fetchone()[0]
+        small = con.execute("SELECT (SELECT count(*) FROM fiscal_years) + "
+                            "(SELECT count(*) FROM periods)").fetchone()[0]
+    assert run.rows.read <= small + 1 + lines + 5  # + its matchings
     after = reconcile(home, code)
     assert after.verdict == "in_sync", after.reasons
     assert portal_trial_balance(demo_home, code) == ledger_trial_balance(demo_home, code)

@@ -184,13 +184,35 @@ class DemoConnector:
 
     def read_segments(self, stream: str, period_ids: Sequence[int]) -> Iterator[pa.RecordBatch]:
         """Bookings, lines or matchings of the bookings in these periods (targeted repair)."""
+        ids = ",".join(str(int(p)) for p in period_ids) or "NULL"
+        return self._read_bookings(stream, f"SELECT id FROM bookings WHERE period_id IN ({ids})")
+
+    def read_bookings(self, stream: str, booking_ids: Sequence[int]) -> Iterator[pa.RecordBatch]:
+        """Bookings, lines or matchings of just these bookings (targeted repair)."""
+        return self._read_bookings(stream, ",".join(str(int(i)) for i in booking_ids) or "NULL")
+
+    def booking_fingerprints(self, period_ids: Sequence[int]) -> pa.Table:
+        """Per booking in these periods: its fields that enter the figures and
+        its lines' sums (core.figures.BOOKING_PRINT), to find the bookings a
+        repair must reload."""
+        ids = ",".join(str(int(p)) for p in period_ids) or "NULL"
+        sql = (f"SELECT {fp.booking_print('sqlite')} FROM bookings b "
+               f"LEFT JOIN booking_lines l ON l.booking_id = b.id "
+               f"WHERE b.period_id IN ({ids}) GROUP BY b.id")
+        try:
+            self._cur.execute(sql)
+            table = self._cur.fetch_arrow_table()
+        except Exception as exc:
+            raise LedgerUnavailable(f"computing figures on ledger {self.path} failed: {exc}") from exc
+        return fp.booking_print_table(table)
+
+    def _read_bookings(self, stream: str, ids: str) -> Iterator[pa.RecordBatch]:
+        """`ids`: SQL giving booking ids (a list or a subquery)."""
         definition = BY_NAME[stream]
         columns, table, _ = _SELECT[stream]
-        ids = ",".join(str(int(p)) for p in period_ids) or "NULL"
-        in_periods = f"SELECT id FROM bookings WHERE period_id IN ({ids})"
-        where = {"bookings": f"period_id IN ({ids})",
-                 "lines": f"booking_id IN ({in_periods})",
-                 "matchings": f"invoice_id IN ({in_periods}) OR payment_id IN ({in_periods})"}[stream]
+        where = {"bookings": f"id IN ({ids})",
+                 "lines": f"booking_id IN ({ids})",
+                 "matchings": f"invoice_id IN ({ids}) OR payment_id IN ({ids})"}[stream]
         try:
             self._cur.execute(f"SELECT {columns} FROM {table} WHERE {where}")
             for batch in self._cur.fetch_record_batch():
