@@ -181,9 +181,6 @@ def cmd_dossier_add(home: Home, args) -> int:
         raise UsageError(f"dossier code {args.code!r}: use 2-32 letters, digits, '-' or '_'")
     settings = _validate_settings(args)
     home.create()
-    portal.initialise(home.portal)
-    if portal.get_dossier(home.portal, code):
-        raise UsageError(f"dossier {code} already exists; change it with 'dossync dossier set {code}'")
     portal.add_dossier(home.portal, Dossier(
         code=code, name=settings.get("name") or code, package=settings["package"],
         source=settings["source"], email=settings.get("email"),

@@ -167,12 +167,16 @@ def initialise(path: Path) -> None:
     """Create the portal's tables, or add what a newer version needs (idempotent)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with _THREADS, _connect(path, read_only=False, wait=LOCK_WAIT_SECONDS) as con:
-        for ddl in _DDL:
-            con.execute(ddl)
-        for stream in STREAMS:
-            con.execute(_mirror_ddl(stream))
-        con.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
+        _create_schema(con)
     _CURRENT.add(str(path))
+
+
+def _create_schema(con) -> None:
+    for ddl in _DDL:
+        con.execute(ddl)
+    for stream in STREAMS:
+        con.execute(_mirror_ddl(stream))
+    con.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
 
 
 # --- dossiers ---------------------------------------------------------------
@@ -211,7 +215,17 @@ def require_dossier(path: Path, code: str) -> Dossier:
 
 
 def add_dossier(path: Path, dossier: Dossier) -> None:
-    with connect(path) as con:
+    """Add a dossier (creating the portal first if there is none): one visit.
+
+    Raises UsageError when the code is taken."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _THREADS, _connect(path, read_only=False, wait=LOCK_WAIT_SECONDS) as con:
+        if str(path) not in _CURRENT and _schema_version(con) < SCHEMA_VERSION:
+            _create_schema(con)
+        _CURRENT.add(str(path))
+        if con.execute("SELECT count(*) FROM dossiers WHERE code = ?", [dossier.code]).fetchall()[0][0]:
+            raise UsageError(f"dossier {dossier.code} already exists; change it with "
+                             f"'dossync dossier set {dossier.code}'")
         con.execute(
             "INSERT INTO dossiers (code, name, package, source, email, language, nightly, "
             "updated_until, active_period, pending_proposals, created_at) "
@@ -524,16 +538,23 @@ def apply_sync(path: Path, code: str, staged: StagedSync,
         written = [stream for stream in STREAMS if stream.name in staged.files]
         con.execute("BEGIN TRANSACTION")
         try:
+            # an activation finds nothing to replace: it only inserts
+            empty = staged.mode == "full" and not con.execute(
+                "SELECT " + " + ".join(f"(SELECT count(*) FROM {s.name} WHERE dossier = $dossier)"
+                                       for s in written), params).fetchall()[0][0]
             for stream in written:
                 if stream.name in unchanged:
                     continue
                 scope = _scope(stream, staged.mode)
                 new_rows = _new_rows(stream, staged.mode)
-                old, matched = _one(con.execute(
-                    f"SELECT count(*), count(*) FILTER (WHERE EXISTS (SELECT 1 FROM ({new_rows}) n "
-                    f"WHERE {' AND '.join(f'n.{k} = t.{k}' for k in stream.key)})) "
-                    f"FROM {stream.name} t WHERE {scope}", params).fetchall())
-                con.execute(f"DELETE FROM {stream.name} t WHERE {scope}", params)
+                if empty:
+                    old = matched = 0
+                else:
+                    old, matched = _one(con.execute(
+                        f"SELECT count(*), count(*) FILTER (WHERE EXISTS (SELECT 1 FROM "
+                        f"({new_rows}) n WHERE {' AND '.join(f'n.{k} = t.{k}' for k in stream.key)})) "
+                        f"FROM {stream.name} t WHERE {scope}", params).fetchall())
+                    con.execute(f"DELETE FROM {stream.name} t WHERE {scope}", params)
                 cols = ", ".join(f"CAST({c.name} AS DATE)" if c.sql == "DATE" else c.name
                                  for c in stream.columns)
                 new = con.execute(f"INSERT INTO {stream.name} SELECT $dossier, {cols} "
