@@ -123,3 +123,18 @@ def test_a_portal_from_an_older_version_is_brought_up_to_date(demo_home):
     con = duckdb.connect(str(demo_home / "portal.duckdb"), read_only=True)
     assert con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall() == [("3",)]
     con.close()
+
+
+def test_adding_a_dossier_twice_is_refused_and_keeps_the_first(demo_home):
+    from conftest import ledger_path, portal_trial_balance
+
+    code = codes(demo_home)[0]
+    before = portal_trial_balance(demo_home, code)
+    other = ledger_path(demo_home, codes(demo_home)[1])
+    done = cli(demo_home, "dossier", "add", code.lower(), "--package", "demo", "--source", str(other))
+    assert done.returncode == ExitCode.USAGE
+    assert f"dossier {code} already exists" in done.stderr and "dossier set" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert portal_trial_balance(demo_home, code) == before
+    listed = {d["code"]: d for d in cli_json(demo_home, "dossier", "list")[1]}
+    assert listed[code]["source"] == str(ledger_path(demo_home, code))
