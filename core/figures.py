@@ -54,17 +54,25 @@ def _int(dialect: Dialect, expr: str) -> str:
     return f"coalesce(TRY_CAST({expr} AS BIGINT), 0)"
 
 
+def _totals(dialect: Dialect, sums: list[str]) -> list[str]:
+    """Sums as plain 64-bit integers, 0 over no rows (DuckDB sums into 128 bits)."""
+    if dialect == "duckdb":
+        return [f"CAST(coalesce({s}, 0) AS BIGINT)" for s in sums]
+    return [f"coalesce({s}, 0)" for s in sums]
+
+
+def _account_mix(dialect: Dialect, a: str) -> str:
+    """Per line: its account code mixed with its amounts (moves between accounts show)."""
+    account = f"({_int(dialect, a + 'account')} % {P} * 64 + length({a}account))"
+    return f"{account} * (({a}debit * 3 + {a}credit + 1) % {P}) % {P}"
+
+
 def line_sums(dialect: Dialect, alias: str = "") -> str:
     """SELECT list of the line fingerprint (LINE_FIELDS), for lines aliased `alias`."""
     a = f"{alias}." if alias else ""
-    account = f"({_int(dialect, a + 'account')} % {P} * 64 + length({a}account))"
-    mix = f"{account} * (({a}debit * 3 + {a}credit + 1) % {P}) % {P}"
-    sums = ["count(*)", f"sum({a}debit)", f"sum({a}credit)", f"sum({a}booking_id % {P})",
-            f"sum({a}line_no)", f"sum({mix})"]
-    if dialect == "duckdb":
-        sums = [f"CAST(coalesce({s}, 0) AS BIGINT)" for s in sums]
-    else:
-        sums = [f"coalesce({s}, 0)" for s in sums]
+    sums = _totals(dialect, ["count(*)", f"sum({a}debit)", f"sum({a}credit)",
+                             f"sum({a}booking_id % {P})", f"sum({a}line_no)",
+                             f"sum({_account_mix(dialect, a)})"])
     return ", ".join(f"{s} AS {name}" for s, name in zip(sums, LINE_FIELDS))
 
 
@@ -78,11 +86,7 @@ def booking_sums(dialect: Dialect, journals_param: str, alias: str = "") -> str:
     mix = (f"(({a}id % {P}) * 7919 % {P} + ({a}rv % {P}) * 1000003 % {P} "
            f"+ (coalesce({a}period_id, 0) % {P}) * 31 % {P} "
            f"+ (coalesce({a}fiscal_year_id, 0) % {P}) * 131 % {P} + {journal} * 65599 % {P})")
-    sums = ["count(*)", f"sum({mix})"]
-    if dialect == "duckdb":
-        sums = [f"CAST(coalesce({s}, 0) AS BIGINT)" for s in sums]
-    else:
-        sums = [f"coalesce({s}, 0)" for s in sums]
+    sums = _totals(dialect, ["count(*)", f"sum({mix})"])
     return ", ".join(f"{s} AS {name}" for s, name in zip(sums, BOOKING_FIELDS))
 
 
@@ -95,14 +99,8 @@ def booking_print(dialect: Dialect) -> str:
     """SELECT list over `bookings b LEFT JOIN lines l ... GROUP BY b.id`: a booking's
     own fields that enter the figures and its lines' sums (BOOKING_PRINT).
     `joined` counts the joined rows: a duplicated booking row doubles it."""
-    account = f"({_int(dialect, 'l.account')} % {P} * 64 + length(l.account))"
-    mix = f"{account} * ((l.debit * 3 + l.credit + 1) % {P}) % {P}"
-    sums = ["count(*)", "count(l.booking_id)", "sum(l.debit)", "sum(l.credit)",
-            "sum(l.line_no)", f"sum({mix})"]
-    if dialect == "duckdb":
-        sums = [f"CAST(coalesce({s}, 0) AS BIGINT)" for s in sums]
-    else:
-        sums = [f"coalesce({s}, 0)" for s in sums]
+    sums = _totals(dialect, ["count(*)", "count(l.booking_id)", "sum(l.debit)", "sum(l.credit)",
+                             "sum(l.line_no)", f"sum({_account_mix(dialect, 'l.')})"])
     fields = ["b.id", "min(b.rv)", "min(b.period_id)", "min(b.fiscal_year_id)",
               "min(b.journal)", *sums]
     return ", ".join(f"{f} AS {n}" for f, n in zip(fields, BOOKING_PRINT))
