@@ -619,17 +619,21 @@ def remembered(home: Home, code: str, dossier, ledger_stamp: str | None,
         return None
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        log.warning("ignoring the kept verdict %s: %s", path, exc)
+        if doc.get("stamp") != _stamp(dossier, ledger_stamp, state):
+            return None
+        return Reconciliation(
+            dossier=code, verdict=doc["verdict"], reasons=tuple(doc["reasons"]),
+            segments=[{"fiscal_year": s["fiscal_year"], "period": s["period"]}
+                      for s in doc["segments"]],
+            repairable=bool(doc["repairable"]), history_problem=doc["history_problem"],
+            full_sync_rows=int(doc["full_sync_rows"]), repair_rows=int(doc["repair_rows"]),
+            stamp=doc["stamp"],
+            bookings=None if doc.get("bookings") is None else tuple(int(i) for i in doc["bookings"]))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        # a damaged file only costs a fresh look at the ledger
+        log.warning("ignoring the kept verdict %s (%s: %s): reconciling again",
+                    path, type(exc).__name__, exc)
         return None
-    if doc.get("stamp") != _stamp(dossier, ledger_stamp, state):
-        return None
-    return Reconciliation(
-        dossier=code, verdict=doc["verdict"], reasons=tuple(doc["reasons"]),
-        segments=doc["segments"], repairable=doc["repairable"],
-        history_problem=doc["history_problem"], full_sync_rows=doc["full_sync_rows"],
-        repair_rows=doc["repair_rows"], stamp=doc["stamp"],
-        bookings=None if doc.get("bookings") is None else tuple(doc["bookings"]))
 
 
 def _unexplained_reason(code: str, unexplained: pl.DataFrame, segments: list[dict]) -> str:
