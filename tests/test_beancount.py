@@ -363,3 +363,41 @@ def test_versions_do_not_depend_on_row_order():
     reordered = {**alone, "lines": alone["lines"].take(
         pa.array(list(range(alone["lines"].num_rows))[::-1]))}
     assert with_versions(reordered)["bookings"]["rv"][0].as_py() == first != ODD_BOOKINGS[0][3]
+
+
+def test_reconcile_and_the_monitor_work_on_a_beancount_dossier(ledger, tmp_path):
+    import asyncio
+
+    from textual.widgets import DataTable
+
+    from core.home import Home
+    from tui.app import DossyncApp
+
+    home = tmp_path / "firm"
+    assert cli_json(home, "dossier", "add", "BC", "--package", "beancount",
+                    "--source", str(ledger))[0] == 0
+    code, doc = cli_json(home, "reconcile", "BC")
+    assert (code, doc["verdict"]) == (0, "in_sync"), doc
+    with ledger.open("a") as fh:
+        fh.write('\n2023-12-30 * "Kantoor Peeters" "Boekhouding Q4"\n'
+                 '  Expenses:Financial:Fees   123.45 USD\n'
+                 '  Assets:US:BofA:Checking\n')
+    code, doc = cli_json(home, "reconcile", "BC")
+    assert (code, doc["verdict"]) == (5, "simple_sync"), doc
+    assert any("no change cursor" in r for r in doc["reasons"]), doc["reasons"]
+    assert {d["account"] for d in doc["differences"]} == {"Expenses:Financial:Fees",
+                                                         "Assets:US:BofA:Checking"}
+    assert cli_json(home, "sync", "BC")[0] == 0
+    assert cli_json(home, "reconcile", "BC")[1]["verdict"] == "in_sync"
+
+    async def monitor() -> list:
+        app = DossyncApp(Home(home), frozen=True)
+        async with app.run_test(size=(120, 30)) as pilot:
+            table = app.screen.query_one("#monitor", DataTable)
+            for _ in range(100):
+                if app.loaded and table.row_count:
+                    break
+                await pilot.pause(0.1)
+            return [str(cell) for cell in table.get_row("BC")]
+
+    assert "beancount" in asyncio.run(monitor())

@@ -414,3 +414,30 @@ def test_invoices_and_bills_reach_the_archive_with_their_payments(tmp_path):
     assert code == 0 and result["status"] == "succeeded", result
     assert archive()["BILL-7"][-1] == "paid"
     assert portal_trial_balance(home, "GB") == piecash_trial_balance(book)
+
+
+def test_reconcile_says_what_an_edit_of_the_book_needs(book, tmp_path):
+    from piecash import Split, Transaction
+
+    home = tmp_path / "firm"
+    assert cli_json(home, "dossier", "add", "GC", "--package", "gnucash",
+                    "--source", str(book))[0] == 0
+    code, doc = cli_json(home, "reconcile", "GC")
+    assert (code, doc["verdict"]) == (0, "in_sync"), doc
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        gnc = _open(book, readonly=False)
+        eur = gnc.default_currency
+        Transaction(eur, "late sale", post_date=datetime.date(2023, 2, 1), splits=[
+            Split(gnc.accounts(code="550"), Decimal("55.50")),
+            Split(gnc.accounts(code="700"), Decimal("-55.50"))])
+        gnc.save()
+        gnc.close()
+    code, doc = cli_json(home, "reconcile", "GC")
+    assert (code, doc["verdict"]) == (5, "simple_sync"), doc
+    assert any("no change cursor" in r for r in doc["reasons"]), doc["reasons"]
+    assert {d["period"] for d in doc["differences"]} == {"2023-02"}
+    assert cli_json(home, "sync", "GC")[0] == 0
+    code, doc = cli_json(home, "reconcile", "GC")
+    assert (code, doc["verdict"]) == (0, "in_sync"), doc
+    assert portal_trial_balance(home, "GC") == piecash_trial_balance(book)
