@@ -36,4 +36,5 @@ bench: $(STAMP)
 
 clean-demo:
 	rm -rf $(HOME_DIR)/portal.duckdb $(HOME_DIR)/portal.duckdb.wal $(HOME_DIR)/ledgers \
-	       $(HOME_DIR)/staging $(HOME_DIR)/locks $(HOME_DIR)/logs $(HOME_DIR)/outbox
+	       $(HOME_DIR)/staging $(HOME_DIR)/locks $(HOME_DIR)/logs $(HOME_DIR)/outbox \
+	       $(HOME_DIR)/verdicts

@@ -126,7 +126,7 @@ def repair_round(pristine: Path, workdir: Path, repeats: int) -> dict:
             target = workdir / f"{kind}-{n}"
             home, segments = edited_copy(pristine, target)
             if kind == "repair_cold":  # no verdict kept: the repair reconciles first
-                shutil.rmtree(home.root / "verdicts")
+                shutil.rmtree(home.verdicts)
             try:
                 t, result = timed(lambda: sync_dossier(home, CODE, kind.removesuffix("_cold")))
             except UsageError as exc:

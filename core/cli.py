@@ -125,10 +125,9 @@ def cmd_demo(home: Home, args) -> int:
                          f"its portal and ledgers with a new demo firm (dossync.toml is kept)")
     for leftover in (home.portal, home.portal.with_suffix(".duckdb.wal")):
         leftover.unlink(missing_ok=True)
-    for folder in (home.ledgers, home.staging, home.locks, home.outbox):
+    for folder in (home.ledgers, home.staging, home.locks, home.outbox, home.verdicts):
         shutil.rmtree(folder, ignore_errors=True)
     home.create()
-    portal.initialise(home.portal)
     companies = demo_package.demo_companies(args.dossiers, args.lines, args.seed)
     results = []
     for number, company in enumerate(companies, 1):

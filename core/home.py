@@ -49,6 +49,11 @@ class Home:
         return self.root / "outbox"
 
     @property
+    def verdicts(self) -> Path:
+        """The last reconcile verdict per dossier, for the repair that follows."""
+        return self.root / "verdicts"
+
+    @property
     def config_file(self) -> Path:
         return self.root / "dossync.toml"
 

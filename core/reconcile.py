@@ -587,7 +587,7 @@ def _stamp(dossier, ledger_stamp: str, state: portal.SyncState) -> dict:
 
 
 def _verdict_file(home: Home, code: str) -> Path:
-    return home.root / "verdicts" / f"{code}.json"
+    return home.verdicts / f"{code}.json"
 
 
 def _remember(home: Home, result: Reconciliation) -> None:

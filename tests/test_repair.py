@@ -122,7 +122,7 @@ def test_a_damaged_kept_verdict_only_costs_a_fresh_look(demo_home, monkeypatch, 
     code = codes(demo_home)[0]
     assert cli(demo_home, "ledger", code, "edit-closed-period").returncode == 0
     verdict = reconcile(Home(demo_home), code)
-    kept = demo_home / "verdicts" / f"{code}.json"
+    kept = Home(demo_home).verdicts / f"{code}.json"
     assert kept.is_file()
     doc = kept.read_text()
     # the stamp still holds, but the rest of the file is damaged
