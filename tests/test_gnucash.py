@@ -441,3 +441,21 @@ def test_reconcile_says_what_an_edit_of_the_book_needs(book, tmp_path):
     code, doc = cli_json(home, "reconcile", "GC")
     assert (code, doc["verdict"]) == (0, "in_sync"), doc
     assert portal_trial_balance(home, "GC") == piecash_trial_balance(book)
+
+
+@pytest.mark.parametrize("posted, terms, due", [
+    ("2023-03-05", ("GNC_TERM_TYPE_DAYS", 30, 0), "2023-04-04"),
+    # proximo: the 15th of next month, or of the month after when posted after the cutoff
+    ("2023-03-20", ("GNC_TERM_TYPE_PROXIMO", 15, 25), "2023-04-15"),
+    ("2023-03-27", ("GNC_TERM_TYPE_PROXIMO", 15, 25), "2023-05-15"),
+    ("2023-12-27", ("GNC_TERM_TYPE_PROXIMO", 10, 25), "2024-02-10"),
+    # a due day past the month's end is its last day; a cutoff of 0 is the month's last day
+    ("2024-01-10", ("GNC_TERM_TYPE_PROXIMO", 31, 0), "2024-02-29"),
+    ("2023-01-31", ("GNC_TERM_TYPE_PROXIMO", 5, -3), "2023-03-05"),
+    (None, ("GNC_TERM_TYPE_DAYS", 30, 0), None),
+    ("2023-03-05", None, None),
+])
+def test_due_dates_follow_the_bill_terms(posted, terms, due):
+    from core.connectors.gnucash import _due_by_terms
+
+    assert _due_by_terms(posted, terms) == due

@@ -15,8 +15,8 @@ What the portal gets from a GnuCash book:
   GNC-PURCH (kind purchase), as documents (doc_type invoice, or credit_note
   when the invoice's `credit-note` slot is set; doc_no = the invoice id;
   relation = the owner, a job's owner for a job; due date = the posting
-  transaction's `trans-date-due` slot, else the date plus the bill terms'
-  due days). Every other transaction, employee vouchers included, goes to
+  transaction's `trans-date-due` slot, else from the bill terms as GnuCash
+  computes them: days terms, or proximo terms). Every other transaction, employee vouchers included, goes to
   GNC (kind misc).
 - the A/R and A/P lines of an invoice's lot carry the owner as their
   relation: the portal takes a document's amount from those lines.
@@ -43,6 +43,8 @@ What the portal gets from a GnuCash book:
 """
 from __future__ import annotations
 
+import calendar as calendar_module
+import datetime
 import sqlite3
 from pathlib import Path
 
@@ -72,7 +74,7 @@ _QUERIES = {
     "invoices": ("SELECT guid, id, owner_type, owner_guid, terms, post_txn, post_lot "
                  "FROM invoices WHERE post_txn IS NOT NULL AND post_lot IS NOT NULL"),
     "jobs": "SELECT guid, owner_type, owner_guid FROM jobs",
-    "billterms": "SELECT guid, type, duedays FROM billterms",
+    "billterms": "SELECT guid, type, duedays, cutoff FROM billterms",
     "slots": ("SELECT obj_guid, name, int64_val, timespec_val, gdate_val FROM slots "
               "WHERE name IN ('credit-note', 'trans-date-due')"),
 }
@@ -241,10 +243,7 @@ def convert(raw: dict, source: str) -> tuple[dict[str, pa.Table], list[str]]:
         "doc_no": tx.select(pl.coalesce(blank("doc_no"), blank("num"))).to_series().to_arrow(),
         "doc_type": tx.select(pl.col("doc_type").fill_null("transaction")).to_series().to_arrow(),
         "fiscal_year_id": year, "period_id": period, "date": dates,
-        "due_date": tx.select(pl.coalesce(
-            "due_date", pl.col("date").str.to_date().dt.offset_by(
-                pl.format("{}d", pl.col("due_days"))).dt.to_string("%Y-%m-%d"))
-        ).to_series().to_arrow(),
+        "due_date": tx.select("due_date").to_series().to_arrow(),
         "relation_id": tx.select("relation_id").to_series().to_arrow(),
         "description": tx.select(blank("description")).to_series().to_arrow()})
 
@@ -277,8 +276,9 @@ def _documents(raw: dict, tx: pl.DataFrame) -> pl.DataFrame:
     posting's trans-date-due slot) and due_days (the bill terms', used when that is missing).
     """
     owner_of_job = {guid: (kind, owner) for guid, kind, owner in raw["jobs"]}
-    due_days = {guid: days for guid, kind, days in raw["billterms"]
-                if kind == "GNC_TERM_TYPE_DAYS" and days is not None}
+    terms_of = {guid: (kind, days, cutoff) for guid, kind, days, cutoff in raw["billterms"]
+                if days is not None}
+    posted_on = dict(zip(tx["tx_guid"].to_list(), tx["date"].to_list()))
     credit_notes = {guid for guid, name, int64, _, _ in raw["slots"]
                     if name == "credit-note" and int64}
     due = {guid: _iso(timespec or gdate) for guid, name, _, timespec, gdate in raw["slots"]
@@ -291,13 +291,43 @@ def _documents(raw: dict, tx: pl.DataFrame) -> pl.DataFrame:
         journal = {CUSTOMER: SALES, VENDOR: PURCHASES}.get(owner_type)
         if journal is None or post_txn not in present:  # employee vouchers stay in GNC
             continue
+        due_date = due.get(post_txn) or _due_by_terms(posted_on.get(post_txn), terms_of.get(terms))
         rows.append((post_txn, post_lot, journal,
                      "credit_note" if guid in credit_notes else "invoice", number or None,
-                     guid_id(owner) if owner else None, due.get(post_txn), due_days.get(terms)))
+                     guid_id(owner) if owner else None, due_date))
     return pl.DataFrame(rows, orient="row", schema={
         "tx_guid": pl.String, "lot_guid": pl.String, "journal": pl.String,
         "doc_type": pl.String, "doc_no": pl.String, "relation_id": pl.Int64,
-        "due_date": pl.String, "due_days": pl.Int64}).unique("tx_guid", keep="first")
+        "due_date": pl.String}).unique("tx_guid", keep="first")
+
+
+def _due_by_terms(posted: str | None, terms: tuple | None) -> str | None:
+    """A document's due date from its bill terms, the way GnuCash computes it.
+
+    Days terms: the posting date plus the due days. Proximo terms: that day
+    of the next month (a posting after the cutoff day: of the month after),
+    or the month's last day when it is shorter; a cutoff of 0 or less counts
+    back from the posting month's last day.
+    """
+    if not posted or not terms:
+        return None
+    kind, days, cutoff = terms
+    try:
+        day = datetime.date.fromisoformat(posted)
+    except ValueError:
+        return None
+    if kind == "GNC_TERM_TYPE_DAYS":
+        return (day + datetime.timedelta(days=days)).isoformat()
+    if kind != "GNC_TERM_TYPE_PROXIMO":
+        return None
+    cutoff = cutoff or 0
+    if cutoff <= 0:
+        cutoff += calendar_module.monthrange(day.year, day.month)[1]
+    months = 1 if day.day <= cutoff else 2
+    year, month = divmod(day.month - 1 + months, 12)
+    year, month = day.year + year, month + 1
+    last = calendar_module.monthrange(year, month)[1]
+    return datetime.date(year, month, min(max(days, 1), last)).isoformat()
 
 
 def _matchings(splits: pl.DataFrame, docs: pl.DataFrame) -> pl.DataFrame:
