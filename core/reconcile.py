@@ -103,8 +103,10 @@ class Reconciliation:
     ledger_lines, portal_lines, pending_changes
     (ledger change counter minus the portal's cursor), provisional (the
     portal's provisional proposals), full_sync_rows (ledger rows a full sync
-    reads, all streams) and repair_rows (bookings and lines in `segments`:
-    what a targeted repair reads at most). bookings: the ids of the bookings
+    reads, all streams) and repair_rows (what a targeted repair reads: the
+    differing bookings with their lines and matchings and the fiscal-year
+    and period tables, or where the package cannot name the bookings, every
+    booking and line of `segments`). bookings: the ids of the bookings
     in `segments` whose figures differ (None: the package cannot say); a
     targeted repair reads just those. stamp: the ledger file and portal
     state the verdict was computed on (a repair reuses it while they hold).
@@ -494,9 +496,14 @@ def reconcile(home: Home, code: str) -> Reconciliation:
         unexplained = differences.filter(pl.col("explained_by").is_null())
         segments = _segments_to_reload(unexplained)
         full_rows = sum(connector.count(s.name, None) for s in STREAMS)
-        repair_rows = _period_rows(connector, segments)
         differing = (differing_bookings(home, code, connector, [s["period"] for s in segments])
                      if segments and problem is None else None)
+        if differing is not None and hasattr(connector, "booking_rows"):
+            # what the repair reads: those bookings, and the small period tables
+            repair_rows = (connector.booking_rows(differing) + connector.count("periods", None)
+                           + connector.count("fiscal_years", None))
+        else:
+            repair_rows = _period_rows(connector, segments)
     finally:
         pool.shutdown(wait=True)
         connector.close()

@@ -191,6 +191,15 @@ class DemoConnector:
         """Bookings, lines or matchings of just these bookings (targeted repair)."""
         return self._read_bookings(stream, ",".join(str(int(i)) for i in booking_ids) or "NULL")
 
+    def booking_rows(self, booking_ids: Sequence[int]) -> int:
+        """Rows `read_bookings` hands out for these bookings (bookings, lines, matchings)."""
+        ids = ",".join(str(int(i)) for i in booking_ids) or "NULL"
+        return int(self._fetch(
+            f"SELECT (SELECT count(*) FROM bookings WHERE id IN ({ids})) + "
+            f"(SELECT count(*) FROM booking_lines WHERE booking_id IN ({ids})) + "
+            f"(SELECT count(*) FROM matchings WHERE invoice_id IN ({ids}) "
+            f"OR payment_id IN ({ids}))")[0][0])
+
     def booking_fingerprints(self, period_ids: Sequence[int]) -> pa.Table:
         """Per booking in these periods: its fields that enter the figures and
         its lines' sums (core.figures.BOOKING_PRINT), to find the bookings a
