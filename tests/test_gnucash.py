@@ -459,3 +459,14 @@ def test_due_dates_follow_the_bill_terms(posted, terms, due):
     from core.connectors.gnucash import _due_by_terms
 
     assert _due_by_terms(posted, terms) == due
+
+
+@pytest.mark.parametrize("stored, iso", [
+    ("2023-03-01 10:59:00", "2023-03-01"),  # GnuCash 3 and later
+    ("20230301105900", "2023-03-01"),       # GnuCash 2.x
+    (None, None), ("", None),
+])
+def test_dates_of_gnucash_2_and_3_books_read_alike(stored, iso):
+    from core.connectors.gnucash import _iso
+
+    assert _iso(stored) == iso
