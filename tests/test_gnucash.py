@@ -470,3 +470,57 @@ def test_dates_of_gnucash_2_and_3_books_read_alike(stored, iso):
     from core.connectors.gnucash import _iso
 
     assert _iso(stored) == iso
+
+
+def test_an_invoice_in_another_currency_reaches_the_archive_in_the_book_currency(tmp_path):
+    """A USD invoice in a EUR book: its A/R line is converted at the rate its EUR lines imply."""
+    from piecash import Account, Customer, Split, Transaction, factories
+    from piecash.core.transaction import Lot
+
+    path = tmp_path / "usd.gnucash"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        book = piecash.create_book(str(path), currency="EUR", overwrite=True)
+        eur = book.default_currency
+        usd = factories.create_currency_from_ISO("USD")
+        root = book.root_account
+        receivable = Account("Receivable USD", "RECEIVABLE", usd, parent=root)
+        sales = Account("Sales", "INCOME", eur, parent=root, code="700000")
+        vat = Account("VAT payable", "LIABILITY", eur, parent=root, code="451000")
+        customer = Customer("Acme Inc", usd, book=book)
+        book.flush()
+        lot = Lot("Invoice US-1", receivable)
+        D = Decimal
+        post = Transaction(usd, "Acme Inc", num="US-1", post_date=datetime.date(2023, 5, 2), splits=[
+            Split(receivable, D("121"), quantity=D("121"), lot=lot),
+            Split(sales, D("-100"), quantity=D("-92.00")),
+            Split(vat, D("-21"), quantity=D("-19.32"))])
+        book.save()
+        ids = {"customer": customer.guid, "usd": usd.guid, "receivable": receivable.guid,
+               "post": post.guid, "lot": lot.guid}
+        book.close()
+    invoice, frame = hashlib.md5(b"invoice").hexdigest(), hashlib.md5(b"frame").hexdigest()
+    day = _stamp(datetime.date(2023, 5, 2))
+    with sqlite3.connect(path) as con:
+        con.execute("INSERT INTO invoices VALUES (?, 'US-1', ?, ?, '', 1, ?, 2, ?, NULL, '', ?, ?, ?, "
+                    "NULL, NULL, 0, 1)", [invoice, day, day, ids["usd"], ids["customer"],
+                                          ids["post"], ids["lot"], ids["receivable"]])
+        slot = ("INSERT INTO slots (obj_guid, name, slot_type, int64_val, string_val, "
+                "timespec_val, guid_val) VALUES (?, ?, ?, ?, ?, ?, ?)")
+        con.execute(slot, [invoice, "credit-note", 1, 0, None, None, None])
+        con.execute(slot, [ids["lot"], "gncInvoice", 9, None, None, None, frame])
+        con.execute(slot, [frame, "gncInvoice/invoice-guid", 5, None, None, None, invoice])
+
+    home = tmp_path / "firm"
+    code, result = cli_json(home, "dossier", "add", "US", "--package", "gnucash",
+                            "--source", str(path))
+    assert code == 0 and result["status"] == "succeeded", result
+    assert result["rows"]["quarantined"] == 0, result
+    code, rows = cli_json(home, "report", "US", "archive")
+    assert code == 0, rows
+    (doc,) = rows
+    # 92.00 + 19.32 EUR: the A/R line carries the EUR its other lines imply, exactly
+    assert (doc["ref"], doc["relation"], doc["amount"]) == ("US-1", "Acme Inc", "111.32")
+    balance = portal_trial_balance(home, "US")
+    assert balance["700000"] == (0, 9200) and balance["451000"] == (0, 1932)
+    assert sum(d - c for d, c in balance.values()) == 0  # the book still balances, in cents
