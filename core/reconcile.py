@@ -523,11 +523,7 @@ def reconcile(home: Home, code: str) -> Reconciliation:
         verdict = "full_sync"
         reasons.append(_unexplained_reason(code, unexplained, segments))
         if differing is not None:
-            reasons.append(f"{_plural(len(differing), 'booking')} in "
-                           f"{'that period' if len(segments) == 1 else 'those periods'} "
-                           f"differ{'s' if len(differing) == 1 else ''} from the portal's copy: "
-                           f"a targeted repair reloads just "
-                           f"{'that one' if len(differing) == 1 else 'those'}")
+            reasons.append(_differing_reason(differing, segments))
     elif cursor is None:
         verdict = "simple_sync"
         reasons.append("the portal has never synced this dossier: a first sync loads the "
@@ -641,6 +637,16 @@ def remembered(home: Home, code: str, dossier, ledger_stamp: str | None,
         log.warning("ignoring the kept verdict %s (%s: %s): reconciling again",
                     path, type(exc).__name__, exc)
         return None
+
+
+def _differing_reason(differing: list[int], segments: list[dict]) -> str:
+    where = "that period" if len(segments) == 1 else "those periods"
+    if not differing:
+        return (f"no booking in {where} differs from the portal's copy, the fiscal-year and "
+                f"period tables do: a targeted repair reloads just those")
+    return (f"{_plural(len(differing), 'booking')} in {where} "
+            f"differ{'s' if len(differing) == 1 else ''} from the portal's copy: a targeted "
+            f"repair reloads just {'that one' if len(differing) == 1 else 'those'}")
 
 
 def _unexplained_reason(code: str, unexplained: pl.DataFrame, segments: list[dict]) -> str:

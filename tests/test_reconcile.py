@@ -379,3 +379,25 @@ def test_a_chart_with_other_codes_compares_every_segment(demo_home):
     assert result.periods_detailed == result.periods_compared > 0
     event(demo_home, code, "edit-closed-period")
     assert reconcile(home, code).verdict == "full_sync"
+
+
+def test_a_renamed_fiscal_year_is_repaired_without_reloading_bookings(demo_home):
+    home, code = Home(demo_home), codes(demo_home)[0]
+    ledger = ledger_path(demo_home, code)
+    with sqlite3.connect(ledger) as con:  # a maintenance tool renames it, untracked
+        fy, old = con.execute("SELECT id, code FROM fiscal_years ORDER BY code LIMIT 1").fetchone()
+        con.execute("UPDATE fiscal_years SET code = ? WHERE id = ?", (f"FY{old}", fy))
+        periods = {r[0] for r in con.execute(
+            "SELECT DISTINCT p.code FROM periods p JOIN bookings b ON b.period_id = p.id "
+            "WHERE b.fiscal_year_id = ?", (fy,))}
+    result = reconcile(home, code)
+    assert result.verdict == "full_sync" and result.repairable, result.reasons
+    assert {s["period"] for s in result.segments} == periods
+    assert {s["fiscal_year"] for s in result.segments} == {f"FY{old}"}
+    assert result.bookings == ()
+    assert any("no booking in those periods differs" in r for r in result.reasons)
+    run = sync_dossier(home, code, "repair")
+    assert run.status == "succeeded", run.error
+    assert run.rows.updated == 1  # the fiscal year's row, nothing else
+    after = reconcile(home, code)
+    assert after.verdict == "in_sync", after.reasons
