@@ -463,20 +463,7 @@ def reconcile(home: Home, code: str) -> Reconciliation:
                    if tracked else None)
         narrowed = _narrow(home, code, connector, chart, view, opened.get("whole"))
         ledger = ledger_figures(connector, quarantined, narrowed.periods)
-        changed = pl.DataFrame(schema={"booking_id": pl.Int64, "reference": pl.String,
-                                       **_SEGMENT_SCHEMA})
-        deleted: list[int] = []
-        if tracked:
-            since = max(0, cursor - LOOKBACK)  # what the next simple sync reads again
-            if caps.figures and hasattr(connector, "changed_segments"):
-                table = connector.changed_segments(since, quarantined)
-                if table.num_rows:
-                    changed = pl.from_arrow(table).select(
-                        pl.col(c).cast(t) for c, t in changed.schema.items())
-            if caps.deletion_log:
-                gone = pl.from_arrow(connector.deletions(since))
-                deleted = sorted({int(k) for k in gone.filter(pl.col("stream") == "bookings")
-                                  ["key"].to_list() if str(k).lstrip("-").isdigit()})
+        changed, deleted = _pending_changes(connector, cursor if tracked else None, quarantined)
         pending_ids = sorted(set(changed["booking_id"].to_list()) | set(deleted))
         if narrowed.periods == []:  # the fingerprints agree: no segment differs, no visit
             mirrored, portal_pending = _segments(None), None
@@ -637,6 +624,30 @@ def remembered(home: Home, code: str, dossier, ledger_stamp: str | None,
         log.warning("ignoring the kept verdict %s (%s: %s): reconciling again",
                     path, type(exc).__name__, exc)
         return None
+
+
+def _pending_changes(connector: Connector, cursor: int | None,
+                     quarantined: list[int]) -> tuple[pl.DataFrame, list[int]]:
+    """What the next simple sync reads again (the cursor minus the lookback): the
+    changed bookings' segment figures and the deleted bookings' ids (none
+    without a cursor)."""
+    changed = pl.DataFrame(schema={"booking_id": pl.Int64, "reference": pl.String,
+                                   **_SEGMENT_SCHEMA})
+    if cursor is None:
+        return changed, []
+    since = max(0, cursor - LOOKBACK)
+    caps = connector.capabilities
+    if caps.figures and hasattr(connector, "changed_segments"):
+        table = connector.changed_segments(since, quarantined)
+        if table.num_rows:
+            changed = pl.from_arrow(table).select(
+                pl.col(c).cast(t) for c, t in changed.schema.items())
+    deleted: list[int] = []
+    if caps.deletion_log:
+        gone = pl.from_arrow(connector.deletions(since))
+        deleted = sorted({int(k) for k in gone.filter(pl.col("stream") == "bookings")["key"]
+                          .to_list() if str(k).lstrip("-").isdigit()})
+    return changed, deleted
 
 
 def _differing_reason(differing: list[int], segments: list[dict]) -> str:
