@@ -138,3 +138,24 @@ def test_adding_a_dossier_twice_is_refused_and_keeps_the_first(demo_home):
     assert portal_trial_balance(demo_home, code) == before
     listed = {d["code"]: d for d in cli_json(demo_home, "dossier", "list")[1]}
     assert listed[code]["source"] == str(ledger_path(demo_home, code))
+
+
+def test_a_ledger_whose_path_has_uri_characters_works(tmp_path):
+    """'#', '?', '%' and spaces are ordinary in file names; SQLite URIs give them meaning."""
+    from core import demo_package
+
+    folder = tmp_path / "Klant #12? 100% zeker"
+    folder.mkdir()
+    ledger = folder / "boeken 2026 #1.sqlite"
+    company = demo_package.demo_companies(1, 1500, seed=5)[0]
+    demo_package.create_ledger(ledger, company, seed=5)
+    home = tmp_path / "firm"
+    status, run = cli_json(home, "dossier", "add", "ODD", "--package", "demo",
+                           "--source", str(ledger))
+    assert status == 0 and run["rows"]["read"] > 1500, run
+    assert cli(home, "ledger", "ODD", "edit-closed-period").returncode == 0
+    status, doc = cli_json(home, "reconcile", "ODD")
+    assert (status, doc["verdict"]) == (ExitCode.DIFFERENCES, "full_sync"), doc
+    status, run = cli_json(home, "sync", "ODD", "--repair")
+    assert status == 0 and run["status"] == "succeeded", run
+    assert cli_json(home, "reconcile", "ODD")[1]["verdict"] == "in_sync"

@@ -9,7 +9,9 @@ counter has come and how far back its deletion log still reaches).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterator, Literal, Protocol, Sequence
+from urllib.parse import quote
 
 import pyarrow as pa
 
@@ -111,3 +113,9 @@ class Connector(Protocol):
     #       only the given bookings; must not use the connector's own cursor
     #       (it runs beside other reads).
     #   period_fingerprints(exclude_bookings, journals) -> Arrow table per period id.
+
+
+def sqlite_uri(path: Path | str) -> str:
+    """A read-only SQLite URI for a file: '?', '#', '%' and spaces in its name escaped
+    (a plain f"file:{path}" would cut a name like 'Klant #12.sqlite' short)."""
+    return "file:" + quote(str(Path(path).resolve())) + "?mode=ro"

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from core import figures as fp
-from core.connectors.base import DELETIONS, Capabilities, LedgerPosition
+from core.connectors.base import DELETIONS, Capabilities, LedgerPosition, sqlite_uri
 from core.model import LedgerUnavailable
 from core.streams import BY_NAME, Stream
 
@@ -92,7 +92,7 @@ class DemoConnector:
                 f"ledger file {path} is not a demo package ledger (not an SQLite database): "
                 f"is the file corrupt or the wrong one?")
         try:
-            self._conn = adbc.connect(f"file:{path}?mode=ro")
+            self._conn = adbc.connect(sqlite_uri(path))
             self._cur = self._conn.cursor()
             self._cur.adbc_statement.set_options(
                 **{"adbc.sqlite.query.batch_rows": str(BATCH_ROWS)})
@@ -388,7 +388,7 @@ class DemoConnector:
         """Run read-only queries at once, each on a fresh connection to the ledger."""
         def run(job: tuple[str, tuple]) -> list[tuple]:
             sql, params = job
-            con = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30,
+            con = sqlite3.connect(sqlite_uri(self.path), uri=True, timeout=30,
                                   check_same_thread=False)
             try:
                 return con.execute(sql, params).fetchall()
@@ -427,7 +427,7 @@ class DemoConnector:
 def ledger_is_sqlite(path: Path) -> bool:
     """Cheap check used by `dossier add`: does the file look like a demo ledger?"""
     try:
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
+        with sqlite3.connect(sqlite_uri(path), uri=True) as conn:
             conn.execute("SELECT value FROM meta WHERE key = 'change_counter'").fetchone()
         return True
     except sqlite3.Error:

@@ -51,6 +51,7 @@ from pathlib import Path
 import polars as pl
 import pyarrow as pa
 
+from core.connectors.base import sqlite_uri
 from core.connectors.snapshot import SnapshotConnector, calendar, period_columns, table
 from core.model import LedgerUnavailable
 
@@ -104,7 +105,7 @@ def read_book(path: Path) -> dict[str, list[tuple]]:
             f"{path} is a GnuCash XML book; dossync reads SQLite books: in GnuCash use "
             f"File > Save As... with data format 'sqlite3'")
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        conn = sqlite3.connect(sqlite_uri(path), uri=True)
     except sqlite3.Error as exc:
         raise LedgerUnavailable(f"{path} cannot be opened as a GnuCash book: {exc}") from exc
     try:
