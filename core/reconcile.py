@@ -485,6 +485,7 @@ def reconcile(home: Home, code: str) -> Reconciliation:
         full_rows = sum(connector.count(s.name, None) for s in STREAMS)
         differing = (differing_bookings(home, code, connector, [s["period"] for s in segments])
                      if segments and problem is None else None)
+        names = _booking_names(connector, differing or [])
         if differing is not None and hasattr(connector, "booking_rows"):
             # what the repair reads: those bookings, and the small period tables
             repair_rows = (connector.booking_rows(differing) + connector.count("periods", None)
@@ -510,7 +511,7 @@ def reconcile(home: Home, code: str) -> Reconciliation:
         verdict = "full_sync"
         reasons.append(_unexplained_reason(code, unexplained, segments))
         if differing is not None:
-            reasons.append(_differing_reason(differing, segments))
+            reasons.append(_differing_reason(differing, segments, names))
     elif cursor is None:
         verdict = "simple_sync"
         reasons.append("the portal has never synced this dossier: a first sync loads the "
@@ -650,14 +651,31 @@ def _pending_changes(connector: Connector, cursor: int | None,
     return changed, deleted
 
 
-def _differing_reason(differing: list[int], segments: list[dict]) -> str:
+SHOWN_BOOKINGS = 5
+
+
+def _booking_names(connector: Connector, ids: list[int]) -> list[str]:
+    """How the accountant knows the first few of these bookings: journal, number, date."""
+    if not ids or not hasattr(connector, "read_bookings"):
+        return []
+    shown = ids[:SHOWN_BOOKINGS]
+    table = pa.Table.from_batches(list(connector.read_bookings("bookings", shown)),
+                                  schema=BY_NAME["bookings"].schema)
+    known = {i: f"{n if n.startswith(j) else f'{j} {n}'} of {d}" for i, j, n, d in zip(
+        *(table.column(c).to_pylist() for c in ("id", "journal", "doc_no", "date")))}
+    return [known.get(i, f"booking {i}, no longer in the ledger") for i in shown]
+
+
+def _differing_reason(differing: list[int], segments: list[dict], names: list[str]) -> str:
     where = "that period" if len(segments) == 1 else "those periods"
     if not differing:
         return (f"no booking in {where} differs from the portal's copy, the fiscal-year and "
                 f"period tables do: a targeted repair reloads just those")
+    more = len(differing) - len(names)
+    named = f" ({'; '.join(names)}{f' and {more} more' if more > 0 else ''})" if names else ""
     return (f"{_plural(len(differing), 'booking')} in {where} "
-            f"differ{'s' if len(differing) == 1 else ''} from the portal's copy: a targeted "
-            f"repair reloads just {'that one' if len(differing) == 1 else 'those'}")
+            f"differ{'s' if len(differing) == 1 else ''} from the portal's copy{named}: a "
+            f"targeted repair reloads just {'that one' if len(differing) == 1 else 'those'}")
 
 
 def _unexplained_reason(code: str, unexplained: pl.DataFrame, segments: list[dict]) -> str:

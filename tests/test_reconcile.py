@@ -330,8 +330,10 @@ def test_a_silent_edit_is_found_in_its_periods_and_repaired(demo_home, kind):
     assert result.periods_detailed == len(touched)  # only those compared per segment
     assert result.repairable
     assert result.bookings == (booking,)  # named, and all a repair reads of the period
-    assert any(re.match(r"1 booking in (that period|those periods) differs", r)
-               for r in result.reasons)
+    with sqlite3.connect(ledger) as con:
+        doc_no = con.execute("SELECT doc_no FROM bookings WHERE id = ?", (booking,)).fetchone()[0]
+    assert any(re.match(r"1 booking in (that period|those periods) differs", r) and doc_no in r
+               for r in result.reasons), result.reasons
     run = sync_dossier(home, code, "repair")
     assert run.status == "succeeded", run.error
     with sqlite3.connect(ledger) as con:
