@@ -113,6 +113,14 @@ class Connector(Protocol):
     #       only the given bookings; must not use the connector's own cursor
     #       (it runs beside other reads).
     #   period_fingerprints(exclude_bookings, journals) -> Arrow table per period id.
+    # Optional, for a targeted repair (sync --repair):
+    #   read_segments(stream, period_ids) / read_bookings(stream, booking_ids):
+    #       bookings, lines or matchings of those periods / bookings.
+    #   booking_fingerprints(period_ids) -> Arrow table (core.figures.BOOKING_PRINT)
+    #       and booking_rows(booking_ids) -> int: which bookings differ, and
+    #       what reading them costs.
+    #   stamp() -> str: changes whenever the package's files do (a kept
+    #       reconcile verdict is reused only while it holds).
 
 
 def sqlite_uri(path: Path | str) -> str:
