@@ -122,3 +122,54 @@ def test_sqlite_file_that_is_not_a_ledger(tmp_path):
     assert str(other) in done.stderr and "Traceback" not in done.stderr
     # a failed activation leaves no half-registered dossier behind
     assert cli_json(home, "dossier", "list")[1] == []
+
+
+def _hold_ledger_lock(ledger: Path, seconds: float):
+    """Another process (the package) holds the ledger locked for `seconds`, as in a commit."""
+    import subprocess
+    import sys
+
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sqlite3, sys, time\n"
+        "w = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+        "w.execute('BEGIN EXCLUSIVE'); print('locked', flush=True)\n"
+        "time.sleep(float(sys.argv[2])); w.execute('COMMIT')\n"), str(ledger), str(seconds)],
+        stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "locked"
+    return holder
+
+
+def test_a_ledger_the_package_is_writing_is_waited_for(demo_home):
+    import time
+
+    from core.home import Home
+    from core.sync import sync_dossier
+
+    code = codes(demo_home)[0]
+    assert cli(demo_home, "ledger", code, "new-bookings", "3").returncode == 0
+    holder = _hold_ledger_lock(ledger_path(demo_home, code), 1.5)
+    started = time.monotonic()
+    result = sync_dossier(Home(demo_home), code, "simple")
+    holder.wait(timeout=30)
+    assert result.status == "succeeded", result.error
+    assert time.monotonic() - started >= 1.0  # it waited for the commit, then read
+    assert result.rows.inserted > 0
+
+
+def test_a_ledger_locked_too_long_fails_clearly_and_changes_nothing(demo_home, monkeypatch):
+    from core.connectors import demo
+    from core.home import Home
+    from core.sync import sync_dossier
+
+    code = codes(demo_home)[0]
+    before = portal_trial_balance(demo_home, code)
+    monkeypatch.setattr(demo, "LOCK_WAIT_MS", 300)
+    ledger = ledger_path(demo_home, code)
+    holder = _hold_ledger_lock(ledger, 3)
+    try:
+        result = sync_dossier(Home(demo_home), code, "simple")
+    finally:
+        holder.wait(timeout=30)
+    assert result.status == "failed"
+    assert "stayed locked" in result.error and str(ledger) in result.error
+    assert portal_trial_balance(demo_home, code) == before

@@ -23,6 +23,7 @@ from core.model import LedgerUnavailable
 from core.streams import BY_NAME, Stream
 
 BATCH_ROWS = 65_536
+LOCK_WAIT_MS = 30_000  # how long a read waits while the package holds the ledger locked
 
 # Canonical stream -> (SELECT list, FROM, the rows changed since a cursor).
 # Nullable text comes through COALESCE(.., ''): the driver infers a column's
@@ -96,10 +97,17 @@ class DemoConnector:
             self._cur = self._conn.cursor()
             self._cur.adbc_statement.set_options(
                 **{"adbc.sqlite.query.batch_rows": str(BATCH_ROWS)})
+            # The package may be committing right now: wait for it, as its own tools do.
+            self._fetch(f"PRAGMA busy_timeout = {LOCK_WAIT_MS}")
             # One read transaction for the whole sync: a consistent snapshot.
             self._meta = dict(self._fetch("SELECT key, value FROM meta"))
         except Exception as exc:  # the driver raises OSError/ProgrammingError/...
             self.close()
+            if "locked" in str(exc).lower():
+                raise LedgerUnavailable(
+                    f"ledger file {path} stayed locked by the package for "
+                    f"{LOCK_WAIT_MS // 1000}s (it is writing to it): try again when it is "
+                    f"done") from exc
             raise LedgerUnavailable(
                 f"ledger file {path} cannot be opened as a demo package ledger: {exc}") from exc
 
@@ -388,7 +396,7 @@ class DemoConnector:
         """Run read-only queries at once, each on a fresh connection to the ledger."""
         def run(job: tuple[str, tuple]) -> list[tuple]:
             sql, params = job
-            con = sqlite3.connect(sqlite_uri(self.path), uri=True, timeout=30,
+            con = sqlite3.connect(sqlite_uri(self.path), uri=True, timeout=LOCK_WAIT_MS / 1000,
                                   check_same_thread=False)
             try:
                 return con.execute(sql, params).fetchall()
