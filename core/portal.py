@@ -281,22 +281,15 @@ class SyncState:
     last_run: str | None = None  # the newest sync run: any sync since changes it
 
 
-def sync_state(path: Path, code: str, probe: int = 20, codes: bool | None = None) -> SyncState:
+def sync_state(path: Path, code: str, probe: int = 20, codes: bool | None = None,
+               last_run: bool = False) -> SyncState:
     """The state a sync starts from; probe=0 (a full sync) skips what only an
     incremental sync needs: the rewind probe and (unless `codes`) the known
-    reference keys (accounts, journals, periods; a repair checks against them)."""
+    reference keys (accounts, journals, periods; a repair checks against them).
+    last_run: also the newest sync run (a kept reconcile verdict is checked
+    against it)."""
     with connect(path, read_only=True) as con:
-        return _sync_state(con, code, probe, codes)
-
-
-def booking_ids(path: Path, code: str, period_codes: list[str], period_ids: list[int]) -> list[int]:
-    """Ids of the dossier's mirrored bookings in the periods with these codes
-    (as the portal has them) or these ids."""
-    with connect(path, read_only=True) as con:
-        return [r[0] for r in con.execute(
-            "SELECT id FROM bookings WHERE dossier = ? AND (list_contains(?, period_id) OR "
-            "period_id IN (SELECT id FROM periods WHERE dossier = ? AND list_contains(?, code)))",
-            [code, list(period_ids), code, list(period_codes)]).fetchall()]
+        return _sync_state(con, code, probe, codes, last_run)
 
 
 def sync_states(path: Path, codes: list[str]) -> dict[str, SyncState]:
@@ -305,7 +298,8 @@ def sync_states(path: Path, codes: list[str]) -> dict[str, SyncState]:
         return {code: _sync_state(con, code) for code in codes}
 
 
-def _sync_state(con, code: str, probe: int = 20, codes: bool | None = None) -> SyncState:
+def _sync_state(con, code: str, probe: int = 20, codes: bool | None = None,
+                last_run: bool = False) -> SyncState:
     row = _one(con.execute(f"SELECT {_DOSSIER_COLS} FROM dossiers WHERE code = ?",
                            [code]).fetchall())
     pos = _one(con.execute("SELECT high_water, deletion_log_from FROM ledger_position "
@@ -328,7 +322,7 @@ def _sync_state(con, code: str, probe: int = 20, codes: bool | None = None) -> S
         periods = frozenset(r[0] for r in con.execute(
             "SELECT id FROM periods WHERE dossier = ?", [code]).fetchall())
     last = _one(con.execute("SELECT arg_max(run_id, finished_at) FROM sync_runs WHERE dossier = ?",
-                            [code]).fetchall())
+                            [code]).fetchall()) if last_run else None
     return SyncState(dossier=_dossier(row) if row else None, last_run=last[0] if last else None,
                      cursor=pos[0] if pos else None, deletion_log_from=pos[1] if pos else None,
                      recent=recent, accounts=accounts, journals=journals, periods=periods,
@@ -1079,7 +1073,7 @@ def reconcile_view(path: Path, code: str,
     """
     whole = None
     with connect(path, read_only=True) as con:
-        state = _sync_state(con, code)
+        state = _sync_state(con, code, last_run=True)
         journals = started(state.dossier) if started and state.dossier else None
         provisional = _PROVISIONAL_SCHEMA.empty_table()
         if state.dossier is None:
@@ -1099,12 +1093,6 @@ def reconcile_view(path: Path, code: str,
                          journals=state.journals, accounts=state.accounts,
                          periods=periods, fiscal_years=years, provisional=provisional,
                          fingerprint=whole)
-
-
-def fingerprint(path: Path, code: str, journals: str) -> dict[str, int]:
-    """The dossier's whole fingerprint (core.figures) over its mirrored bookings."""
-    with connect(path, read_only=True) as con:
-        return _fingerprint(con, code, journals)
 
 
 def _fingerprint(con, code: str, journals: str) -> dict[str, int]:

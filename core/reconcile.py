@@ -376,20 +376,22 @@ def _period_rows(connector: Connector, segments: list[dict]) -> int:
     return chosen.len() + lines.filter(pl.col("booking_id").is_in(chosen.to_list())).height
 
 
-def differing_bookings(home: Home, code: str, connector: Connector,
-                       periods: list[str]) -> list[int] | None:
+def differing_bookings(home: Home, code: str, connector: Connector, periods: list[str],
+                       period_codes: dict[int, str] | None = None) -> list[int] | None:
     """Ids of the bookings in these periods whose figures differ between ledger and portal.
 
     Both sides print each booking of those periods (core.figures: its fields
     that enter the figures and its lines' sums); a booking one side lacks
     differs too. None when the package cannot print its bookings.
+    period_codes: the ledger's period id -> code, when already read.
     """
     if not hasattr(connector, "booking_fingerprints"):
         return None
-    table = pa.Table.from_batches(list(connector.read("periods", None)),
-                                  schema=BY_NAME["periods"].schema)
-    ids = [i for i, c in zip(table.column("id").to_pylist(), table.column("code").to_pylist())
-           if c in set(periods)]
+    if period_codes is None:
+        table = pa.Table.from_batches(list(connector.read("periods", None)),
+                                      schema=BY_NAME["periods"].schema)
+        period_codes = dict(zip(table.column("id").to_pylist(), table.column("code").to_pylist()))
+    ids = [i for i, c in period_codes.items() if c in set(periods)]
     mirrored, portal_ids = portal.booking_fingerprints(home.portal, code, periods, ids)
     ledger = pl.from_arrow(connector.booking_fingerprints(sorted(set(ids) | set(portal_ids))))
     joined = ledger.join(pl.from_arrow(mirrored), on="id", how="full", coalesce=True, suffix="_p")
@@ -397,20 +399,6 @@ def differing_bookings(home: Home, code: str, connector: Connector,
     differ = joined.filter(pl.any_horizontal(pl.col(f).ne_missing(pl.col(f"{f}_p"))
                                              for f in fields))
     return sorted(differ["id"].to_list())
-
-
-def segment_rows(home: Home, code: str, segments: list[dict]) -> int:
-    """Ledger rows (bookings and their lines) a targeted repair of `segments` would read.
-
-    Segments are matched on their period code (a period belongs to one
-    fiscal year at a time; after moved fiscal years the ledger's one counts).
-    """
-    dossier = _dossier(home, code)
-    connector = open_connector(dossier.package, dossier.source)
-    try:
-        return _period_rows(connector, segments)
-    finally:
-        connector.close()
 
 
 def _dossier(home: Home, code: str):
@@ -483,7 +471,8 @@ def reconcile(home: Home, code: str) -> Reconciliation:
         unexplained = differences.filter(pl.col("explained_by").is_null())
         segments = _segments_to_reload(unexplained)
         full_rows = sum(connector.count(s.name, None) for s in STREAMS)
-        differing = (differing_bookings(home, code, connector, [s["period"] for s in segments])
+        differing = (differing_bookings(home, code, connector, [s["period"] for s in segments],
+                                        chart.periods if chart else None)
                      if segments and problem is None else None)
         names = _booking_names(connector, differing or [])
         if differing is not None and hasattr(connector, "booking_rows"):
@@ -611,6 +600,8 @@ def remembered(home: Home, code: str, dossier, ledger_stamp: str | None,
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
         if doc.get("stamp") != _stamp(dossier, ledger_stamp, state):
+            return None
+        if doc["repairable"] and doc.get("bookings") is None:  # kept by an older version
             return None
         return Reconciliation(
             dossier=code, verdict=doc["verdict"], reasons=tuple(doc["reasons"]),

@@ -23,7 +23,6 @@ import secrets
 import shutil
 import time
 from dataclasses import replace
-from functools import partial
 from datetime import date, datetime
 from pathlib import Path
 from typing import Callable, Iterator
@@ -90,7 +89,7 @@ def sync_dossier(home: Home, code: str, kind: SyncKind = "simple",
         # a repair trusts reconcile's look at the ledger's history: no rewind probe
         state = known or portal.sync_state(home.portal, code,
                                            probe=0 if kind in ("full", "repair") else 20,
-                                           codes=kind != "full")
+                                           codes=kind != "full", last_run=kind == "repair")
     except BaseException:
         lock.release()
         raise
@@ -269,8 +268,8 @@ def _repair(home: Home, dossier, base: SyncResult, staging: Path, ctx: RunContex
 
     connector = open_connector(dossier.package, dossier.source)
     try:
-        if not hasattr(connector, "read_segments"):
-            raise UsageError(f"the {dossier.package} connector cannot reload single periods: "
+        if not (hasattr(connector, "read_bookings") and hasattr(connector, "booking_fingerprints")):
+            raise UsageError(f"the {dossier.package} connector cannot reload single bookings: "
                              f"run a simple sync (it compares the whole book) or a full sync")
         # The verdict of a reconcile that saw this very ledger file and portal
         # state (the analyst's, or the nightly's a moment ago) needs no second look.
@@ -286,17 +285,11 @@ def _repair(home: Home, dossier, base: SyncResult, staging: Path, ctx: RunContex
             path = staging / f"{name}.parquet"
             rows_read += _write(path, BY_NAME[name], connector.read(name, None), ctx)
             files[name] = path
-        if verdict.bookings is not None:  # reconcile named the bookings that differ
-            booking_ids = list(verdict.bookings)
-            reads = partial(connector.read_bookings, booking_ids=booking_ids)
-        else:  # every booking of those periods, the portal's and the ledger's
-            periods = pl.read_parquet(files["periods"]).filter(pl.col("code").is_in(wanted))
-            period_ids = periods.get_column("id").to_list()
-            booking_ids = portal.booking_ids(home.portal, dossier.code, wanted, period_ids)
-            reads = partial(connector.read_segments, period_ids=period_ids)
+        booking_ids = list(verdict.bookings or ())  # reconcile named the bookings that differ
         for name in ("bookings", "lines", "matchings"):
             path = staging / f"{name}.parquet"
-            rows_read += _write(path, BY_NAME[name], reads(name), ctx)
+            rows_read += _write(path, BY_NAME[name], connector.read_bookings(name, booking_ids),
+                                ctx)
             files[name] = path
     finally:
         connector.close()

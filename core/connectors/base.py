@@ -77,10 +77,6 @@ class Connector(Protocol):
         the deletion took; a key may be handed out again later, to a new record)."""
         ...
 
-    def read_segments(self, stream: str, period_ids: Sequence[int]) -> Iterator[pa.RecordBatch]:
-        """Optional (targeted repair): bookings, lines or matchings of these periods."""
-        ...
-
     def read_keys(self, stream: str, keys: list[str]) -> pa.Table:
         """The stream's rows with these keys (lines: the lines of these bookings)."""
         ...
@@ -114,8 +110,7 @@ class Connector(Protocol):
     #       (it runs beside other reads).
     #   period_fingerprints(exclude_bookings, journals) -> Arrow table per period id.
     # Optional, for a targeted repair (sync --repair):
-    #   read_segments(stream, period_ids) / read_bookings(stream, booking_ids):
-    #       bookings, lines or matchings of those periods / bookings.
+    #   read_bookings(stream, booking_ids): bookings, lines or matchings of those bookings.
     #   booking_fingerprints(period_ids) -> Arrow table (core.figures.BOOKING_PRINT)
     #       and booking_rows(booking_ids) -> int: which bookings differ, and
     #       what reading them costs.

@@ -190,14 +190,20 @@ class DemoConnector:
             return None
         return DemoConnector(self.path)
 
-    def read_segments(self, stream: str, period_ids: Sequence[int]) -> Iterator[pa.RecordBatch]:
-        """Bookings, lines or matchings of the bookings in these periods (targeted repair)."""
-        ids = ",".join(str(int(p)) for p in period_ids) or "NULL"
-        return self._read_bookings(stream, f"SELECT id FROM bookings WHERE period_id IN ({ids})")
-
     def read_bookings(self, stream: str, booking_ids: Sequence[int]) -> Iterator[pa.RecordBatch]:
         """Bookings, lines or matchings of just these bookings (targeted repair)."""
-        return self._read_bookings(stream, ",".join(str(int(i)) for i in booking_ids) or "NULL")
+        ids = ",".join(str(int(i)) for i in booking_ids) or "NULL"
+        definition = BY_NAME[stream]
+        columns, table, _ = _SELECT[stream]
+        where = {"bookings": f"id IN ({ids})",
+                 "lines": f"booking_id IN ({ids})",
+                 "matchings": f"invoice_id IN ({ids}) OR payment_id IN ({ids})"}[stream]
+        try:
+            self._cur.execute(f"SELECT {columns} FROM {table} WHERE {where}")
+            for batch in self._cur.fetch_record_batch():
+                yield _conform(batch, definition)
+        except Exception as exc:
+            raise LedgerUnavailable(f"reading {stream} from ledger {self.path} failed: {exc}") from exc
 
     def booking_rows(self, booking_ids: Sequence[int]) -> int:
         """Rows `read_bookings` hands out for these bookings (bookings, lines, matchings)."""
@@ -222,20 +228,6 @@ class DemoConnector:
         except Exception as exc:
             raise LedgerUnavailable(f"computing figures on ledger {self.path} failed: {exc}") from exc
         return fp.booking_print_table(table)
-
-    def _read_bookings(self, stream: str, ids: str) -> Iterator[pa.RecordBatch]:
-        """`ids`: SQL giving booking ids (a list or a subquery)."""
-        definition = BY_NAME[stream]
-        columns, table, _ = _SELECT[stream]
-        where = {"bookings": f"id IN ({ids})",
-                 "lines": f"booking_id IN ({ids})",
-                 "matchings": f"invoice_id IN ({ids}) OR payment_id IN ({ids})"}[stream]
-        try:
-            self._cur.execute(f"SELECT {columns} FROM {table} WHERE {where}")
-            for batch in self._cur.fetch_record_batch():
-                yield _conform(batch, definition)
-        except Exception as exc:
-            raise LedgerUnavailable(f"reading {stream} from ledger {self.path} failed: {exc}") from exc
 
     def read_keys(self, stream: str, keys: list[str]) -> pa.Table:
         """The stream's rows with these keys (for lines: of these bookings)."""
