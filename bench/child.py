@@ -9,7 +9,6 @@ and reads back a small JSON document of in-process timings from FILE.
 Modes:
 
     gen LINES SEED OUT          write a demo ledger (core.demo_package)
-    counts LEDGER               row counts of the ledger tables (stdout JSON)
     dossync HOME ARGV...        the real CLI (core.cli.main) with phase timers;
                                 ARGV is the CLI's own argument list
     dlt LEDGER WORKDIR          dlt sql_database(pyarrow) -> duckdb, replace
@@ -75,16 +74,6 @@ def mode_gen(lines: int, seed: int, out: str) -> dict:
     t0 = time.perf_counter()
     demo_package.create_ledger(Path(out), company, seed=seed)
     return {"seconds": time.perf_counter() - t0, "company": company.code, "lines": company.lines}
-
-
-def ledger_counts(ledger: str) -> dict[str, int]:
-    import sqlite3
-
-    con = sqlite3.connect(f"file:{ledger}?mode=ro", uri=True)
-    try:
-        return {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in LEDGER_TABLES}
-    finally:
-        con.close()
 
 
 # --- dossync --------------------------------------------------------------------
@@ -243,9 +232,6 @@ def main(argv: list[str]) -> int:
     code = 0
     if mode == "gen":
         doc = mode_gen(int(args[0]), int(args[1]), args[2])
-    elif mode == "counts":
-        doc = ledger_counts(args[0])
-        print(json.dumps(doc))
     elif mode == "dossync":
         doc, code = mode_dossync(args, profile)
     elif mode == "dlt":

@@ -19,11 +19,17 @@ ROOT = Path(__file__).resolve().parent.parent
 DOSSYNC = [sys.executable, "-m", "core.cli"]
 
 
+def build_demo(tmp_path_factory, name: str, dossiers: int, lines: int, seed: int) -> Path:
+    """A demo firm built through the CLI's own entry point, in a fresh folder."""
+    home = tmp_path_factory.mktemp(name) / "firm"
+    assert main(["--home", str(home), "demo", "--dossiers", str(dossiers), "--lines", str(lines),
+                 "--seed", str(seed)]) == 0
+    return home
+
+
 @pytest.fixture(scope="session")
 def _demo_template(tmp_path_factory) -> Path:
-    home = tmp_path_factory.mktemp("template") / "firm"
-    assert main(["--home", str(home), "demo", "--dossiers", "3", "--lines", "3000", "--seed", "7"]) == 0
-    return home
+    return build_demo(tmp_path_factory, "template", 3, 3000, 7)
 
 
 def copy_home(template: Path, target: Path) -> Path:
@@ -44,10 +50,7 @@ def demo_home(_demo_template, tmp_path) -> Path:
 @pytest.fixture(scope="session")
 def tui_template(tmp_path_factory) -> Path:
     """The demo firm the UI tests start from (built once; tests use copies)."""
-    home = tmp_path_factory.mktemp("tui") / "firm"
-    assert main(["--home", str(home), "demo", "--dossiers", "3", "--lines", "2000",
-                 "--seed", "3"]) == 0
-    return home
+    return build_demo(tmp_path_factory, "tui", 3, 2000, 3)
 
 
 @pytest.fixture

@@ -74,6 +74,14 @@ def assert_portal_equals_beancount(home: Path, code: str, ledger: Path) -> None:
     assert sum(portal.values()) + rounding == 0
 
 
+def append_fee(ledger: Path) -> None:
+    """The accountant adds one transaction at the end of the file: 123.45 USD of bank fees."""
+    with ledger.open("a") as fh:
+        fh.write('\n2023-12-30 * "Kantoor Peeters" "Boekhouding Q4"\n'
+                 '  Expenses:Financial:Fees   123.45 USD\n'
+                 '  Assets:US:BofA:Checking\n')
+
+
 @pytest.fixture(scope="module")
 def _ledger_template(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("beancount") / "main.beancount"
@@ -114,10 +122,7 @@ def test_appended_transaction_arrives_with_a_simple_sync(ledger, tmp_path):
     assert cli_json(home, "dossier", "add", "BC", "--package", "beancount",
                     "--source", str(ledger))[0] == 0
     before = portal_trial_balance(home, "BC")
-    with ledger.open("a") as fh:
-        fh.write('\n2023-12-30 * "Kantoor Peeters" "Boekhouding Q4"\n'
-                 '  Expenses:Financial:Fees   123.45 USD\n'
-                 '  Assets:US:BofA:Checking\n')
+    append_fee(ledger)
     code, result = cli_json(home, "sync", "BC")
     assert code == 0 and result["status"] == "succeeded", result
     assert result["kind"] == "simple"
@@ -378,10 +383,7 @@ def test_reconcile_and_the_monitor_work_on_a_beancount_dossier(ledger, tmp_path)
                     "--source", str(ledger))[0] == 0
     code, doc = cli_json(home, "reconcile", "BC")
     assert (code, doc["verdict"]) == (0, "in_sync"), doc
-    with ledger.open("a") as fh:
-        fh.write('\n2023-12-30 * "Kantoor Peeters" "Boekhouding Q4"\n'
-                 '  Expenses:Financial:Fees   123.45 USD\n'
-                 '  Assets:US:BofA:Checking\n')
+    append_fee(ledger)
     code, doc = cli_json(home, "reconcile", "BC")
     assert (code, doc["verdict"]) == (5, "simple_sync"), doc
     assert any("no change cursor" in r for r in doc["reasons"]), doc["reasons"]

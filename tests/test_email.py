@@ -48,6 +48,17 @@ def _configure(home, port: int) -> None:
         f'[smtp]\nhost = "127.0.0.1"\nport = {port}\nsender = "boekhouding@kantoor.example"\n')
 
 
+def _sync_and_notify(home, port: int, code: str) -> tuple[int, dict, Inbox]:
+    """`sync --until --notify` with a local SMTP server listening; what it received."""
+    _configure(home, port)
+    controller, inbox = _start(port)
+    try:
+        status, run = cli_json(home, "sync", code, "--until", "2026-10-31", "--notify")
+    finally:
+        controller.stop()
+    return status, run, inbox
+
+
 def _parse(raw: bytes) -> email.message.EmailMessage:
     return email.message_from_bytes(raw, policy=email.policy.default)
 
@@ -60,12 +71,7 @@ def _parse(raw: bytes) -> email.message.EmailMessage:
 def test_email_reaches_the_client_in_their_language(demo_home, smtp_port, language, words):
     code = codes(demo_home)[0]
     cli(demo_home, "dossier", "set", code, "--language", language, "--email", "baas@klant.example")
-    _configure(demo_home, smtp_port)
-    controller, inbox = _start(smtp_port)
-    try:
-        status, run = cli_json(demo_home, "sync", code, "--until", "2026-10-31", "--notify")
-    finally:
-        controller.stop()
+    status, run, inbox = _sync_and_notify(demo_home, smtp_port, code)
     assert status == 0 and run["email"] == "sent"
     assert inbox.recipients == [["baas@klant.example"]]
     message = _parse(inbox.messages[0])
@@ -108,12 +114,7 @@ def test_a_name_with_cr_lf_cannot_add_a_header(demo_home, smtp_port):
     # a name as it could come in from elsewhere: the CLI refuses it, so write it directly
     portal.update_dossier(demo_home / "portal.duckdb", code,
                           name="Evil BV\r\nBcc: everyone@attacker.example\r\nX-Injected: yes")
-    _configure(demo_home, smtp_port)
-    controller, inbox = _start(smtp_port)
-    try:
-        status, run = cli_json(demo_home, "sync", code, "--until", "2026-10-31", "--notify")
-    finally:
-        controller.stop()
+    status, run, inbox = _sync_and_notify(demo_home, smtp_port, code)
     assert status == 0 and run["email"] == "sent"
     assert inbox.recipients == [[portal.get_dossier(demo_home / "portal.duckdb", code).email]]
     message = _parse(inbox.messages[0])

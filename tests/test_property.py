@@ -13,9 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import assert_portal_equals_ledger, codes, copy_home, ledger_path
+from conftest import assert_portal_equals_ledger, build_demo, codes, copy_home, ledger_path
 from core import demo_package
-from core.cli import main
 from core.demo_package import LedgerEventError
 from core.home import Home
 from core.sync import sync_dossier
@@ -23,10 +22,7 @@ from core.sync import sync_dossier
 
 @pytest.fixture(scope="module")
 def small_template(tmp_path_factory) -> Path:
-    home = tmp_path_factory.mktemp("small") / "firm"
-    assert main(["--home", str(home), "demo", "--dossiers", "1", "--lines", "1500",
-                 "--seed", "5"]) == 0
-    return home
+    return build_demo(tmp_path_factory, "small", 1, 1500, 5)
 
 
 

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 from textual.widgets import DataTable
 
+from conftest import build_demo
 from core import monitor, portal
-from core.cli import main
 from core.home import Home
 from core.locks import DossierLock
 from tui.app import DossyncApp
@@ -128,10 +128,7 @@ def test_sync_survives_a_killed_terminal(home):
 # --- responsiveness beside a heavy sync -----------------------------------------------------
 @pytest.fixture(scope="module")
 def big_home(tmp_path_factory) -> Path:
-    home = tmp_path_factory.mktemp("big") / "firm"
-    assert main(["--home", str(home), "demo", "--dossiers", "1", "--lines", "1000000",
-                 "--seed", "3"]) == 0
-    return home
+    return build_demo(tmp_path_factory, "big", 1, 1_000_000, 3)
 
 
 @pytest.fixture
