@@ -20,11 +20,11 @@ from datetime import date
 from pathlib import Path
 from typing import Callable
 
-from core import portal, reports
+from core import money, portal, reports
 from core.home import Home
 from core.ledger_events import LEDGER_EVENTS
-from core.model import (LANGUAGES, PACKAGES, Dossier, DossyncError, ExitCode, ManualOptions, Progress,
-                        RunContext, SyncResult, UsageError, cents_to_str)
+from core.model import (DEFAULT_TIMEZONE, LANGUAGES, PACKAGES, Dossier, DossyncError, ExitCode,
+                        ManualOptions, Progress, RunContext, SyncResult, UsageError)
 from core.monitor import monitor_rows
 from core.sync import sync_dossier
 
@@ -171,7 +171,28 @@ def _validate_settings(args) -> dict:
         changes["source"] = str(source)
     if getattr(args, "package", None) is not None:
         changes["package"] = args.package
+    if getattr(args, "currency", None) is not None:
+        currency = args.currency.strip().upper()
+        if currency and not re.fullmatch(r"[A-Z]{3}", currency):
+            raise UsageError(f"--currency {args.currency!r}: give an ISO 4217 code such as EUR, "
+                             f"USD or GBP (or '' to let dossync read it from the book)")
+        changes["currency"] = currency or None
+    if getattr(args, "timezone", None) is not None:
+        changes["timezone"] = _timezone(args.timezone)
+    if getattr(args, "proposals_file", None) is not None:
+        changes["proposals_file"] = args.proposals_file.strip() or None
     return changes
+
+
+def _timezone(name: str) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise UsageError(f"--timezone {name!r} is not a time zone: give an IANA name such as "
+                         f"Europe/Brussels, Europe/Paris or UTC") from None
+    return name
 
 
 def cmd_dossier_add(home: Home, args) -> int:
@@ -183,7 +204,10 @@ def cmd_dossier_add(home: Home, args) -> int:
     portal.add_dossier(home.portal, Dossier(
         code=code, name=settings.get("name") or code, package=settings["package"],
         source=settings["source"], email=settings.get("email"),
-        language=settings.get("language") or "nl", nightly=bool(settings.get("nightly"))))
+        language=settings.get("language") or "nl", nightly=bool(settings.get("nightly")),
+        currency=settings.get("currency"),
+        timezone=settings.get("timezone") or DEFAULT_TIMEZONE,
+        proposals_file=settings.get("proposals_file")))
     with _ProgressBar(not args.json, f"activating {code}") as bar:
         result = sync_dossier(home, code, "full", RunContext(on_progress=bar))
     if result.status != "succeeded":
@@ -204,7 +228,8 @@ def cmd_dossier_set(home: Home, args) -> int:
     changes = _validate_settings(args)
     if not changes:
         raise UsageError("nothing to change: give at least one of --name, --email, --language, "
-                         "--nightly/--no-nightly, --source, --package")
+                         "--nightly/--no-nightly, --source, --package, --currency, --timezone, "
+                         "--proposals-file")
     portal.update_dossier(home.portal, code, **changes)
     dossier = portal.get_dossier(home.portal, code)
     if args.json:
@@ -218,7 +243,9 @@ def _dossier_json(d: Dossier) -> dict:
     return {"code": d.code, "name": d.name, "package": d.package, "source": d.source,
             "email": d.email, "language": d.language, "nightly": d.nightly,
             "updated_until": d.updated_until, "active_period": d.active_period,
-            "pending_proposals": d.pending_proposals}
+            "pending_proposals": d.pending_proposals, "currency": d.currency,
+            "book_currency": d.book_currency, "timezone": d.timezone,
+            "proposals_file": d.proposals_file}
 
 
 def cmd_dossier_list(home: Home, args) -> int:
@@ -297,14 +324,19 @@ def cmd_propose(home: Home, args) -> int:
     from core.worklist import propose
 
     code = args.code.upper()
-    proposals, counter = propose(home, code, args.count)
+    proposals, counter, delivery = propose(home, code, args.count)
+    waiting = delivery.message(code)
     if args.json:
-        _emit_json({"proposals": [p.to_json() for p in proposals], "pending_proposals": counter})
+        _emit_json({"proposals": [p.to_json() for p in proposals], "pending_proposals": counter,
+                    "delivered": list(delivery.sent), "queued": delivery.waiting,
+                    "warnings": [waiting] if waiting else []})
     else:
         for p in proposals:
-            print(f"{p.ref}  {p.journal}  {p.date}  {cents_to_str(p.amount):>10}"
+            print(f"{p.ref}  {p.journal}  {p.date}  {money.to_str(p.amount):>10}"
                   + (f"  ({p.note})" if p.note else ""))
         print(f"{len(proposals)} proposal(s) sent to {code}; pending proposals: {counter}")
+        if waiting:
+            print(f"  warning: {waiting}", file=sys.stderr)
     return ExitCode.OK
 
 
@@ -545,12 +577,26 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--nightly", dest="nightly", action="store_true", default=None,
                        help="sync every night (simple sync, headless)")
         p.add_argument("--no-nightly", dest="nightly", action="store_false")
+        p.add_argument("--currency", metavar="ISO",
+                       help="GnuCash: the book currency when its root account has none "
+                            "(default: read from the book's transactions and accounts)")
+        p.add_argument("--timezone", metavar="ZONE",
+                       help="GnuCash: the time zone its dates are read in, as GnuCash shows "
+                            "them (default Europe/Brussels)")
+        p.add_argument("--proposals-file", metavar="PATH",
+                       help="Beancount: the include file that receives booking proposals "
+                            "(relative to the ledger's folder; default proposals.beancount, "
+                            "created and included when missing)")
         p.add_argument("--json", action="store_true", help="print JSON")
 
     p = dsub.add_parser("add", help="register a dossier and activate it (full sync)",
                         formatter_class=_Formatter,
-                        epilog="example:\n  dossync dossier add ACME --package demo "
-                               "--source ledgers/acme.sqlite --email boss@acme.example --nightly")
+                        epilog="examples:\n  dossync dossier add ACME --package demo "
+                               "--source ledgers/acme.sqlite --email boss@acme.example --nightly\n"
+                               "  dossync dossier add BOOKS --package gnucash --source books.gnucash "
+                               "--currency EUR --timezone Europe/Brussels\n"
+                               "  dossync dossier add PLAIN --package beancount --source main.beancount "
+                               "--proposals-file proposals.beancount")
     settings(p, adding=True)
     p.set_defaults(handler=cmd_dossier_add)
     p = dsub.add_parser("set", help="change a dossier's settings", formatter_class=_Formatter,

@@ -1426,9 +1426,9 @@ def receive_proposals(path: Path, proposals: list[dict]) -> None:
     conn = sqlite3.connect(path, timeout=30)
     try:
         with conn:
-            conn.executemany(
-                "INSERT INTO proposals (ref, journal, date, relation_id, amount, lines, status, "
-                "received_at) VALUES (?, ?, ?, ?, ?, ?, 'received', ?)",
+            conn.executemany(  # a proposal sent again (a retried queue) is taken once
+                "INSERT OR IGNORE INTO proposals (ref, journal, date, relation_id, amount, lines, "
+                "status, received_at) VALUES (?, ?, ?, ?, ?, ?, 'received', ?)",
                 [(p["ref"], p["journal"], p["date"], p["relation_id"], p["amount"],
                   json.dumps(p["lines"]), received_at) for p in proposals])
     except sqlite3.Error as exc:

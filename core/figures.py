@@ -61,16 +61,27 @@ def _totals(dialect: Dialect, sums: list[str]) -> list[str]:
     return [f"coalesce({s}, 0)" for s in sums]
 
 
+def _cents(dialect: Dialect, expr: str) -> str:
+    """An amount in whole cents: the package keeps cents, the portal exact decimals
+    (a fingerprint compares a package in cents, the demo package's, so the
+    portal's amounts of it are whole cents)."""
+    if dialect == "sqlite":
+        return expr
+    return f"CAST(round({expr} * 100) AS BIGINT)"
+
+
 def _account_mix(dialect: Dialect, a: str) -> str:
     """Per line: its account code mixed with its amounts (moves between accounts show)."""
     account = f"({_int(dialect, a + 'account')} % {P} * 64 + length({a}account))"
-    return f"{account} * (({a}debit * 3 + {a}credit + 1) % {P}) % {P}"
+    debit, credit = _cents(dialect, f"{a}debit"), _cents(dialect, f"{a}credit")
+    return f"{account} * (({debit} * 3 + {credit} + 1) % {P}) % {P}"
 
 
 def line_sums(dialect: Dialect, alias: str = "") -> str:
     """SELECT list of the line fingerprint (LINE_FIELDS), for lines aliased `alias`."""
     a = f"{alias}." if alias else ""
-    sums = _totals(dialect, ["count(*)", f"sum({a}debit)", f"sum({a}credit)",
+    sums = _totals(dialect, ["count(*)", _cents(dialect, f"sum({a}debit)"),
+                             _cents(dialect, f"sum({a}credit)"),
                              f"sum({a}booking_id % {P})", f"sum({a}line_no)",
                              f"sum({_account_mix(dialect, a)})"])
     return ", ".join(f"{s} AS {name}" for s, name in zip(sums, LINE_FIELDS))
@@ -99,7 +110,8 @@ def booking_print(dialect: Dialect) -> str:
     """SELECT list over `bookings b LEFT JOIN lines l ... GROUP BY b.id`: a booking's
     own fields that enter the figures and its lines' sums (BOOKING_PRINT).
     `joined` counts the joined rows: a duplicated booking row doubles it."""
-    sums = _totals(dialect, ["count(*)", "count(l.booking_id)", "sum(l.debit)", "sum(l.credit)",
+    sums = _totals(dialect, ["count(*)", "count(l.booking_id)", _cents(dialect, "sum(l.debit)"),
+                             _cents(dialect, "sum(l.credit)"),
                              "sum(l.line_no)", f"sum({_account_mix(dialect, 'l.')})"])
     fields = ["b.id", "min(b.rv)", "min(b.period_id)", "min(b.fiscal_year_id)",
               "min(b.journal)", *sums]

@@ -57,6 +57,10 @@ class LedgerUnavailable(TransientError):
     """The dossier's ledger cannot be opened or read (missing, corrupt, locked)."""
 
 
+class PackageBusy(LedgerUnavailable):
+    """The package cannot take writes now (GnuCash has the book open): try again later."""
+
+
 class PortalBusy(TransientError):
     """The portal file stayed locked by other processes past the wait limit."""
 
@@ -73,18 +77,51 @@ class SyncCancelled(DossyncError):
 
 # --- results ----------------------------------------------------------------
 def cents_to_str(cents: int | None) -> str | None:
-    """Cents as the contract's decimal string with two decimals ("1234.50")."""
+    """Whole cents as the contract's decimal string with two decimals ("1234.50")."""
     if cents is None:
         return None
     return str(Decimal(int(cents)).scaleb(-2).quantize(Decimal("0.01")))
+
+
+class ConservationError(TerminalError):
+    """A sync would have lost records: read != inserted + updated + unchanged + quarantined."""
+
+
+@dataclass(frozen=True)
+class StreamCounts:
+    """What a sync did with one stream's records: the conservation proof.
+
+    Every record read from the package is inserted, updated, unchanged (read
+    again, already in the portal as it is) or quarantined with a reason:
+    read = inserted + updated + unchanged + quarantined, checked on every
+    sync before it commits. deleted: portal records removed because the
+    package no longer has them (not part of the equation: they were not read).
+    """
+
+    read: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    quarantined: int = 0
+    deleted: int = 0
+
+    def balanced(self) -> bool:
+        return self.read == self.inserted + self.updated + self.unchanged + self.quarantined
+
+    def to_json(self) -> dict:
+        return {"read": self.read, "inserted": self.inserted, "updated": self.updated,
+                "unchanged": self.unchanged, "quarantined": self.quarantined,
+                "deleted": self.deleted}
 
 
 @dataclass(frozen=True)
 class RowCounts:
     """What a sync did, in records over all streams (lines included).
 
-    Attributes: read (rows read from the package), inserted, updated, deleted
-    (applied to the portal), quarantined (bad rows kept out, with a reason).
+    Attributes: read (rows read from the package, deletion-log records
+    included), inserted, updated, deleted (applied to the portal),
+    quarantined (bad rows kept out, with a reason); streams: per stream
+    (StreamCounts), the proof that nothing read was lost.
     """
 
     read: int = 0
@@ -92,6 +129,7 @@ class RowCounts:
     updated: int = 0
     deleted: int = 0
     quarantined: int = 0
+    streams: tuple[tuple[str, StreamCounts], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -126,6 +164,7 @@ class SyncResult:
                 "deleted": self.rows.deleted,
                 "quarantined": self.rows.quarantined,
             },
+            "streams": {name: counts.to_json() for name, counts in self.rows.streams},
             "updated_until": self.updated_until,
             "pending_proposals": self.pending_proposals,
             "active_period": self.active_period,
@@ -151,6 +190,96 @@ class Dossier:
     updated_until: str | None = None
     active_period: str | None = None
     pending_proposals: int = 0
+    currency: str | None = None  # the book currency, when the package does not say (GnuCash)
+    timezone: str = "Europe/Brussels"  # how the package's timestamps become dates (GnuCash)
+    proposals_file: str | None = None  # Beancount: the include file that receives proposals
+    book_currency: str | None = None  # the currency its money is in, as its last sync read it
+
+    def settings(self) -> "ConnectorSettings":
+        return ConnectorSettings(currency=self.currency, timezone=self.timezone,
+                                 proposals_file=self.proposals_file)
+
+
+DEFAULT_TIMEZONE = "Europe/Brussels"
+
+
+@dataclass(frozen=True)
+class ConnectorSettings:
+    """What a connector needs to know of its dossier beyond the package and file.
+
+    currency: the book currency to use when the package does not say (None:
+    the connector derives it from the book, or refuses when it cannot).
+    timezone: the zone the package's timestamps are read in (IANA name).
+    proposals_file: where a package written as text files takes proposals.
+    """
+
+    currency: str | None = None
+    timezone: str = DEFAULT_TIMEZONE
+    proposals_file: str | None = None
+
+
+@dataclass(frozen=True)
+class ProposalLine:
+    """One line of a booking proposal: amounts in the dossier's currency (cents precision).
+
+    open_item: the line that names the customer or supplier (receivable or payable).
+    """
+
+    account: str
+    debit: Decimal
+    credit: Decimal
+    vat_code: str | None = None
+    open_item: bool = False
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """One booking proposal from the worklist: a processed purchase or sales invoice.
+
+    ref: its reference (WL-CODE-XXXXXXXX), which the package's booking keeps,
+    so the definitive booking replaces the provisional one. kind: sales |
+    purchase. journal: the portal's journal of that kind. amount: gross.
+    relation_id / relation_name: the customer or supplier, if the dossier has them.
+    """
+
+    ref: str
+    journal: str
+    kind: str
+    date: str
+    relation_id: int | None
+    amount: Decimal
+    lines: tuple[ProposalLine, ...]
+    relation_name: str | None = None
+    note: str = ""
+
+    @property
+    def description(self) -> str:
+        what = "sales invoice" if self.kind == "sales" else "purchase invoice"
+        return f"{what} {self.ref}" + (f" ({self.relation_name})" if self.relation_name else "")
+
+    def to_json(self) -> dict:
+        doc = {"ref": self.ref, "journal": self.journal, "date": self.date,
+               "amount": str(self.amount.quantize(Decimal("0.01")))}
+        if self.note:
+            doc["note"] = self.note
+        return doc
+
+    def to_record(self) -> dict:
+        """Everything, as JSON-able values (kept in the portal's proposal queue)."""
+        return {"ref": self.ref, "journal": self.journal, "kind": self.kind, "date": self.date,
+                "relation_id": self.relation_id, "relation_name": self.relation_name,
+                "amount": str(self.amount), "note": self.note,
+                "lines": [{"account": l.account, "debit": str(l.debit), "credit": str(l.credit),
+                           "vat_code": l.vat_code, "open_item": l.open_item} for l in self.lines]}
+
+    @classmethod
+    def from_record(cls, doc: dict) -> "Proposal":
+        return cls(ref=doc["ref"], journal=doc["journal"], kind=doc["kind"], date=doc["date"],
+                   relation_id=doc["relation_id"], relation_name=doc.get("relation_name"),
+                   amount=Decimal(doc["amount"]), note=doc.get("note", ""),
+                   lines=tuple(ProposalLine(l["account"], Decimal(l["debit"]),
+                                            Decimal(l["credit"]), l.get("vat_code"),
+                                            bool(l.get("open_item"))) for l in doc["lines"]))
 
 
 @dataclass(frozen=True)

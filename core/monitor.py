@@ -38,7 +38,8 @@ def monitor_rows(home: Home) -> list[dict]:
             state, reason = "action_required", entry["error"]
         elif entry["quarantined"]:
             state = "action_required"
-            reason = f"{entry['quarantined']} ledger row(s) quarantined"
+            reason = (f"{entry['quarantined']} ledger row(s) quarantined: "
+                      f"'dossync dossier show {d.code}' gives the reasons")
         elif last and last["status"] == "failed":
             state, reason = "failed", entry["error"]
         else:
@@ -46,7 +47,8 @@ def monitor_rows(home: Home) -> list[dict]:
         rows.append({"code": d.code, "name": d.name, "package": d.package,
                      "updated_until": d.updated_until, "active_period": d.active_period,
                      "pending_proposals": d.pending_proposals, "state": state,
-                     "nightly": d.nightly, "last_sync": last, "reason": reason})
+                     "nightly": d.nightly, "last_sync": last,
+                     "quarantined": entry["quarantined"], "reason": reason})
     return rows
 
 

@@ -17,7 +17,7 @@ import random
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Literal
 
@@ -26,11 +26,18 @@ import pyarrow as pa
 
 from core import failpoints
 from core import figures as fp
+from core import money
+from core.classes import mar_sql
 from core.connectors.base import DELETIONS
-from core.model import Dossier, PortalBusy, QuarantinedRow, RowCounts, SyncResult, UsageError
+from core.model import (DEFAULT_TIMEZONE, ConservationError, Dossier, PortalBusy, QuarantinedRow, RowCounts,
+                        StreamCounts, SyncResult, UsageError)
 from core.streams import BY_NAME, STREAMS, Stream
 
-SCHEMA_VERSION = 3
+# 4: exact money (DECIMAL(38,12) instead of cents), account classes, lines in
+#    other commodities, draft bookings, dossier currency/time zone/proposals
+#    file, per-stream counts of every run, the package's proposal queue.
+SCHEMA_VERSION = 4
+MONEY = money.SQL
 LOCK_WAIT_SECONDS = 120.0
 WRITE_MEMORY_LIMIT = "160MB"  # for a sync's commit (DuckDB spills to disk beyond it)
 
@@ -40,7 +47,8 @@ _DDL = [
         code VARCHAR PRIMARY KEY, name VARCHAR NOT NULL, package VARCHAR NOT NULL,
         source VARCHAR NOT NULL, email VARCHAR, language VARCHAR NOT NULL DEFAULT 'nl',
         nightly BOOLEAN NOT NULL DEFAULT false, updated_until DATE, active_period VARCHAR,
-        pending_proposals INTEGER NOT NULL DEFAULT 0, created_at TIMESTAMP NOT NULL)""",
+        pending_proposals INTEGER NOT NULL DEFAULT 0, created_at TIMESTAMP NOT NULL,
+        currency VARCHAR, timezone VARCHAR, proposals_file VARCHAR, book_currency VARCHAR)""",
     """CREATE TABLE IF NOT EXISTS sync_state (
         dossier VARCHAR NOT NULL, stream VARCHAR NOT NULL, cursor BIGINT, row_count BIGINT,
         synced_at TIMESTAMP, PRIMARY KEY (dossier, stream))""",
@@ -52,17 +60,23 @@ _DDL = [
         status VARCHAR NOT NULL, started_at TIMESTAMP NOT NULL, finished_at TIMESTAMP NOT NULL,
         rows_read BIGINT, rows_inserted BIGINT, rows_updated BIGINT, rows_deleted BIGINT,
         rows_quarantined BIGINT, warnings VARCHAR, error VARCHAR,
-        needs_full_sync BOOLEAN NOT NULL DEFAULT false)""",
+        needs_full_sync BOOLEAN NOT NULL DEFAULT false, stream_counts VARCHAR)""",
     # Booking proposals sent from the worklist, shown at once as provisional
     # until the package's definitive booking (same reference) replaces them.
     # Ids are negative so they never meet a ledger booking's id.
     """CREATE TABLE IF NOT EXISTS provisional_bookings (
         dossier VARCHAR NOT NULL, id BIGINT NOT NULL, ref VARCHAR NOT NULL, journal VARCHAR,
         doc_type VARCHAR, date DATE, due_date DATE, relation_id BIGINT, fiscal_year_id BIGINT,
-        period_id BIGINT, amount BIGINT, sent_at TIMESTAMP)""",
+        period_id BIGINT, amount {MONEY}, sent_at TIMESTAMP)""",
     """CREATE TABLE IF NOT EXISTS provisional_lines (
         dossier VARCHAR NOT NULL, booking_id BIGINT NOT NULL, line_no BIGINT, account VARCHAR,
-        debit BIGINT, credit BIGINT, vat_code VARCHAR, relation_id BIGINT)""",
+        debit {MONEY}, credit {MONEY}, vat_code VARCHAR, relation_id BIGINT)""",
+    # Proposals the package could not take yet (GnuCash had the book open):
+    # shown as provisional already, sent by the next sync, oldest first.
+    """CREATE TABLE IF NOT EXISTS proposal_queue (
+        dossier VARCHAR NOT NULL, ref VARCHAR NOT NULL, proposal VARCHAR NOT NULL,
+        queued_at TIMESTAMP NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, last_error VARCHAR,
+        PRIMARY KEY (dossier, ref))""",
     """CREATE TABLE IF NOT EXISTS outbox (
         id VARCHAR PRIMARY KEY, dossier VARCHAR NOT NULL, run_id VARCHAR, recipient VARCHAR NOT NULL,
         subject VARCHAR NOT NULL, message BLOB NOT NULL, status VARCHAR NOT NULL,
@@ -77,6 +91,7 @@ _DDL = [
         dossier VARCHAR NOT NULL, stream VARCHAR NOT NULL, key VARCHAR NOT NULL,
         reason VARCHAR NOT NULL, detail VARCHAR, run_id VARCHAR, found_at TIMESTAMP)""",
 ]
+_DDL = [ddl.replace("{MONEY}", MONEY) for ddl in _DDL]
 
 
 def _mirror_ddl(stream: Stream) -> str:
@@ -172,16 +187,99 @@ def initialise(path: Path) -> None:
 
 
 def _create_schema(con) -> None:
-    for ddl in _DDL:
-        con.execute(ddl)
+    """Create what is missing; bring a portal written by an earlier release up to date."""
+    version = _schema_version(con)
+    if version >= SCHEMA_VERSION:
+        return  # another process got here first
+    con.execute("BEGIN TRANSACTION")
+    try:
+        if 0 < version < 4:
+            _migrate_to_4(con)
+        for ddl in _DDL:
+            con.execute(ddl)
+        for stream in STREAMS:
+            con.execute(_mirror_ddl(stream))
+        con.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)",
+                    [str(SCHEMA_VERSION)])
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
+def _has_table(con, name: str) -> bool:
+    return bool(con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?",
+                            [name]).fetchall()[0][0])
+
+
+def _columns(con, table: str) -> dict[str, str]:
+    return dict(con.execute("SELECT column_name, data_type FROM duckdb_columns() "
+                            "WHERE table_name = ?", [table]).fetchall())
+
+
+def _cents_to_money(column: str) -> str:
+    """An old integer-cents column as exact money (multiplied: DuckDB divides decimals as doubles)."""
+    return f"CAST(CAST({column} AS DECIMAL(36,0)) * CAST(0.01 AS DECIMAL(3,2)) AS {MONEY})"
+
+
+def _migrate_to_4(con) -> None:
+    """Schema 3 (0.3.0) to 4, in the caller's transaction, losing nothing.
+
+    Amounts in cents become exact money of the same value; the mirrored
+    tables are rebuilt in the canonical column order (a migrated portal and a
+    new one look alike); the demo package's accounts get their MAR classes
+    (the connector gives them from now on; its change cursor would not read
+    unchanged accounts again); the other packages' accounts get theirs with
+    their next sync, which reads their whole book.
+    """
+    for name in ("dossiers",):
+        have = _columns(con, name)
+        for column in ("currency", "timezone", "proposals_file", "book_currency"):
+            if have and column not in have:
+                con.execute(f"ALTER TABLE {name} ADD COLUMN {column} VARCHAR")
+    if _has_table(con, "sync_runs") and "stream_counts" not in _columns(con, "sync_runs"):
+        con.execute("ALTER TABLE sync_runs ADD COLUMN stream_counts VARCHAR")
+    converted = {"debit": _cents_to_money, "credit": _cents_to_money,
+                 "amount": _cents_to_money}
+    demo = "(SELECT code FROM dossiers WHERE package = 'demo')"
+    derived = {("accounts", "class"): f"CASE WHEN dossier IN {demo} THEN {mar_sql('code')} END"}
     for stream in STREAMS:
-        con.execute(_mirror_ddl(stream))
-    con.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
+        if not _has_table(con, stream.name):
+            continue
+        have = _columns(con, stream.name)
+        exprs = []
+        for column in stream.columns:
+            if column.name not in have:
+                exprs.append(derived.get((stream.name, column.name), "NULL"))
+            elif column.sql == MONEY and have[column.name].replace(" ", "") != MONEY:
+                exprs.append(converted[column.name](column.name))
+            else:
+                exprs.append(column.name)
+        _rebuild(con, stream.name, _mirror_ddl(stream),
+                 ["dossier", *stream.names], ["dossier", *exprs])
+    for table, money_columns in (("provisional_bookings", ("amount",)),
+                                 ("provisional_lines", ("debit", "credit"))):
+        if not _has_table(con, table):
+            continue
+        ddl = next(d for d in _DDL if f"EXISTS {table} " in d)
+        have = list(_columns(con, table))
+        _rebuild(con, table, ddl, have,
+                 [_cents_to_money(c) if c in money_columns else c for c in have])
+
+
+def _rebuild(con, table: str, ddl: str, columns: list[str], exprs: list[str]) -> None:
+    con.execute(ddl.replace(f"EXISTS {table} (", f"EXISTS {table}__new (", 1))
+    con.execute(f"INSERT INTO {table}__new ({', '.join(columns)}) "
+                f"SELECT {', '.join(exprs)} FROM {table}")
+    con.execute(f"DROP TABLE {table}")
+    con.execute(f"ALTER TABLE {table}__new RENAME TO {table}")
 
 
 # --- dossiers ---------------------------------------------------------------
 _DOSSIER_COLS = ("code, name, package, source, email, language, nightly, "
-                 "strftime(updated_until, '%Y-%m-%d'), active_period, pending_proposals")
+                 "strftime(updated_until, '%Y-%m-%d'), active_period, pending_proposals, currency, "
+                 f"coalesce(timezone, '{DEFAULT_TIMEZONE}'), proposals_file, book_currency")
+_DOSSIER_WIDTH = 14
 
 
 def _dossier(row: tuple) -> Dossier:
@@ -228,15 +326,17 @@ def add_dossier(path: Path, dossier: Dossier) -> None:
                              f"'dossync dossier set {dossier.code}'")
         con.execute(
             "INSERT INTO dossiers (code, name, package, source, email, language, nightly, "
-            "updated_until, active_period, pending_proposals, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now())",
+            "updated_until, active_period, pending_proposals, created_at, currency, timezone, "
+            "proposals_file) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now(), ?, ?, ?)",
             [dossier.code, dossier.name, dossier.package, dossier.source, dossier.email,
              dossier.language, dossier.nightly, dossier.updated_until, dossier.active_period,
-             dossier.pending_proposals])
+             dossier.pending_proposals, dossier.currency, dossier.timezone,
+             dossier.proposals_file])
 
 
 def update_dossier(path: Path, code: str, **changes) -> None:
-    allowed = {"name", "source", "email", "language", "nightly", "package"}
+    allowed = {"name", "source", "email", "language", "nightly", "package", "currency",
+               "timezone", "proposals_file"}
     unknown = set(changes) - allowed
     if unknown:
         raise ValueError(f"cannot set {sorted(unknown)} on a dossier")
@@ -254,7 +354,8 @@ def remove_dossier(path: Path, code: str) -> None:
         for table in ["dossiers"]:
             con.execute(f"DELETE FROM {table} WHERE code = ?", [code])
         for table in ["sync_state", "ledger_position", "sync_runs", "quarantine",
-                      *(s.name for s in STREAMS)]:
+                      "reconcile_runs", "provisional_bookings", "provisional_lines",
+                      "proposal_queue", *(s.name for s in STREAMS)]:
             con.execute(f"DELETE FROM {table} WHERE dossier = ?", [code])
         con.execute("COMMIT")
 
@@ -279,6 +380,7 @@ class SyncState:
     periods: frozenset[int]
     probe: dict[str, pa.Table]
     last_run: str | None = None  # the newest sync run: any sync since changes it
+    queued: int = 0  # proposals waiting in the portal's queue for the package
 
 
 def sync_state(path: Path, code: str, probe: int = 20, codes: bool | None = None,
@@ -323,7 +425,10 @@ def _sync_state(con, code: str, probe: int = 20, codes: bool | None = None,
             "SELECT id FROM periods WHERE dossier = ?", [code]).fetchall())
     last = _one(con.execute("SELECT arg_max(run_id, finished_at) FROM sync_runs WHERE dossier = ?",
                             [code]).fetchall()) if last_run else None
+    queued = con.execute("SELECT count(*) FROM proposal_queue WHERE dossier = ?",
+                         [code]).fetchall()[0][0]
     return SyncState(dossier=_dossier(row) if row else None, last_run=last[0] if last else None,
+                     queued=queued,
                      cursor=pos[0] if pos else None, deletion_log_from=pos[1] if pos else None,
                      recent=recent, accounts=accounts, journals=journals, periods=periods,
                      probe=tables)
@@ -380,6 +485,8 @@ class StagedSync:
     active_period: str | None = None
     options: "SyncOptions | None" = None
     repair_bookings: tuple[int, ...] = ()  # repair: the bookings reloaded (ids)
+    stream_reads: dict[str, int] = field(default_factory=dict)  # rows staged per stream
+    currency: str | None = None  # the book currency the connector read the money in
 
 
 @dataclass(frozen=True)
@@ -516,9 +623,12 @@ def apply_sync(path: Path, code: str, staged: StagedSync,
     """Write one sync in one transaction: data, quarantine, cursor, run record.
 
     Killed at any instant, DuckDB's write-ahead log replays either all of
-    it or none of it; the portal never shows a half sync.
+    it or none of it; the portal never shows a half sync. Before it commits,
+    every stream's records are accounted for (`_conserved`): a sync that
+    would lose one fails instead, and changes nothing.
     """
     inserted = updated = deleted = 0
+    per_stream: list[tuple[str, StreamCounts]] = []
     params = {"dossier": code}
     with connect(path) as con:
         # the portal never relies on row order: let DuckDB insert in parallel
@@ -527,7 +637,7 @@ def apply_sync(path: Path, code: str, staged: StagedSync,
             con.execute("SET threads = 1")
         # DuckDB spills past this; a full sync's peak stays that of its other phases
         con.execute(f"SET memory_limit = '{WRITE_MEMORY_LIMIT}'")
-        unchanged = _stage_views(con, code, staged)
+        unchanged_streams = _stage_views(con, code, staged)
         # a repair reads only some streams: the others stay as they are
         written = [stream for stream in STREAMS if stream.name in staged.files]
         con.execute("BEGIN TRANSACTION")
@@ -536,8 +646,17 @@ def apply_sync(path: Path, code: str, staged: StagedSync,
             empty = staged.mode == "full" and not con.execute(
                 "SELECT " + " + ".join(f"(SELECT count(*) FROM {s.name} WHERE dossier = $dossier)"
                                        for s in written), params).fetchall()[0][0]
+            # what was read, kept out, or already there: counted before anything is written
+            before = {stream.name: (*_read_and_quarantined(con, stream),
+                                    None if stream.name in unchanged_streams
+                                    else _unchanged(con, code, stream, staged.mode))
+                      for stream in written}
             for stream in written:
-                if stream.name in unchanged:
+                read, quarantined, unchanged = before[stream.name]
+                if unchanged is None:  # a repair's stream where nothing differs
+                    per_stream.append((stream.name, _conserved(stream, StreamCounts(
+                        read=read, unchanged=read - quarantined, quarantined=quarantined),
+                        staged)))
                     continue
                 scope = _scope(stream, staged.mode)
                 new_rows = _new_rows(stream, staged.mode)
@@ -551,8 +670,11 @@ def apply_sync(path: Path, code: str, staged: StagedSync,
                     con.execute(f"DELETE FROM {stream.name} t WHERE {scope}", params)
                 cols = ", ".join(f"CAST({c.name} AS DATE)" if c.sql == "DATE" else c.name
                                  for c in stream.columns)
-                new = con.execute(f"INSERT INTO {stream.name} SELECT $dossier, {cols} "
-                                  f"FROM ({new_rows})", params).fetchall()[0][0]
+                new = con.execute(f"INSERT INTO {stream.name} (dossier, {', '.join(stream.names)}) "
+                                  f"SELECT $dossier, {cols} FROM ({new_rows})", params).fetchall()[0][0]
+                per_stream.append((stream.name, _conserved(stream, StreamCounts(
+                    read=read, inserted=new - matched, updated=matched, unchanged=unchanged,
+                    quarantined=quarantined, deleted=old - matched), staged)))
                 updated += matched
                 inserted += new - matched
                 deleted += old - matched
@@ -568,10 +690,14 @@ def apply_sync(path: Path, code: str, staged: StagedSync,
             if staged.active_period:
                 con.execute("UPDATE dossiers SET active_period = ? WHERE code = ? "
                             "AND active_period IS NULL", [staged.active_period, code])
+            if staged.currency:
+                con.execute("UPDATE dossiers SET book_currency = ? WHERE code = ?",
+                            [staged.currency, code])
             _replace_provisional(con, code)
             _apply_options(con, code, staged.options, result.run_id)
             counts = RowCounts(read=staged.rows_read, inserted=inserted, updated=updated,
-                               deleted=deleted, quarantined=len(staged.quarantine))
+                               deleted=deleted, quarantined=len(staged.quarantine),
+                               streams=tuple(per_stream))
             _insert_run(con, result, counts)
             failpoints.hit("commit")
             con.execute("COMMIT")
@@ -583,11 +709,57 @@ def apply_sync(path: Path, code: str, staged: StagedSync,
     return counts, after
 
 
+def _read_and_quarantined(con, stream: Stream) -> tuple[int, int]:
+    """Rows staged for the stream, and how many of them are kept out (bad keys)."""
+    keys = ", ".join(stream.key)
+    return _one(con.execute(
+        f"SELECT count(*), count(b.bad) FROM stg_{stream.name} s LEFT JOIN "
+        f"(SELECT DISTINCT {keys}, true AS bad FROM bad_{stream.name}) b USING ({keys})"
+    ).fetchall())
+
+
+def _unchanged(con, code: str, stream: Stream, mode: str) -> int:
+    """Staged good rows the portal already holds as they are (counted before the write,
+    independently of what the write selects): same key and version, or for lines,
+    lines of a booking whose version the portal already has."""
+    if mode == "full":
+        return 0  # everything is written afresh
+    dossier = f"'{_sql_str(code)}'"
+    if mode == "repair":
+        return _one(con.execute(f"SELECT count(*) FROM (SELECT * FROM rep_new_{stream.name} "
+                                f"INTERSECT ALL SELECT * FROM rep_old_{stream.name})").fetchall())[0]
+    keys = ", ".join(stream.key)
+    good = f"stg_{stream.name} s ANTI JOIN bad_{stream.name} b USING ({keys})"
+    if stream.follows == "bookings":
+        return _one(con.execute(
+            f"SELECT count(*) FROM {good} WHERE s.booking_id IN (SELECT p.id FROM bookings p "
+            f"SEMI JOIN stg_bookings n USING (id, rv) WHERE p.dossier = {dossier})").fetchall())[0]
+    return _one(con.execute(
+        f"SELECT count(*) FROM {good} SEMI JOIN (SELECT {keys}, rv FROM {stream.name} "
+        f"WHERE dossier = {dossier}) p USING ({keys}, rv)").fetchall())[0]
+
+
+def _conserved(stream: Stream, counts: StreamCounts, staged: StagedSync) -> StreamCounts:
+    """The stream's counts, once they prove that no record read was lost."""
+    expected = staged.stream_reads.get(stream.name)
+    if counts.balanced() and (expected is None or expected == counts.read):
+        return counts
+    raise ConservationError(
+        f"{stream.name}: the sync would lose records (read {counts.read}"
+        + (f", {expected} staged" if expected is not None and expected != counts.read else "")
+        + f"; inserted {counts.inserted} + updated {counts.updated} + unchanged "
+        f"{counts.unchanged} + quarantined {counts.quarantined} = "
+        f"{counts.inserted + counts.updated + counts.unchanged + counts.quarantined}); "
+        f"nothing was committed. This is a defect of dossync: keep the log and report it")
+
+
 def _replace_provisional(con, code: str) -> None:
-    """Definitive bookings replace their proposals: never counted twice."""
+    """Definitive bookings replace their proposals: never counted twice. (A draft with
+    the proposal's reference stands for it in the reports, `_BOOKS`; the proposal
+    stays pending until the accountant makes it definitive.)"""
     done = con.execute("""
-        SELECT p.id FROM provisional_bookings p JOIN bookings b
-          ON b.dossier = p.dossier AND b.reference = p.ref
+        SELECT DISTINCT p.id FROM provisional_bookings p JOIN bookings b
+          ON b.dossier = p.dossier AND b.reference = p.ref AND NOT coalesce(b.draft, false)
         WHERE p.dossier = ?""", [code]).fetchall()
     if not done:
         return
@@ -644,11 +816,15 @@ def _apply_quarantine(con, code: str, staged: StagedSync, run_id: str) -> None:
 
 def _insert_run(con, result: SyncResult, counts: RowCounts) -> None:
     con.execute(
-        "INSERT INTO sync_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO sync_runs (run_id, dossier, kind, status, started_at, finished_at, "
+        "rows_read, rows_inserted, rows_updated, rows_deleted, rows_quarantined, warnings, error, "
+        "needs_full_sync, stream_counts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [result.run_id, result.dossier, result.kind, result.status, result.started_at,
          result.finished_at, counts.read, counts.inserted, counts.updated, counts.deleted,
          counts.quarantined, json.dumps(list(result.warnings)), result.error,
-         result.needs_full_sync])
+         result.needs_full_sync,
+         json.dumps({name: c.to_json() for name, c in counts.streams}) if counts.streams
+         else None])
 
 
 def record_run(path: Path, result: SyncResult) -> None:
@@ -678,14 +854,15 @@ def _sql_str(text: str) -> str:
 # --- runs, quarantine, status -------------------------------------------------
 _RUN_COLS = ("run_id, dossier, kind, status, strftime(started_at, '%Y-%m-%dT%H:%M:%S'), "
              "strftime(finished_at, '%Y-%m-%dT%H:%M:%S'), rows_read, rows_inserted, rows_updated, "
-             "rows_deleted, rows_quarantined, warnings, error, needs_full_sync")
+             "rows_deleted, rows_quarantined, warnings, error, needs_full_sync, stream_counts")
 
 
 def _run(row: tuple) -> dict:
     keys = ["run_id", "dossier", "kind", "status", "started_at", "finished_at", "read", "inserted",
-            "updated", "deleted", "quarantined", "warnings", "error", "needs_full_sync"]
+            "updated", "deleted", "quarantined", "warnings", "error", "needs_full_sync", "streams"]
     run = dict(zip(keys, row))
     run["warnings"] = json.loads(run["warnings"] or "[]")
+    run["streams"] = json.loads(run["streams"]) if run["streams"] else None
     return run
 
 
@@ -726,7 +903,8 @@ def monitor(path: Path) -> list[dict]:
                       WHERE status = 'succeeded' AND kind IN ('full', 'repair') GROUP BY dossier)
             SELECT d.code, d.name, d.package, d.source, d.email, d.language, d.nightly,
                    strftime(d.updated_until, '%Y-%m-%d'), d.active_period, d.pending_proposals,
-                   r.run_id, r.kind, r.status, strftime(r.finished_at, '%Y-%m-%dT%H:%M:%S'),
+                   d.currency, coalesce(d.timezone, 'Europe/Brussels'), d.proposals_file,
+                   d.book_currency, r.run_id, r.kind, r.status, strftime(r.finished_at, '%Y-%m-%dT%H:%M:%S'),
                    r.needs_full_sync, r.error, coalesce(q.n, 0),
                    coalesce(v.needs AND (f.at IS NULL OR v.at > f.at), false), v.reasons
             FROM dossiers d LEFT JOIN last l ON l.dossier = d.code
@@ -736,9 +914,9 @@ def monitor(path: Path) -> list[dict]:
             ORDER BY d.code""").fetchall()
     out = []
     for row in rows:
-        dossier = _dossier(row[:10])
+        dossier = _dossier(row[:_DOSSIER_WIDTH])
         (run_id, kind, status, finished, needs_full, error, quarantine_count,
-         verdict_needs, verdict_reasons) = row[10:]
+         verdict_needs, verdict_reasons) = row[_DOSSIER_WIDTH:]
         if verdict_needs and not needs_full:
             error = (json.loads(verdict_reasons) or [error])[0]
         out.append({"dossier": dossier,
@@ -750,26 +928,36 @@ def monitor(path: Path) -> list[dict]:
 
 
 # --- the portal's reports ---------------------------------------------------------
-# All amounts come back as integer cents (HUGEINT sums cast to BIGINT). The
-# client sees definitive bookings plus the provisional ones from proposals,
-# unless validated_only.
+# Amounts come back exact (Decimal); `core.reports` rounds them for showing.
+# The client sees definitive bookings plus the provisional ones: proposals
+# from the worklist (until the package holds a booking with their reference:
+# then that booking stands for them, never both) and bookings the package
+# itself holds as drafts (Beancount's `!`); unless validated_only. Money
+# reports take the lines in the dossier's currency (commodity NULL).
 _BOOKS = """
     bk AS (
         SELECT id, journal, doc_no, doc_type, date, due_date, relation_id, fiscal_year_id,
-               period_id, false AS provisional FROM bookings WHERE dossier = $code
+               period_id, coalesce(draft, false) AS provisional FROM bookings
+        WHERE dossier = $code AND NOT ($validated_only AND coalesce(draft, false))
         UNION ALL
         SELECT id, journal, ref, doc_type, date, due_date, relation_id, fiscal_year_id,
                period_id, true FROM provisional_bookings
-        WHERE dossier = $code AND NOT $validated_only),
+        WHERE dossier = $code AND NOT $validated_only
+          AND ref NOT IN (SELECT reference FROM bookings
+                          WHERE dossier = $code AND reference IS NOT NULL)),
     ln AS (
-        SELECT booking_id, account, debit, credit, relation_id FROM lines WHERE dossier = $code
+        SELECT booking_id, account, debit, credit, relation_id, commodity FROM lines
+        WHERE dossier = $code
         UNION ALL
-        SELECT booking_id, account, debit, credit, relation_id FROM provisional_lines
-        WHERE dossier = $code AND NOT $validated_only)"""
+        SELECT booking_id, account, debit, credit, relation_id, NULL FROM provisional_lines
+        WHERE dossier = $code AND NOT $validated_only),
+    ac AS (SELECT code, any_value(name) AS name, any_value(class) AS class FROM accounts
+           WHERE dossier = $code GROUP BY code)"""
 
 
 def _fiscal_year_for(con, code: str, period: str | None) -> tuple | None:
-    """(id, code, start, end) of the fiscal year holding `period`, else the latest one."""
+    """(id, code, start, end) of the fiscal year holding `period`; else the one holding
+    today (a calendar-year book: this year); else the latest one."""
     if period:
         row = _one(con.execute(
             "SELECT f.id, f.code, f.start_date, f.end_date FROM periods p JOIN fiscal_years f "
@@ -777,8 +965,10 @@ def _fiscal_year_for(con, code: str, period: str | None) -> tuple | None:
             "WHERE p.dossier = ? AND p.code = ?", [code, period]).fetchall())
         if row:
             return row
-    return _one(con.execute("SELECT id, code, start_date, end_date FROM fiscal_years WHERE dossier = ? "
-                       "ORDER BY start_date DESC LIMIT 1", [code]).fetchall())
+    return _one(con.execute(
+        "SELECT id, code, start_date, end_date FROM fiscal_years WHERE dossier = ? "
+        "ORDER BY (current_date BETWEEN start_date AND end_date) DESC, start_date DESC LIMIT 1",
+        [code]).fetchall())
 
 
 def _period_end(period: str | None) -> str | None:
@@ -792,23 +982,25 @@ def _period_end(period: str | None) -> str | None:
 
 def report_trial_balance(path: Path, code: str, period: str | None = None,
                          validated_only: bool = False) -> list[tuple]:
-    """(account, name, debit, credit) per account over bookings up to the end of `period`."""
+    """(account, name, class, commodity, debit, credit) per account (and commodity: None
+    for the dossier's currency) over bookings up to the end of `period`; exact amounts."""
     before = _period_end(period)
     with connect(path, read_only=True) as con:
         return con.execute(f"""
             WITH {_BOOKS}
-            SELECT l.account, any_value(a.name), CAST(sum(l.debit) AS BIGINT),
-                   CAST(sum(l.credit) AS BIGINT)
+            SELECT l.account, any_value(a.name), any_value(a.class), l.commodity,
+                   CAST(sum(l.debit) AS {MONEY}), CAST(sum(l.credit) AS {MONEY})
             FROM ln l JOIN bk b ON b.id = l.booking_id
-            LEFT JOIN accounts a ON a.dossier = $code AND a.code = l.account
+            LEFT JOIN ac a ON a.code = l.account
             WHERE $before IS NULL OR b.date < CAST($before AS DATE)
-            GROUP BY l.account ORDER BY l.account""",
+            GROUP BY l.account, l.commodity ORDER BY l.account, l.commodity NULLS FIRST""",
             {"code": code, "before": before, "validated_only": validated_only}).fetchall()
 
 
 def report_pnl(path: Path, code: str, period: str | None = None,
                validated_only: bool = False) -> dict:
-    """Profit and loss of the fiscal year (up to `period` when given): cents per account."""
+    """Profit and loss of the fiscal year (up to `period` when given): per account of
+    class revenue (credit - debit) or cost (debit - credit), exact."""
     with connect(path, read_only=True) as con:
         fy = _fiscal_year_for(con, code, period or _active_period(con, code))
         if fy is None:
@@ -816,14 +1008,15 @@ def report_pnl(path: Path, code: str, period: str | None = None,
         before = _period_end(period)
         rows = con.execute(f"""
             WITH {_BOOKS}
-            SELECT l.account, any_value(a.name),
-                   CAST(sum(CASE WHEN l.account LIKE '7%' THEN l.credit - l.debit
-                                 ELSE l.debit - l.credit END) AS BIGINT)
+            SELECT l.account, any_value(a.name), a.class,
+                   CAST(sum(CASE WHEN a.class = 'revenue' THEN l.credit - l.debit
+                                 ELSE l.debit - l.credit END) AS {MONEY})
             FROM ln l JOIN bk b ON b.id = l.booking_id
-            LEFT JOIN accounts a ON a.dossier = $code AND a.code = l.account
-            WHERE b.fiscal_year_id = $fy AND (l.account LIKE '6%' OR l.account LIKE '7%')
+            JOIN ac a ON a.code = l.account
+            WHERE b.fiscal_year_id = $fy AND a.class IN ('revenue', 'cost')
+              AND l.commodity IS NULL
               AND ($before IS NULL OR b.date < CAST($before AS DATE))
-            GROUP BY l.account ORDER BY l.account""",
+            GROUP BY l.account, a.class ORDER BY a.class DESC, l.account""",
             {"code": code, "fy": fy[0], "before": before,
              "validated_only": validated_only}).fetchall()
     return {"fiscal_year": fy[1], "accounts": rows}
@@ -835,33 +1028,31 @@ def _active_period(con, code: str) -> str | None:
 
 
 def report_dashboard(path: Path, code: str, validated_only: bool = False) -> dict:
-    """The portal's dashboard figures for the current fiscal year, in cents."""
+    """The portal's dashboard figures for the current fiscal year, exact, by account class."""
     with connect(path, read_only=True) as con:
         period = _active_period(con, code)
         fy = _fiscal_year_for(con, code, period)
         params = {"code": code, "fy": fy[0] if fy else None, "validated_only": validated_only}
+
+        def net(cls: str, credit_side: bool, this_year: bool) -> str:
+            amount = "l.credit - l.debit" if credit_side else "l.debit - l.credit"
+            year = " AND b.fiscal_year_id = $fy" if this_year else ""
+            return (f"CAST(coalesce(sum(CASE WHEN a.class = '{cls}'{year} THEN {amount} END), 0) "
+                    f"AS {MONEY})")
+
         row = _one(con.execute(f"""
             WITH {_BOOKS}
-            SELECT
-              CAST(coalesce(sum(CASE WHEN l.account LIKE '7%' AND b.fiscal_year_id = $fy
-                                     THEN l.credit - l.debit END), 0) AS BIGINT) revenue,
-              CAST(coalesce(sum(CASE WHEN l.account LIKE '6%' AND b.fiscal_year_id = $fy
-                                     THEN l.debit - l.credit END), 0) AS BIGINT) costs,
-              CAST(coalesce(sum(CASE WHEN l.account LIKE '55%' THEN l.debit - l.credit END), 0)
-                   AS BIGINT) bank,
-              CAST(coalesce(sum(CASE WHEN l.account LIKE '40%' THEN l.debit - l.credit END), 0)
-                   AS BIGINT) receivables,
-              CAST(coalesce(sum(CASE WHEN l.account LIKE '44%' THEN l.credit - l.debit END), 0)
-                   AS BIGINT) payables,
-              CAST(coalesce(sum(CASE WHEN l.account LIKE '451%' OR l.account LIKE '411%'
-                                     THEN l.credit - l.debit END), 0) AS BIGINT) vat
-            FROM ln l JOIN bk b ON b.id = l.booking_id""", params).fetchall())
+            SELECT {net('revenue', True, True)}, {net('cost', False, True)},
+                   {net('bank', False, False)}, {net('receivable', False, False)},
+                   {net('payable', True, False)}, {net('vat', True, False)}
+            FROM ln l JOIN bk b ON b.id = l.booking_id JOIN ac a ON a.code = l.account
+            WHERE l.commodity IS NULL""", params).fetchall())
         monthly = con.execute(f"""
             WITH {_BOOKS}
-            SELECT p.code, CAST(sum(l.credit - l.debit) AS BIGINT)
-            FROM ln l JOIN bk b ON b.id = l.booking_id
+            SELECT p.code, CAST(sum(l.credit - l.debit) AS {MONEY})
+            FROM ln l JOIN bk b ON b.id = l.booking_id JOIN ac a ON a.code = l.account
             JOIN periods p ON p.dossier = $code AND p.id = b.period_id
-            WHERE b.fiscal_year_id = $fy AND l.account LIKE '7%'
+            WHERE b.fiscal_year_id = $fy AND a.class = 'revenue' AND l.commodity IS NULL
             GROUP BY p.code ORDER BY p.code""", params).fetchall()
     revenue, costs, bank, receivables, payables, vat = row
     return {"fiscal_year": fy[1] if fy else None, "revenue": revenue, "costs": costs,
@@ -885,12 +1076,12 @@ def report_archive(path: Path, code: str, period: str | None = None,
             gross AS (
                 SELECT l.booking_id id,
                        CAST(sum(CASE WHEN d.kind = 'sales' THEN l.debit - l.credit
-                                     ELSE l.credit - l.debit END) AS BIGINT) amount
+                                     ELSE l.credit - l.debit END) AS {MONEY}) amount
                 FROM ln l JOIN docs d ON d.id = l.booking_id
-                WHERE l.relation_id IS NOT NULL
+                WHERE l.relation_id IS NOT NULL AND l.commodity IS NULL
                 GROUP BY l.booking_id),
             paid AS (
-                SELECT m.invoice_id id, CAST(sum(m.amount) AS BIGINT) paid FROM matchings m
+                SELECT m.invoice_id id, CAST(sum(m.amount) AS {MONEY}) paid FROM matchings m
                 WHERE m.dossier = $code GROUP BY m.invoice_id)
             SELECT d.doc_no, d.journal, strftime(d.date, '%Y-%m-%d'),
                    strftime(d.due_date, '%Y-%m-%d'), r.name, coalesce(g.amount, 0),
@@ -902,8 +1093,10 @@ def report_archive(path: Path, code: str, period: str | None = None,
 
 
 # --- worklist proposals, periods, outbox -----------------------------------------------
-def add_proposals(path: Path, code: str, bookings: pa.Table, lines: pa.Table) -> int:
-    """Show sent proposals at once as provisional bookings; the blue counter goes up.
+def add_proposals(path: Path, code: str, bookings: pa.Table, lines: pa.Table,
+                  queue: list[tuple[str, str]] = ()) -> int:
+    """Show sent proposals at once as provisional bookings; the blue counter goes up;
+    `queue` (ref, proposal as JSON) waits for delivery to the package. One transaction.
 
     `bookings` has the provisional_bookings columns without dossier and id
     (ids are handed out here, negative); `lines` refers to a booking by `ref`.
@@ -921,13 +1114,19 @@ def add_proposals(path: Path, code: str, bookings: pa.Table, lines: pa.Table) ->
                 SELECT ?::BIGINT - row_number() OVER (ORDER BY ref) AS id, * FROM new_bookings""",
                         [low])
             con.execute("""
-                INSERT INTO provisional_bookings
+                INSERT INTO provisional_bookings (dossier, id, ref, journal, doc_type, date,
+                    due_date, relation_id, fiscal_year_id, period_id, amount, sent_at)
                 SELECT ?, id, ref, journal, doc_type, CAST(date AS DATE), CAST(due_date AS DATE),
-                       relation_id, fiscal_year_id, period_id, amount, now() FROM numbered""", [code])
+                       relation_id, fiscal_year_id, period_id, amount, now() FROM numbered""",
+                        [code])
             con.execute("""
-                INSERT INTO provisional_lines
+                INSERT INTO provisional_lines (dossier, booking_id, line_no, account, debit,
+                    credit, vat_code, relation_id)
                 SELECT ?, n.id, l.line_no, l.account, l.debit, l.credit, l.vat_code, l.relation_id
                 FROM new_lines l JOIN numbered n USING (ref)""", [code])
+            if queue:
+                con.executemany("INSERT INTO proposal_queue (dossier, ref, proposal, queued_at) "
+                                "VALUES (?, ?, ?, now())", [[code, ref, doc] for ref, doc in queue])
             counter = con.execute(
                 "UPDATE dossiers SET pending_proposals = pending_proposals + ? WHERE code = ? "
                 "RETURNING pending_proposals", [bookings.num_rows, code]).fetchall()[0][0]
@@ -937,6 +1136,42 @@ def add_proposals(path: Path, code: str, bookings: pa.Table, lines: pa.Table) ->
             con.execute("ROLLBACK")
             raise
     return int(counter)
+
+
+def queued_proposals(path: Path, code: str) -> list[tuple[str, str]]:
+    """(ref, proposal as JSON) of the proposals still to hand to the package, oldest first."""
+    with connect(path, read_only=True) as con:
+        if not _has_table(con, "proposal_queue"):
+            return []
+        return [tuple(r) for r in con.execute(
+            "SELECT ref, proposal FROM proposal_queue WHERE dossier = ? ORDER BY queued_at, ref",
+            [code]).fetchall()]
+
+
+def proposals_delivered(path: Path, code: str, refs: list[str]) -> None:
+    with connect(path) as con:
+        con.execute("DELETE FROM proposal_queue WHERE dossier = ? AND list_contains(?, ref)",
+                    [code, list(refs)])
+
+
+def proposals_attempted(path: Path, code: str, refs: list[str], error: str) -> None:
+    with connect(path) as con:
+        con.execute("UPDATE proposal_queue SET attempts = attempts + 1, last_error = ? "
+                    "WHERE dossier = ? AND list_contains(?, ref)", [error, code, list(refs)])
+
+
+def account_classes(path: Path, code: str) -> list[tuple[str, str | None]]:
+    """(account, class) of the dossier, by class and code; VAT accounts from the most
+    credited (VAT due) to the most debited (VAT recoverable) in the mirrored ledger."""
+    with connect(path, read_only=True) as con:
+        return [tuple(r) for r in con.execute("""
+            WITH net AS (SELECT account, sum(credit - debit) AS owed FROM lines
+                         WHERE dossier = $code AND commodity IS NULL GROUP BY account),
+            ac AS (SELECT code, any_value(class) AS class FROM accounts
+                   WHERE dossier = $code GROUP BY code)
+            SELECT a.code, a.class FROM ac a LEFT JOIN net n ON n.account = a.code
+            ORDER BY a.class, CASE WHEN a.class = 'vat' THEN -coalesce(n.owed, 0) END, a.code""",
+            {"code": code}).fetchall()]
 
 
 def periods(path: Path, code: str) -> list[dict]:
@@ -1010,8 +1245,8 @@ def _figures_sql(where: str = "", per_booking: bool = False) -> str:
     return f"""
         WITH agg AS (
             SELECT {extra}b.fiscal_year_id AS fy, b.period_id AS pid, b.journal, l.account,
-                   count(*) AS line_count, CAST(sum(l.debit) AS BIGINT) AS debit,
-                   CAST(sum(l.credit) AS BIGINT) AS credit,
+                   count(*) AS line_count, CAST(sum(l.debit) AS {MONEY}) AS debit,
+                   CAST(sum(l.credit) AS {MONEY}) AS credit,
                    CAST(sum({_FIGURES_CHECKSUM}) AS BIGINT) AS checksum
             FROM lines l JOIN bookings b ON b.dossier = l.dossier AND b.id = l.booking_id
             WHERE l.dossier = $code AND b.dossier = $code {where}
@@ -1147,7 +1382,7 @@ def period_fingerprints(path: Path, code: str, journals: str) -> pa.Table:
 _PROVISIONAL_SCHEMA = pa.schema([
     ("ref", pa.string()), ("fiscal_year", pa.string()), ("period", pa.string()),
     ("journal", pa.string()), ("account", pa.string()), ("line_count", pa.int64()),
-    ("debit", pa.int64()), ("credit", pa.int64())])
+    ("debit", money.ARROW), ("credit", money.ARROW)])
 
 
 def _provisional_figures(con, code: str) -> pa.Table:
@@ -1155,14 +1390,14 @@ def _provisional_figures(con, code: str) -> pa.Table:
     account, line_count, debit, credit (empty before the tables exist)."""
     if not _has_provisional_tables(con):
         return _PROVISIONAL_SCHEMA.empty_table()
-    return con.sql("""
+    return con.sql(f"""
         WITH fy AS (SELECT id, min(code) AS code FROM fiscal_years
                     WHERE dossier = $code GROUP BY id),
         pe AS (SELECT id, min(code) AS code FROM periods WHERE dossier = $code GROUP BY id)
         SELECT b.ref, coalesce(fy.code, '') AS fiscal_year, coalesce(pe.code, '') AS period,
                coalesce(b.journal, '') AS journal, l.account, count(*) AS line_count,
-               CAST(coalesce(sum(l.debit), 0) AS BIGINT) AS debit,
-               CAST(coalesce(sum(l.credit), 0) AS BIGINT) AS credit
+               CAST(coalesce(sum(l.debit), 0) AS {MONEY}) AS debit,
+               CAST(coalesce(sum(l.credit), 0) AS {MONEY}) AS credit
         FROM provisional_lines l JOIN provisional_bookings b
           ON b.dossier = l.dossier AND b.id = l.booking_id
         LEFT JOIN fy ON fy.id = b.fiscal_year_id LEFT JOIN pe ON pe.id = b.period_id

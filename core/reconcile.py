@@ -57,7 +57,7 @@ import pyarrow as pa
 
 import core
 from core import figures as fp
-from core import portal
+from core import money, portal
 from core.connectors import open_connector
 from core.connectors.base import Connector
 from core.home import Home
@@ -78,8 +78,9 @@ NOTEBOOK_TIMEOUT = 600
 P = 2147483647  # the checksum's modulus (a prime below 2**31)
 
 _SEGMENT_SCHEMA = {"fiscal_year": pl.String, "period": pl.String, "journal": pl.String,
-                   "account": pl.String, "line_count": pl.Int64, "debit": pl.Int64,
-                   "credit": pl.Int64, "checksum": pl.Int64}
+                   "account": pl.String, "line_count": pl.Int64,
+                   "debit": pl.Decimal(money.PRECISION, money.SCALE),
+                   "credit": pl.Decimal(money.PRECISION, money.SCALE), "checksum": pl.Int64}
 
 
 @dataclass(frozen=True)
@@ -335,8 +336,8 @@ def _difference_dicts(frame: pl.DataFrame) -> list[dict]:
     return [{"fiscal_year": r["fiscal_year"], "period": r["period"], "journal": r["journal"],
              "account": r["account"], "ledger_count": r["l_line_count"],
              "portal_count": r["p_line_count"],
-             "ledger_amount": cents_to_str(r["l_debit"] - r["l_credit"]),
-             "portal_amount": cents_to_str(r["p_debit"] - r["p_credit"]),
+             "ledger_amount": money.to_str(r["l_debit"] - r["l_credit"]),
+             "portal_amount": money.to_str(r["p_debit"] - r["p_credit"]),
              "explained_by": r["explained_by"]}
             for r in frame.iter_rows(named=True)]
 
@@ -424,7 +425,7 @@ def reconcile(home: Home, code: str) -> Reconciliation:
 
     def start(dossier) -> str | None:
         """Open the ledger and start its whole fingerprint beside the portal visit."""
-        opened["connector"] = connector = open_connector(dossier.package, dossier.source)
+        opened["connector"] = connector = open_connector(dossier.package, dossier.source, dossier.settings())
         # before any figure is read: a ledger written meanwhile no longer matches it
         opened["stamp"] = connector.stamp() if hasattr(connector, "stamp") else None
         opened["chart"] = chart = _Chart.read(connector)

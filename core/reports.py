@@ -1,15 +1,17 @@
 """What the client sees in the portal, shaped for the CLI's JSON and tables.
 
-The figures come from `portal` in integer cents; this module turns them
-into the contract's shapes (decimal strings, payment statuses).
+The figures come from `portal` exact (Decimal, as the package computed
+them); this module rounds them once, at the end, into the contract's shapes
+(decimal strings with two decimals, half up) and adds the exact value where
+an analyst may want to check it against the package (`balance_exact`).
 """
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 from typing import Literal
 
-from core import portal
-from core.model import cents_to_str
+from core import money, portal
 
 Report = Literal["dashboard", "trial-balance", "pnl", "archive"]
 REPORTS: tuple[str, ...] = ("dashboard", "trial-balance", "pnl", "archive")
@@ -17,35 +19,39 @@ REPORTS: tuple[str, ...] = ("dashboard", "trial-balance", "pnl", "archive")
 
 def trial_balance(path: Path, code: str, period: str | None = None,
                   validated_only: bool = False) -> list[dict]:
-    return [{"account": account, "name": name, "debit": cents_to_str(debit),
-             "credit": cents_to_str(credit), "balance": cents_to_str(debit - credit)}
-            for account, name, debit, credit
+    """Per account (and per commodity other than the dossier's currency): debit, credit and
+    balance rounded to the cent from the exact sums; `balance_exact` unrounded."""
+    return [{"account": account, "name": name, "class": cls, "commodity": commodity,
+             "debit": money.to_str(debit), "credit": money.to_str(credit),
+             "balance": money.to_str(debit - credit),
+             "balance_exact": money.exact_str(debit - credit)}
+            for account, name, cls, commodity, debit, credit
             in portal.report_trial_balance(path, code, period, validated_only)]
 
 
 def pnl(path: Path, code: str, period: str | None = None, validated_only: bool = False) -> dict:
     data = portal.report_pnl(path, code, period, validated_only)
-    revenue = sum(a for acc, _, a in data["accounts"] if acc.startswith("7"))
-    costs = sum(a for acc, _, a in data["accounts"] if acc.startswith("6"))
+    revenue = sum((a for _, _, cls, a in data["accounts"] if cls == "revenue"), Decimal(0))
+    costs = sum((a for _, _, cls, a in data["accounts"] if cls == "cost"), Decimal(0))
     return {"fiscal_year": data["fiscal_year"], "period": period,
-            "revenue": cents_to_str(revenue), "costs": cents_to_str(costs),
-            "result": cents_to_str(revenue - costs),
-            "accounts": [{"account": acc, "name": name, "amount": cents_to_str(amount)}
-                         for acc, name, amount in data["accounts"]]}
+            "revenue": money.to_str(revenue), "costs": money.to_str(costs),
+            "result": money.to_str(revenue - costs),
+            "accounts": [{"account": acc, "name": name, "class": cls, "amount": money.to_str(amount)}
+                         for acc, name, cls, amount in data["accounts"]]}
 
 
 def dashboard(path: Path, code: str, validated_only: bool = False) -> dict:
     dossier = portal.get_dossier(path, code)
     figures = portal.report_dashboard(path, code, validated_only)
     return {"updated_until": dossier.updated_until, "active_period": dossier.active_period,
-            "fiscal_year": figures["fiscal_year"],
-            **{k: cents_to_str(figures[k]) for k in
+            "fiscal_year": figures["fiscal_year"], "currency": dossier.book_currency,
+            **{k: money.to_str(figures[k]) for k in
                ("revenue", "costs", "result", "bank", "receivables", "payables", "vat_position")},
-            "monthly_revenue": [{"period": p, "revenue": cents_to_str(a)}
+            "monthly_revenue": [{"period": p, "revenue": money.to_str(a)}
                                 for p, a in figures["monthly_revenue"]]}
 
 
-def payment_status(amount: int, paid: int) -> str:
+def payment_status(amount, paid) -> str:
     if paid <= 0:
         return "open"
     return "paid" if paid >= abs(amount) else "partly_paid"
@@ -54,7 +60,7 @@ def payment_status(amount: int, paid: int) -> str:
 def archive(path: Path, code: str, period: str | None = None,
             validated_only: bool = False) -> list[dict]:
     return [{"ref": ref, "journal": journal, "date": date, "due_date": due, "relation": relation,
-             "amount": cents_to_str(amount),
+             "amount": money.to_str(amount),
              "booking_status": "provisional" if provisional else "booked",
              "payment_status": payment_status(amount, paid)}
             for ref, journal, date, due, relation, amount, paid, provisional

@@ -3,14 +3,23 @@
 A connector yields each stream as Arrow record batches with exactly these
 columns; the sync engine, the validation rules and the portal store all read
 this one table of definitions, so adding a column is a one-line change.
-Money is integer cents; dates are ISO text as the package gives them
-(validated before they reach the portal, where they become DATE).
+Money is exact (`core.money`: decimal128(38, 12), DECIMAL(38,12) in the
+portal); dates are ISO text as the package gives them (validated before
+they reach the portal, where they become DATE).
+
+Beyond the money in the dossier's currency, a line may weigh in another
+commodity (`commodity`: Beancount's vacation hours, a GnuCash transaction in
+a currency the book has no rate for): kept exactly, in that commodity, and
+left out of the money reports. A booking the package holds as not yet
+definitive (`draft`: Beancount's `!` flag) shows as provisional.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import pyarrow as pa
+
+from core import money
 
 
 @dataclass(frozen=True)
@@ -44,12 +53,13 @@ class Stream:
         return pa.schema([pa.field(c.name, c.arrow) for c in self.columns])
 
 
-S, I, B = pa.string(), pa.int64(), pa.bool_()
+S, I, B, M = pa.string(), pa.int64(), pa.bool_(), money.ARROW
+MONEY_SQL = money.SQL
 
 STREAMS: tuple[Stream, ...] = (
     Stream("accounts", (
         Column("code", S, "VARCHAR", False), Column("name", S, "VARCHAR"),
-        Column("rv", I, "BIGINT"),
+        Column("class", S, "VARCHAR"), Column("rv", I, "BIGINT"),
     ), key=("code",)),
     Stream("journals", (
         Column("code", S, "VARCHAR", False), Column("name", S, "VARCHAR"),
@@ -78,17 +88,19 @@ STREAMS: tuple[Stream, ...] = (
         Column("fiscal_year_id", I, "BIGINT"), Column("period_id", I, "BIGINT"),
         Column("date", S, "DATE"), Column("due_date", S, "DATE"),
         Column("relation_id", I, "BIGINT"), Column("description", S, "VARCHAR"),
-        Column("reference", S, "VARCHAR"), Column("rv", I, "BIGINT"),
+        Column("reference", S, "VARCHAR"), Column("draft", B, "BOOLEAN"),
+        Column("rv", I, "BIGINT"),
     ), key=("id",)),
     Stream("lines", (
         Column("booking_id", I, "BIGINT", False), Column("line_no", I, "BIGINT", False),
         Column("account", S, "VARCHAR"), Column("relation_id", I, "BIGINT"),
-        Column("description", S, "VARCHAR"), Column("debit", I, "BIGINT"),
-        Column("credit", I, "BIGINT"), Column("vat_code", S, "VARCHAR"),
+        Column("description", S, "VARCHAR"), Column("debit", M, MONEY_SQL),
+        Column("credit", M, MONEY_SQL), Column("vat_code", S, "VARCHAR"),
+        Column("commodity", S, "VARCHAR"),
     ), key=("booking_id", "line_no"), follows="bookings"),
     Stream("matchings", (
         Column("id", I, "BIGINT", False), Column("invoice_id", I, "BIGINT"),
-        Column("payment_id", I, "BIGINT"), Column("amount", I, "BIGINT"),
+        Column("payment_id", I, "BIGINT"), Column("amount", M, MONEY_SQL),
         Column("rv", I, "BIGINT"),
     ), key=("id",)),
 )

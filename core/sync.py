@@ -31,7 +31,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from core import failpoints, portal
+from core import failpoints, money, portal
 from core.connectors import open_connector
 from core.connectors.base import Connector, LedgerPosition
 from core.home import Home
@@ -198,7 +198,9 @@ def _run(home: Home, dossier, kind: SyncKind, base: SyncResult, staging: Path,
     warnings: list[str] = []
     if kind == "simple" and state.cursor is None:
         warnings.append("first sync of this dossier: the whole ledger was loaded (activation)")
-    connector = open_connector(dossier.package, dossier.source)
+    if state.queued:  # proposals the package could not take before: first, so they are read
+        warnings.extend(_deliver_queued(home, dossier))
+    connector = open_connector(dossier.package, dossier.source, dossier.settings())
     # Without a change cursor a simple sync reads everything and writes only
     # what changed (rows carry a content hash as their version).
     diff = not full and not connector.capabilities.change_cursor
@@ -225,11 +227,13 @@ def _run(home: Home, dossier, kind: SyncKind, base: SyncResult, staging: Path,
         if not fresh:  # real work ahead: the state as it is now, not as the batch saw it
             state = portal.sync_state(home.portal, dossier.code)
         since = None if full or diff else max(0, state.cursor - LOOKBACK)
-        files, rows_read = _stage(connector, since, staging, ctx)
+        files, reads = _stage(connector, since, staging, ctx)
+        rows_read = sum(reads.values())
         deletions = None if since is None else connector.deletions(since)
         if deletions is not None:
             rows_read += deletions.num_rows
         warnings.extend(getattr(connector, "warnings", None) or ())
+        currency = connector.currency
     finally:
         connector.close()
     if diff:
@@ -242,7 +246,8 @@ def _run(home: Home, dossier, kind: SyncKind, base: SyncResult, staging: Path,
         mode="full" if full else "diff" if diff else "incremental", files=files, bad=bad,
         deletions=deletions, quarantine=quarantine, high_water=position.high_water,
         deletion_log_from=position.deletion_log_from, rows_read=rows_read,
-        active_period=position.active_period, options=options)
+        active_period=position.active_period, options=options, stream_reads=reads,
+        currency=currency)
     if quarantine:
         warnings.append(f"{len(quarantine)} ledger row(s) quarantined: see "
                         f"'dossync dossier show {dossier.code}' for the reasons")
@@ -253,6 +258,19 @@ def _run(home: Home, dossier, kind: SyncKind, base: SyncResult, staging: Path,
     counts, after = portal.apply_sync(home.portal, dossier.code, staged, result)
     return replace(result, rows=counts, active_period=after.active_period,
                    updated_until=after.updated_until, pending_proposals=after.pending_proposals)
+
+
+def _deliver_queued(home: Home, dossier) -> list[str]:
+    """Hand the proposals still queued for the package to it (we hold the dossier's
+    lock); what could not be sent is a warning, never a reason to skip the sync."""
+    from core.worklist import deliver
+
+    try:
+        delivery = deliver(home, dossier)
+    except DossyncError as exc:
+        return [f"booking proposals still queued for the package, not sent: {exc}"]
+    message = delivery.message(dossier.code)
+    return [message] if message else []
 
 
 def _repair(home: Home, dossier, base: SyncResult, staging: Path, ctx: RunContext,
@@ -266,7 +284,7 @@ def _repair(home: Home, dossier, base: SyncResult, staging: Path, ctx: RunContex
     """
     from core.reconcile import reconcile, remembered
 
-    connector = open_connector(dossier.package, dossier.source)
+    connector = open_connector(dossier.package, dossier.source, dossier.settings())
     try:
         if not (hasattr(connector, "read_bookings") and hasattr(connector, "booking_fingerprints")):
             raise UsageError(f"the {dossier.package} connector cannot reload single bookings: "
@@ -280,24 +298,26 @@ def _repair(home: Home, dossier, base: SyncResult, staging: Path, ctx: RunContex
             return _no_repair(home, base, verdict)
         wanted = sorted({s["period"] for s in verdict.segments})
         files: dict[str, Path] = {}
-        rows_read = 0
+        reads: dict[str, int] = {}
         for name in ("fiscal_years", "periods"):  # small; periods may have moved
             path = staging / f"{name}.parquet"
-            rows_read += _write(path, BY_NAME[name], connector.read(name, None), ctx)
+            reads[name] = _write(path, BY_NAME[name], connector.read(name, None), ctx)
             files[name] = path
         booking_ids = list(verdict.bookings or ())  # reconcile named the bookings that differ
         for name in ("bookings", "lines", "matchings"):
             path = staging / f"{name}.parquet"
-            rows_read += _write(path, BY_NAME[name], connector.read_bookings(name, booking_ids),
-                                ctx)
+            reads[name] = _write(path, BY_NAME[name], connector.read_bookings(name, booking_ids),
+                                 ctx)
             files[name] = path
+        rows_read = sum(reads.values())
     finally:
         connector.close()
     bad, quarantine = validate(files, state)
     staged = portal.StagedSync(
         mode="repair", files=files, bad=bad, deletions=None, quarantine=quarantine,
         high_water=state.cursor, deletion_log_from=state.deletion_log_from or 1,
-        rows_read=rows_read, options=options, repair_bookings=tuple(booking_ids))
+        rows_read=rows_read, options=options, repair_bookings=tuple(booking_ids),
+        stream_reads=reads)
     result = replace(base, status="succeeded", finished_at=_now(), warnings=(
         f"repaired {len(wanted)} period(s): {', '.join(wanted)} "
         f"({len(booking_ids)} booking(s) differed and were reloaded)",))
@@ -442,8 +462,8 @@ PARALLEL_FROM_ROWS = 50_000
 
 
 def _stage(connector: Connector, since: int | None, staging: Path,
-           ctx: RunContext) -> tuple[dict[str, Path], int]:
-    """Read every stream to a staging file; return the files and rows read."""
+           ctx: RunContext) -> tuple[dict[str, Path], dict[str, int]]:
+    """Read every stream to a staging file; return the files and the rows read of each."""
     files = {stream.name: staging / f"{stream.name}.parquet" for stream in STREAMS}
     totals = {stream.name: connector.count(stream.name, since) for stream in STREAMS}
     guard = threading.Lock()
@@ -459,11 +479,13 @@ def _stage(connector: Connector, since: int | None, staging: Path,
     second = (connector.parallel_reader()
               if since is None and totals["lines"] >= PARALLEL_FROM_ROWS
               and hasattr(connector, "parallel_reader") else None)
+    reads: dict[str, int] = {}
     if second is None:
         for stream in STREAMS:
-            _write(files[stream.name], stream, connector.read(stream.name, since), ctx,
-                   total=totals[stream.name], throttle=throttle)
-        return files, throttle[1][0]
+            reads[stream.name] = _write(files[stream.name], stream,
+                                        connector.read(stream.name, since), ctx,
+                                        total=totals[stream.name], throttle=throttle)
+        return files, reads
     # Both readers sit on the same snapshot (see parallel_reader); the driver
     # releases the GIL while it reads, so on two cores they overlap.
     stop = threading.Event()
@@ -472,8 +494,9 @@ def _stage(connector: Connector, since: int | None, staging: Path,
     def read_lines() -> None:
         try:
             lines = BY_NAME["lines"]
-            _write(files["lines"], lines, _until(stop, second.read("lines", None)), ctx,
-                   total=totals["lines"], throttle=throttle)
+            reads["lines"] = _write(files["lines"], lines,
+                                    _until(stop, second.read("lines", None)), ctx,
+                                    total=totals["lines"], throttle=throttle)
         except BaseException as exc:  # raised in the caller's thread below
             failure.append(exc)
             stop.set()
@@ -483,8 +506,9 @@ def _stage(connector: Connector, since: int | None, staging: Path,
     try:
         for stream in STREAMS:
             if stream.name != "lines":
-                _write(files[stream.name], stream, _until(stop, connector.read(stream.name, None)),
-                       ctx, total=totals[stream.name], throttle=throttle)
+                reads[stream.name] = _write(files[stream.name], stream,
+                                            _until(stop, connector.read(stream.name, None)),
+                                            ctx, total=totals[stream.name], throttle=throttle)
     except BaseException:
         stop.set()
         raise
@@ -493,7 +517,7 @@ def _stage(connector: Connector, since: int | None, staging: Path,
         second.close()
     if failure:
         raise failure[0]
-    return files, throttle[1][0]
+    return files, reads
 
 
 def _until(stop: threading.Event, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -519,7 +543,8 @@ def validate(files: dict[str, Path], state: portal.SyncState | None
 
     Rules: duplicate keys, names with control characters, impossible dates,
     bookings in an unknown journal or period, lines on an unknown account,
-    negative amounts, unbalanced bookings, lines without their booking.
+    negative amounts, unbalanced bookings (per commodity, beyond
+    money.BALANCE_TOLERANCE), lines without their booking.
     A booking is kept out whole, lines and all. `state` (simple sync) adds
     what the portal already holds to the known accounts/journals/periods.
     """
@@ -597,10 +622,16 @@ def validate(files: dict[str, Path], state: portal.SyncState | None
         lines.group_by("booking_id", "line_no").agg(pl.len().alias("n")).filter(pl.col("n") > 1)
         .select(pl.col("booking_id").alias("id"),
                 pl.format("duplicate line number {}", "line_no").alias("reason")),
-        lines.group_by("booking_id").agg(pl.col("debit").sum(), pl.col("credit").sum())
-        .filter(pl.col("debit") != pl.col("credit"))
+        # each commodity balances on its own (the money, and e.g. Beancount's hours)
+        lines.group_by("booking_id", "commodity").agg(pl.col("debit").sum(), pl.col("credit").sum())
+        .filter((pl.col("debit") - pl.col("credit")).abs() > pl.lit(money.BALANCE_TOLERANCE)
+                .cast(pl.Decimal(money.PRECISION, money.SCALE)))
         .select(pl.col("booking_id").alias("id"),
-                pl.format("unbalanced: debit {} cents, credit {} cents", "debit", "credit")
+                pl.format("unbalanced{}: debit {}, credit {}",
+                          pl.when(pl.col("commodity").is_null()).then(pl.lit(""))
+                          .otherwise(pl.format(" in {}", "commodity")),
+                          pl.col("debit").map_elements(money.exact_str, return_dtype=pl.String),
+                          pl.col("credit").map_elements(money.exact_str, return_dtype=pl.String))
                 .alias("reason")),
     ]
     # One pass over the staged bookings and lines for every rule (a simple

@@ -5,85 +5,112 @@ where they wait for the accountant, and appear in the portal at once as
 provisional bookings so the dashboard and reports move immediately. The
 definitive booking read by a later sync (matched on the reference)
 replaces the provisional one (`portal.apply_sync`).
+
+Every package takes proposals (core.connectors.send_proposals): the demo
+package in its inbox, Beancount as `!` transactions in the dossier's
+proposals file, GnuCash as ordinary transactions in the book. The portal
+records them first, as provisional bookings and in its proposal queue, in
+one transaction; then the queue is delivered to the package, which takes
+a reference once however often it is sent. Killed in between, or refused
+for now (GnuCash has the book open), the proposals stay queued and the next
+propose or sync delivers them: the package ends up with exactly what the
+portal shows.
+
+Accounts are chosen by class (core.classes), never by a country's codes.
 """
 from __future__ import annotations
 
+import json
+import logging
 import random
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import date, timedelta
-from pathlib import Path
+from decimal import Decimal
 
 import pyarrow as pa
 
-from core import portal
+from core import money, portal
+from core.connectors import send_proposals
 from core.home import Home
-from core.model import UsageError, cents_to_str
+from core.locks import DossierLock
+from core.model import Dossier, DossierBusy, PackageBusy, Proposal, ProposalLine, UsageError
+
+log = logging.getLogger(__name__)
 
 VAT_RATES = (21, 21, 21, 6)
+LOCK_WAIT_SECONDS = 10.0  # how long sending waits for a sync of the dossier to finish
 
 
 @dataclass(frozen=True)
-class Proposal:
-    """One booking proposal: a processed purchase or sales invoice with VAT lines."""
+class Delivery:
+    """What became of a dossier's queued proposals: sent (refs), or still waiting and why."""
 
-    ref: str
-    journal: str
-    kind: str  # purchase | sales
-    date: str
-    relation_id: int | None
-    amount: int  # gross, cents
-    lines: tuple[dict, ...]
-    note: str = ""
+    sent: tuple[str, ...] = ()
+    waiting: int = 0
+    reason: str | None = None
 
-    def to_json(self) -> dict:
-        doc = {"ref": self.ref, "journal": self.journal, "date": self.date,
-               "amount": cents_to_str(self.amount)}
-        if self.note:
-            doc["note"] = self.note
-        return doc
+    def message(self, code: str) -> str | None:
+        if not self.waiting:
+            return None
+        return (f"{self.waiting} proposal(s) wait in the portal's queue for {code}'s package: "
+                f"{self.reason}; the next 'dossync propose' or sync sends them")
 
 
-def _pick(accounts: list[str], preferred: tuple[str, ...], prefix: str) -> str:
-    for code in preferred:
-        if code in accounts:
-            return code
-    for code in accounts:
-        if code.startswith(prefix):
-            return code
-    raise UsageError(f"the dossier's chart of accounts has no {prefix}… account for proposals")
+def _chart(home: Home, code: str) -> dict[str, list[str]]:
+    """The dossier's accounts in the dossier's currency by class; VAT accounts ordered
+    from the most credited (VAT due) to the most debited (VAT recoverable)."""
+    by_class: dict[str, list[str]] = {}
+    for account, cls in portal.account_classes(home.portal, code):
+        by_class.setdefault(cls or "", []).append(account)
+    return by_class
+
+
+def _one_of(chart: dict[str, list[str]], cls: str, code: str, package: str, what: str) -> list[str]:
+    accounts = chart.get(cls) or []
+    if not accounts:
+        hint = {"gnucash": "an account of type A/Receivable, A/Payable, Income or Expense",
+                "beancount": "e.g. 'open Assets:Receivable', 'open Liabilities:Payable' "
+                             "(class by name), Income:… and Expenses:… accounts",
+                "demo": "MAR accounts 40, 44, 6 and 7"}.get(package, "one")
+        raise UsageError(f"dossier {code} has no {cls} account for {what}: its chart needs "
+                         f"{hint}; sync it after adding one")
+    return accounts
 
 
 def build_proposals(home: Home, code: str, count: int, *, today: date | None = None,
                     rng: random.Random | None = None) -> list[Proposal]:
-    """Make `count` proposals, booked in the active period.
+    """Make `count` proposals, booked in the active period (or, for a package
+    without one, in the current month of its books).
 
     An invoice dated in a closed period goes to the first day of the active
     period, and the proposal says so.
     """
     rng = rng or random.Random()
-    dossier = portal.get_dossier(home.portal, code)
+    dossier = portal.require_dossier(home.portal, code)
     refdata = portal.reference_data(home.portal, code)
     periods = portal.periods(home.portal, code)
-    active = next((p for p in periods if p["code"] == dossier.active_period), None)
+    today = today or date.today()
+    active = _active_period(dossier, periods, today)
     if active is None:
-        raise UsageError(f"dossier {code} has no active booking period in the portal yet: "
-                         f"sync it first")
+        raise UsageError(f"dossier {code} has no booking periods in the portal yet: sync it "
+                         f"first")
     journals = {kind: jc for jc, kind in reversed(refdata["journals"])}
     if "sales" not in journals or "purchase" not in journals:
         raise UsageError(f"dossier {code} has no sales and purchase journals for proposals")
-    customers = [r[0] for r in refdata["relations"] if r[1] == "customer"]
-    suppliers = [r[0] for r in refdata["relations"] if r[1] == "supplier"]
-    accounts = refdata["accounts"]
-    receivable = _pick(accounts, ("400000",), "40")
-    payable = _pick(accounts, ("440000",), "44")
-    vat_due = _pick(accounts, ("451000",), "451")
-    vat_back = _pick(accounts, ("411000",), "411")
-    revenue = [a for a in accounts if a.startswith("70")] or [_pick(accounts, (), "7")]
-    costs = [a for a in accounts if a[:2] in ("60", "61")] or [_pick(accounts, (), "6")]
+    customers = [(r[0], r[2]) for r in refdata["relations"] if r[1] == "customer"]
+    suppliers = [(r[0], r[2]) for r in refdata["relations"] if r[1] == "supplier"]
+    chart = _chart(home, code)
+    receivable = _one_of(chart, "receivable", code, dossier.package, "sales invoices")[0]
+    payable = _one_of(chart, "payable", code, dossier.package, "purchase invoices")[0]
+    revenue = _one_of(chart, "revenue", code, dossier.package, "sales invoices")
+    costs = _one_of(chart, "cost", code, dossier.package, "purchase invoices")
+    vat = chart.get("vat") or []  # a book without VAT accounts gets proposals without VAT
+    vat_due, vat_back = (vat[0], vat[-1]) if vat else (None, None)
 
     start = date.fromisoformat(active["start_date"])
-    end = min(date.fromisoformat(active["end_date"]), max(today or date.today(), start))
+    end = min(date.fromisoformat(active["end_date"]), max(today, start))
     closed = {p["code"] for p in periods if p["closed"]}
     proposals = []
     for number in range(count):
@@ -95,57 +122,99 @@ def build_proposals(home: Home, code: str, count: int, *, today: date | None = N
                     f"booked in the active period {active['code']}")
             invoice_date = start
         net = rng.randint(50_00, 5_000_00)
-        rate = rng.choice(VAT_RATES)
-        vat = (net * rate + 50) // 100
-        gross = net + vat
+        rate = rng.choice(VAT_RATES) if vat else 0
+        tax = (net * rate + 50) // 100
+        gross = net + tax
+
+        def line(account: str, debit: int, credit: int, vat_code: str | None = None,
+                 open_item: bool = False) -> ProposalLine:
+            return ProposalLine(account, Decimal(debit).scaleb(-2), Decimal(credit).scaleb(-2),
+                                vat_code, open_item)
+
         if sales:
-            relation = rng.choice(customers) if customers else None
-            lines = ({"account": receivable, "debit": gross, "credit": 0, "vat_code": None},
-                     {"account": rng.choice(revenue), "debit": 0, "credit": net,
-                      "vat_code": f"V{rate:02d}"},
-                     {"account": vat_due, "debit": 0, "credit": vat, "vat_code": f"V{rate:02d}"})
+            relation = rng.choice(customers) if customers else (None, None)
+            lines = [line(receivable, gross, 0, None, True),
+                     line(rng.choice(revenue), 0, net, f"V{rate:02d}" if vat else None)]
+            if tax:
+                lines.append(line(vat_due, 0, tax, f"V{rate:02d}"))
         else:
-            relation = rng.choice(suppliers) if suppliers else None
-            lines = ({"account": payable, "debit": 0, "credit": gross, "vat_code": None},
-                     {"account": rng.choice(costs), "debit": net, "credit": 0,
-                      "vat_code": f"A{rate:02d}"},
-                     {"account": vat_back, "debit": vat, "credit": 0, "vat_code": f"A{rate:02d}"})
+            relation = rng.choice(suppliers) if suppliers else (None, None)
+            lines = [line(payable, 0, gross, None, True),
+                     line(rng.choice(costs), net, 0, f"A{rate:02d}" if vat else None)]
+            if tax:
+                lines.append(line(vat_back, tax, 0, f"A{rate:02d}"))
         proposals.append(Proposal(
             ref=f"WL-{code}-{secrets.token_hex(4).upper()}",
             journal=journals["sales" if sales else "purchase"], kind="sales" if sales else "purchase",
-            date=invoice_date.isoformat(), relation_id=relation, amount=gross, lines=lines,
-            note=note))
+            date=invoice_date.isoformat(), relation_id=relation[0], relation_name=relation[1],
+            amount=Decimal(gross).scaleb(-2), lines=tuple(lines), note=note))
     return proposals
 
 
-def propose(home: Home, code: str, count: int) -> tuple[list[Proposal], int]:
+def _active_period(dossier: Dossier, periods: list[dict], today: date) -> dict | None:
+    """The period proposals are booked in: the dossier's active period; for a package that
+    has none (GnuCash, Beancount: calendar months over their transactions), today's month
+    if the books reach it, else their last month."""
+    by_code = {p["code"]: p for p in periods}
+    if dossier.active_period in by_code:
+        return by_code[dossier.active_period]
+    if dossier.active_period is None and periods:
+        return by_code.get(today.strftime("%Y-%m")) or periods[-1]
+    return None
+
+
+def propose(home: Home, code: str, count: int) -> tuple[list[Proposal], int, Delivery]:
     """Send `count` proposals to the package and show them in the portal at once.
 
-    Returns the proposals and the new blue counter.
+    Returns the proposals, the new blue counter and what became of the
+    delivery (sent now, or queued for the next sync with the reason).
     """
     home.require()
     dossier = portal.require_dossier(home.portal, code)
-    if dossier.package != "demo":
-        raise UsageError(f"dossier {code} keeps its books in {dossier.package}, which takes no "
-                         f"booking proposals from dossync")
     proposals = build_proposals(home, code, count)
-    _send_to_package(Path(dossier.source), proposals)
     periods = {p["code"]: p for p in portal.periods(home.portal, code)}
     bookings, lines = _provisional_tables(proposals, periods)
-    counter = portal.add_proposals(home.portal, code, bookings, lines)
-    return proposals, counter
-
-
-def _send_to_package(ledger: Path, proposals: list[Proposal]) -> None:
-    from core import demo_package
-    from core.model import LedgerUnavailable
-
+    counter = portal.add_proposals(home.portal, code, bookings, lines,
+                                   queue=[(p.ref, json.dumps(p.to_record())) for p in proposals])
+    # One writer to the package at a time: the dossier's lock (a sync holding it sends the
+    # queue itself when it starts, or the next one does).
+    lock = DossierLock(home.locks, code)
+    deadline = time.monotonic() + LOCK_WAIT_SECONDS
+    while True:
+        try:
+            lock.acquire(purpose="sending proposals")
+            break
+        except DossierBusy as exc:
+            if time.monotonic() > deadline:
+                return proposals, counter, Delivery(waiting=len(proposals), reason=str(exc))
+            time.sleep(0.2)
     try:
-        demo_package.receive_proposals(ledger, [
-            {"ref": p.ref, "journal": p.journal, "date": p.date, "relation_id": p.relation_id,
-             "amount": p.amount, "lines": list(p.lines)} for p in proposals])
-    except demo_package.LedgerEventError as exc:
-        raise LedgerUnavailable(f"the proposals could not be sent: {exc}") from exc
+        return proposals, counter, deliver(home, dossier)
+    finally:
+        lock.release()
+
+
+def deliver(home: Home, dossier: Dossier) -> Delivery:
+    """Send the dossier's queued proposals to its package (oldest first); what stays queued.
+
+    The caller holds the dossier's lock. PackageBusy leaves them queued (with
+    the reason, for the next try); any other failure too, and is raised.
+    """
+    queued = portal.queued_proposals(home.portal, dossier.code)
+    if not queued:
+        return Delivery()
+    proposals = [Proposal.from_record(json.loads(doc)) for _, doc in queued]
+    refs = [p.ref for p in proposals]
+    try:
+        send_proposals(dossier.package, dossier.source, dossier.settings(), proposals)
+    except PackageBusy as exc:
+        portal.proposals_attempted(home.portal, dossier.code, refs, str(exc))
+        return Delivery(waiting=len(refs), reason=str(exc))
+    except Exception as exc:
+        portal.proposals_attempted(home.portal, dossier.code, refs, str(exc))
+        raise
+    portal.proposals_delivered(home.portal, dossier.code, refs)
+    return Delivery(sent=tuple(refs))
 
 
 def _provisional_tables(proposals: list[Proposal], periods: dict[str, dict]
@@ -160,21 +229,21 @@ def _provisional_tables(proposals: list[Proposal], periods: dict[str, dict]
         for key, value in (("ref", p.ref), ("journal", p.journal), ("doc_type", "invoice"),
                            ("date", p.date), ("due_date", due), ("relation_id", p.relation_id),
                            ("fiscal_year_id", period["fiscal_year_id"]),
-                           ("period_id", period["id"]), ("amount", p.amount)):
+                           ("period_id", period["id"]), ("amount", money.exact(p.amount))):
             bookings[key].append(value)
         for number, line in enumerate(p.lines, 1):
-            open_item = line["account"].startswith(("40", "44"))
-            for key, value in (("ref", p.ref), ("line_no", number), ("account", line["account"]),
-                               ("debit", line["debit"]), ("credit", line["credit"]),
-                               ("vat_code", line["vat_code"]),
-                               ("relation_id", p.relation_id if open_item else None)):
+            for key, value in (("ref", p.ref), ("line_no", number), ("account", line.account),
+                               ("debit", money.exact(line.debit)),
+                               ("credit", money.exact(line.credit)),
+                               ("vat_code", line.vat_code),
+                               ("relation_id", p.relation_id if line.open_item else None)):
                 lines[key].append(value)
     int64 = pa.int64()
     return (pa.table(bookings, schema=pa.schema([
                 ("ref", pa.string()), ("journal", pa.string()), ("doc_type", pa.string()),
                 ("date", pa.string()), ("due_date", pa.string()), ("relation_id", int64),
-                ("fiscal_year_id", int64), ("period_id", int64), ("amount", int64)])),
+                ("fiscal_year_id", int64), ("period_id", int64), ("amount", money.ARROW)])),
             pa.table(lines, schema=pa.schema([
                 ("ref", pa.string()), ("line_no", int64), ("account", pa.string()),
-                ("debit", int64), ("credit", int64), ("vat_code", pa.string()),
+                ("debit", money.ARROW), ("credit", money.ARROW), ("vat_code", pa.string()),
                 ("relation_id", int64)])))

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 from conftest import cli, cli_json, codes
+from core import portal
 from core.model import ExitCode
 
 
@@ -60,13 +61,16 @@ def test_json_documents_follow_the_contract(demo_home):
     code = codes(demo_home)[0]
     status, rows = cli_json(demo_home, "status")
     assert set(rows[0]) == {"code", "name", "package", "updated_until", "active_period",
-                            "pending_proposals", "state", "nightly", "last_sync"}
+                            "pending_proposals", "state", "nightly", "last_sync", "quarantined"}
     assert set(rows[0]["last_sync"]) == {"run_id", "kind", "status", "finished_at"}
     status, run = cli_json(demo_home, "sync", code)
     assert set(run) == {"run_id", "dossier", "kind", "status", "rows", "updated_until",
                         "pending_proposals", "active_period", "email", "warnings", "error",
-                        "started_at", "finished_at"}
+                        "started_at", "finished_at", "streams"}
     assert set(run["rows"]) == {"read", "inserted", "updated", "deleted", "quarantined"}
+    for counts in run["streams"].values():  # the conservation proof, per stream
+        assert counts["read"] == (counts["inserted"] + counts["updated"] + counts["unchanged"]
+                                  + counts["quarantined"])
     status, dash = cli_json(demo_home, "report", code, "dashboard")
     for key in ("updated_until", "active_period", "revenue", "costs", "result", "bank",
                 "receivables", "payables", "vat_position"):
@@ -121,7 +125,8 @@ def test_a_portal_from_an_older_version_is_brought_up_to_date(demo_home):
     status, rows = cli_json(demo_home, "status")  # reads reconcile_runs: must exist again
     assert status == 0 and len(rows) == 3
     con = duckdb.connect(str(demo_home / "portal.duckdb"), read_only=True)
-    assert con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall() == [("3",)]
+    assert con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall() == [
+        (str(portal.SCHEMA_VERSION),)]
     con.close()
 
 

@@ -60,9 +60,13 @@ class RowVersion:
 
 
 class Connector(Protocol):
+    """package, source, capabilities; currency: the ISO code the money columns are in
+    (None: a book without money, whose currency nothing tells)."""
+
     package: str
     source: str
     capabilities: Capabilities
+    currency: str | None
 
     def position(self) -> LedgerPosition: ...
 

@@ -18,6 +18,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from core import figures as fp
+from core import money
+from core.classes import mar_sql
 from core.connectors.base import DELETIONS, Capabilities, LedgerPosition, sqlite_uri
 from core.model import LedgerUnavailable
 from core.streams import BY_NAME, Stream
@@ -30,7 +32,8 @@ LOCK_WAIT_MS = 30_000  # how long a read waits while the package holds the ledge
 # type from its first batch, and an all-NULL first batch would be taken for
 # integers. `_conform` turns the empty strings back into nulls.
 _SELECT = {
-    "accounts": ("code, name, rv", "accounts", "rv > ?"),
+    # the demo package keeps the Belgian chart: an account's class follows from its code
+    "accounts": (f"code, name, {mar_sql('code')}, rv", "accounts", "rv > ?"),
     "journals": ("code, name, kind, rv", "journals", "rv > ?"),
     "fiscal_years": ("id, code, start_date, end_date, closed, rv", "fiscal_years", "rv > ?"),
     "periods": ("id, fiscal_year_id, code, start_date, end_date, closed, rv", "periods", "rv > ?"),
@@ -41,11 +44,11 @@ _SELECT = {
     # duplicate id is seen (and quarantined) even when only one copy changed.
     "bookings": (
         "id, journal, doc_no, doc_type, fiscal_year_id, period_id, date, COALESCE(due_date, ''), "
-        "relation_id, COALESCE(description, ''), COALESCE(reference, ''), rv",
+        "relation_id, COALESCE(description, ''), COALESCE(reference, ''), NULL, rv",
         "bookings", "id IN (SELECT id FROM bookings WHERE rv > ?)"),
     "lines": (
         "booking_id, line_no, account, relation_id, COALESCE(description, ''), debit, credit, "
-        "COALESCE(vat_code, '')",
+        "COALESCE(vat_code, ''), NULL",
         "booking_lines", "booking_id IN (SELECT id FROM bookings WHERE rv > ?)"),
     "matchings": ("id, invoice_id, payment_id, amount, rv", "matchings", "rv > ?"),
 }
@@ -54,11 +57,14 @@ _KEY_SQL = {"accounts": "code", "relations": "id", "bookings": "id", "matchings"
 
 
 def _conform(batch: pa.RecordBatch, stream: Stream) -> pa.RecordBatch:
-    """Rename and cast a driver batch to the stream's canonical schema."""
+    """Rename and cast a driver batch to the stream's canonical schema (the package
+    keeps money in integer cents)."""
     arrays = []
     for column, array in zip(stream.columns, batch.columns):
         if pa.types.is_null(array.type):
             array = pa.nulls(len(array), column.arrow)
+        elif column.arrow == money.ARROW:
+            array = money.from_cents(array.cast(pa.int64()))
         elif array.type != column.arrow:
             array = array.cast(column.arrow)
         if column.arrow == pa.string() and column.nullable:
@@ -71,6 +77,7 @@ class DemoConnector:
     """Reads one demo ledger; never writes to it."""
 
     package = "demo"
+    currency = "EUR"  # the demo package keeps Belgian books
     # SQLite has one writer at a time and the package takes its counter in
     # the writing transaction: versions come in commit order.
     capabilities = Capabilities(change_cursor=True, deletion_log=True, figures=True,
@@ -282,7 +289,7 @@ class DemoConnector:
         """Aggregates of the ledger's bookings, computed by SQLite (no full read).
 
         grain "segment": one row per fiscal year x period x journal x account
-        (codes, not ids) with line_count, debit, credit (cents) and checksum,
+        (codes, not ids) with line_count, debit, credit (exact money) and checksum,
         the sum over lines of FIGURES_CHECKSUM. grain "period": one row per
         fiscal year x period with bookings and line_count (what a reload of
         that period reads). `exclude_bookings`: ids left out (the bookings the
@@ -421,7 +428,24 @@ class DemoConnector:
         if table.num_rows == 0:
             return schema.empty_table()
         return pa.Table.from_arrays(
-            [table.column(i).cast(f.type) for i, f in enumerate(schema)], schema=schema)
+            [money.from_cents(table.column(i).cast(pa.int64())) if f.type == money.ARROW
+             else table.column(i).cast(f.type) for i, f in enumerate(schema)], schema=schema)
+
+
+def receive_proposals(path: Path, settings, proposals) -> None:
+    """The demo package receives booking proposals (core.connectors.send_proposals);
+    a reference it already holds is not taken twice."""
+    from core import demo_package
+
+    try:
+        demo_package.receive_proposals(path, [
+            {"ref": p.ref, "journal": p.journal, "date": p.date, "relation_id": p.relation_id,
+             "amount": money.cents(p.amount),
+             "lines": [{"account": l.account, "debit": money.cents(l.debit),
+                        "credit": money.cents(l.credit), "vat_code": l.vat_code}
+                       for l in p.lines]} for p in proposals])
+    except demo_package.LedgerEventError as exc:
+        raise LedgerUnavailable(f"the proposals could not be sent: {exc}") from exc
 
 
 def ledger_is_sqlite(path: Path) -> bool:
@@ -469,8 +493,8 @@ _PERIOD_SQL = (
 
 _SEGMENT_FIELDS = [pa.field("fiscal_year", pa.string()), pa.field("period", pa.string()),
                    pa.field("journal", pa.string()), pa.field("account", pa.string()),
-                   pa.field("line_count", pa.int64()), pa.field("debit", pa.int64()),
-                   pa.field("credit", pa.int64()), pa.field("checksum", pa.int64())]
+                   pa.field("line_count", pa.int64()), pa.field("debit", money.ARROW),
+                   pa.field("credit", money.ARROW), pa.field("checksum", pa.int64())]
 FIGURES_SCHEMAS = {
     "segment": pa.schema(_SEGMENT_FIELDS),
     "changed": pa.schema([pa.field("booking_id", pa.int64()), pa.field("reference", pa.string()),

@@ -257,15 +257,18 @@ def with_versions(tables: dict[str, pa.Table]) -> dict[str, pa.Table]:
 class SnapshotConnector:
     """A book read whole into canonical Arrow tables; subclasses fill `tables`.
 
-    Attributes: package, source, capabilities, warnings (what the engine
-    should pass on to the user: data kept out of the money figures), tables.
+    Attributes: package, source, capabilities, currency (the book's, the money
+    columns' currency), warnings (what the engine should pass on to the user),
+    tables.
     """
 
     package = "snapshot"
     capabilities = Capabilities(change_cursor=False, deletion_log=False, figures=False)
 
-    def __init__(self, source: str, tables: dict[str, pa.Table], warnings: list[str]) -> None:
+    def __init__(self, source: str, tables: dict[str, pa.Table], warnings: list[str],
+                 currency: str | None = None) -> None:
         self.source = source
+        self.currency = currency
         self.warnings = list(warnings)
         self.tables = with_versions(tables)
 
