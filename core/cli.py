@@ -286,7 +286,7 @@ def cmd_status(home: Home, args) -> int:
                  if r["last_sync"] else "never",
                  "nightly": "on" if r["nightly"] else "off"} for r in rows]
         _table(flat, ["code", "name", "package", "updated_until", "active_period",
-                      "pending_proposals", "state", "nightly", "last_sync"],
+                      "pending_proposals", "state", "quarantined", "nightly", "last_sync"],
                title="active clients monitor")
     return ExitCode.OK
 

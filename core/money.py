@@ -31,6 +31,8 @@ ZERO = Decimal(0)
 BALANCE_TOLERANCE = Decimal("0.005")
 
 _CENTS = pa.decimal128(PRECISION, 2)
+_CENT_UNITS = 10 ** (SCALE - 2)
+_FITS = (2 ** 63 - 1) // _CENT_UNITS
 
 
 def exact(value) -> Decimal:
@@ -42,8 +44,9 @@ def exact(value) -> Decimal:
 def from_cents(cents) -> pa.Array:
     """Integer cents (an int64 Arrow or numpy array) as exact money, without Python objects.
 
-    The cents are the unscaled values of a decimal128(38, 2) (built from their
-    buffers: sign-extended to 128 bits), which Arrow rescales to SCALE exactly.
+    The cents times 10**(SCALE-2) are the unscaled 128-bit values (built in
+    their buffer, sign-extended); cents beyond what 64 bits hold at that scale
+    are rescaled by Arrow instead.
     """
     if isinstance(cents, (pa.Array, pa.ChunkedArray)):
         cents = cents.combine_chunks() if isinstance(cents, pa.ChunkedArray) else cents
@@ -54,10 +57,14 @@ def from_cents(cents) -> pa.Array:
         values = np.asarray(cents)
     values = np.ascontiguousarray(values, dtype=np.int64)
     wide = np.empty(2 * len(values), dtype=np.int64)
-    wide[0::2] = values
+    if len(values) and np.abs(values).max() >= _FITS:  # beyond 92 million: let Arrow rescale
+        wide[0::2] = values
+        wide[1::2] = values >> 63
+        array = pa.Array.from_buffers(_CENTS, len(values), [None, pa.py_buffer(wide)])
+        return array.cast(ARROW)
+    wide[0::2] = values * _CENT_UNITS  # the unscaled value at SCALE, within 64 bits
     wide[1::2] = values >> 63
-    array = pa.Array.from_buffers(_CENTS, len(values), [None, pa.py_buffer(wide)])
-    return array.cast(ARROW)
+    return pa.Array.from_buffers(ARROW, len(values), [None, pa.py_buffer(wide)])
 
 
 def _from_cents_with_nulls(cents: pa.Array) -> pa.Array:

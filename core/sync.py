@@ -350,7 +350,10 @@ def _write(path: Path, stream, batches, ctx: RunContext, *, total: int | None = 
     against the sync's memory while DuckDB and Polars read them.)
     """
     rows = 0
-    with pq.ParquetWriter(path, stream.schema, compression="none") as writer:
+    # Dictionaries only for text (account codes, journals repeat): numbers and amounts
+    # are nearly all distinct, and building a dictionary for them first costs time.
+    text = [c.name for c in stream.columns if c.arrow == pa.string()]
+    with pq.ParquetWriter(path, stream.schema, compression="none", use_dictionary=text) as writer:
         for batch in batches:
             writer.write_batch(batch)
             failpoints.hit("read")

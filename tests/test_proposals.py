@@ -68,3 +68,81 @@ def test_proposal_in_a_closed_period_goes_to_the_active_period(demo_home):
     assert all(p["date"] >= f"{active}-01" for p in sent["proposals"])
     moved = [p for p in sent["proposals"] if "closed period" in p.get("note", "")]
     assert moved and all(p["date"] == f"{active}-01" for p in moved)
+
+
+def _package_refs(home, code) -> list[str]:
+    import sqlite3
+
+    from conftest import ledger_path
+
+    with sqlite3.connect(ledger_path(home, code)) as con:
+        return [r[0] for r in con.execute("SELECT ref FROM proposals ORDER BY ref")]
+
+
+def test_proposals_the_package_did_not_get_go_with_the_next_sync(demo_home, monkeypatch):
+    """Killed (or refused) between the portal's commit and the package: nothing is lost,
+    nothing is sent twice; the portal ends up with exactly what the package received."""
+    from core import worklist
+    from core.home import Home
+    from core.model import PackageBusy
+
+    code = codes(demo_home)[0]
+    home = Home(demo_home)
+
+    def refused(*args, **kwargs):
+        raise PackageBusy("the package is busy (test)")
+
+    monkeypatch.setattr(worklist, "send_proposals", refused)
+    proposals, counter, delivery = worklist.propose(home, code, 3)
+    assert counter == 3 and delivery.waiting == 3 and "busy (test)" in delivery.message(code)
+    assert _package_refs(demo_home, code) == []  # the package has none yet...
+    _, archive = cli_json(demo_home, "report", code, "archive")  # ...the portal shows them
+    assert len([d for d in archive if d["booking_status"] == "provisional"]) == 3
+    monkeypatch.undo()
+    status, run = cli_json(demo_home, "sync", code)  # the next sync sends them first
+    assert status == 0 and not [w for w in run["warnings"] if "queue" in w]
+    assert _package_refs(demo_home, code) == sorted(p.ref for p in proposals)
+    status, run = cli_json(demo_home, "sync", code)  # and only once
+    assert _package_refs(demo_home, code) == sorted(p.ref for p in proposals)
+    assert cli(demo_home, "ledger", code, "validate-proposals").returncode == 0
+    status, run = cli_json(demo_home, "sync", code)
+    assert run["pending_proposals"] == 0
+    assert_portal_equals_ledger(demo_home, code)
+
+
+def test_a_queue_sent_twice_reaches_the_package_once(demo_home):
+    from core import portal, worklist
+    from core.connectors import send_proposals
+    from core.home import Home
+    from core.model import Proposal
+
+    code = codes(demo_home)[1]
+    home = Home(demo_home)
+    status, sent = cli_json(demo_home, "propose", code, "--count", "4")
+    assert status == 0 and sent["queued"] == 0 and len(sent["delivered"]) == 4
+    assert portal.queued_proposals(home.portal, code) == []
+    dossier = portal.get_dossier(home.portal, code)
+    again = worklist.build_proposals(home, code, 2)
+    send_proposals("demo", dossier.source, dossier.settings(), again)
+    send_proposals("demo", dossier.source, dossier.settings(), again)  # e.g. a retry after a kill
+    assert len(_package_refs(demo_home, code)) == 6
+    assert isinstance(again[0], Proposal)
+
+
+def test_proposals_wait_while_a_sync_holds_the_dossier(demo_home, monkeypatch):
+    from core import worklist
+    from core.home import Home
+    from core.locks import DossierLock
+
+    code = codes(demo_home)[0]
+    home = Home(demo_home)
+    monkeypatch.setattr(worklist, "LOCK_WAIT_SECONDS", 0.3)
+    lock = DossierLock(home.locks, code).acquire(purpose="sync")
+    try:
+        proposals, counter, delivery = worklist.propose(home, code, 2)
+    finally:
+        lock.release()
+    assert delivery.waiting == 2 and "busy" in delivery.reason
+    assert _package_refs(demo_home, code) == []
+    status, run = cli_json(demo_home, "sync", code)
+    assert status == 0 and _package_refs(demo_home, code) == sorted(p.ref for p in proposals)

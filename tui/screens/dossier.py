@@ -154,6 +154,7 @@ class DossierScreen(Screen):
             self.query_one("#figures", Static).update("no figures")
             return
         table.add_row(Text("fiscal year", style="dim"), dash.get("fiscal_year") or "-")
+        table.add_row(Text("currency", style="dim"), dash.get("currency") or "-")
         for key, label in FIGURES:
             style = "bold" if key == "result" else ""
             table.add_row(label, Text(money(dash.get(key)), style=style))
