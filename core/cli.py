@@ -578,8 +578,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="sync every night (simple sync, headless)")
         p.add_argument("--no-nightly", dest="nightly", action="store_false")
         p.add_argument("--currency", metavar="ISO",
-                       help="GnuCash: the book currency when its root account has none "
-                            "(default: read from the book's transactions and accounts)")
+                       help="GnuCash: the book currency (overrides what the book says; must "
+                            "be one of its commodities; default: its root account's, else "
+                            "its transactions' or accounts' currency; '' clears it)")
         p.add_argument("--timezone", metavar="ZONE",
                        help="GnuCash: the time zone its dates are read in, as GnuCash shows "
                             "them (default Europe/Brussels)")

@@ -1154,6 +1154,30 @@ def proposals_delivered(path: Path, code: str, refs: list[str]) -> None:
                     [code, list(refs)])
 
 
+def withdraw_proposals(path: Path, code: str, refs: list[str]) -> int:
+    """Take proposals the package refused back out of the portal (provisional rows, queue,
+    counter), in one transaction; returns how many were still there."""
+    with connect(path) as con:
+        con.execute("BEGIN TRANSACTION")
+        try:
+            ids = [r[0] for r in con.execute(
+                "SELECT id FROM provisional_bookings WHERE dossier = ? AND list_contains(?, ref)",
+                [code, list(refs)]).fetchall()]
+            con.execute("DELETE FROM provisional_lines WHERE dossier = ? "
+                        "AND list_contains(?, booking_id)", [code, ids])
+            con.execute("DELETE FROM provisional_bookings WHERE dossier = ? "
+                        "AND list_contains(?, id)", [code, ids])
+            con.execute("DELETE FROM proposal_queue WHERE dossier = ? AND list_contains(?, ref)",
+                        [code, list(refs)])
+            con.execute("UPDATE dossiers SET pending_proposals = greatest(pending_proposals - ?, 0) "
+                        "WHERE code = ?", [len(ids), code])
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+    return len(ids)
+
+
 def proposals_attempted(path: Path, code: str, refs: list[str], error: str) -> None:
     with connect(path) as con:
         con.execute("UPDATE proposal_queue SET attempts = attempts + 1, last_error = ? "
@@ -1161,14 +1185,16 @@ def proposals_attempted(path: Path, code: str, refs: list[str], error: str) -> N
 
 
 def account_classes(path: Path, code: str) -> list[tuple[str, str | None]]:
-    """(account, class) of the dossier, by class and code; VAT accounts from the most
-    credited (VAT due) to the most debited (VAT recoverable) in the mirrored ledger."""
+    """(account, class) of the dossier's accounts in its own currency that take bookings
+    (no placeholders), by class and code; VAT accounts from the most credited (VAT
+    due) to the most debited (VAT recoverable) in the mirrored ledger."""
     with connect(path, read_only=True) as con:
         return [tuple(r) for r in con.execute("""
             WITH net AS (SELECT account, sum(credit - debit) AS owed FROM lines
                          WHERE dossier = $code AND commodity IS NULL GROUP BY account),
             ac AS (SELECT code, any_value(class) AS class FROM accounts
-                   WHERE dossier = $code GROUP BY code)
+                   WHERE dossier = $code AND commodity IS NULL AND NOT coalesce(placeholder, false)
+                   GROUP BY code)
             SELECT a.code, a.class FROM ac a LEFT JOIN net n ON n.account = a.code
             ORDER BY a.class, CASE WHEN a.class = 'vat' THEN -coalesce(n.owed, 0) END, a.code""",
             {"code": code}).fetchall()]

@@ -10,8 +10,10 @@ they reach the portal, where they become DATE).
 Beyond the money in the dossier's currency, a line may weigh in another
 commodity (`commodity`: Beancount's vacation hours, a GnuCash transaction in
 a currency the book has no rate for): kept exactly, in that commodity, and
-left out of the money reports. A booking the package holds as not yet
-definitive (`draft`: Beancount's `!` flag) shows as provisional.
+left out of the money reports. An account says its class (core.classes),
+its commodity when it is not the dossier's currency, and whether it is a
+placeholder (a parent that takes no bookings). A booking the package holds
+as not yet definitive (`draft`: Beancount's `!` flag) shows as provisional.
 """
 from __future__ import annotations
 
@@ -59,7 +61,8 @@ MONEY_SQL = money.SQL
 STREAMS: tuple[Stream, ...] = (
     Stream("accounts", (
         Column("code", S, "VARCHAR", False), Column("name", S, "VARCHAR"),
-        Column("class", S, "VARCHAR"), Column("rv", I, "BIGINT"),
+        Column("class", S, "VARCHAR"), Column("commodity", S, "VARCHAR"),
+        Column("placeholder", B, "BOOLEAN"), Column("rv", I, "BIGINT"),
     ), key=("code",)),
     Stream("journals", (
         Column("code", S, "VARCHAR", False), Column("name", S, "VARCHAR"),

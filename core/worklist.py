@@ -35,7 +35,8 @@ from core import money, portal
 from core.connectors import send_proposals
 from core.home import Home
 from core.locks import DossierLock
-from core.model import Dossier, DossierBusy, PackageBusy, Proposal, ProposalLine, UsageError
+from core.model import (Dossier, DossierBusy, DossyncError, PackageBusy, Proposal, ProposalLine,
+                        TerminalError, UsageError)
 
 log = logging.getLogger(__name__)
 
@@ -189,16 +190,24 @@ def propose(home: Home, code: str, count: int) -> tuple[list[Proposal], int, Del
                 return proposals, counter, Delivery(waiting=len(proposals), reason=str(exc))
             time.sleep(0.2)
     try:
-        return proposals, counter, deliver(home, dossier)
+        delivery = deliver(home, dossier)
+    except DossyncError as exc:  # refused: none of them stays in the portal either
+        refs = [p.ref for p in proposals]
+        portal.withdraw_proposals(home.portal, code, refs)
+        raise type(exc)(f"the proposals were not sent to {code}'s package and are not shown "
+                        f"in the portal: {exc}") from exc
     finally:
         lock.release()
+    return proposals, portal.require_dossier(home.portal, code).pending_proposals, delivery
 
 
 def deliver(home: Home, dossier: Dossier) -> Delivery:
     """Send the dossier's queued proposals to its package (oldest first); what stays queued.
 
     The caller holds the dossier's lock. PackageBusy leaves them queued (with
-    the reason, for the next try); any other failure too, and is raised.
+    the reason, for the next try); a TerminalError (the package refuses
+    them: an account it no longer has...) takes them out of the portal
+    again and is raised; any other failure leaves them queued and is raised.
     """
     queued = portal.queued_proposals(home.portal, dossier.code)
     if not queued:
@@ -210,6 +219,10 @@ def deliver(home: Home, dossier: Dossier) -> Delivery:
     except PackageBusy as exc:
         portal.proposals_attempted(home.portal, dossier.code, refs, str(exc))
         return Delivery(waiting=len(refs), reason=str(exc))
+    except TerminalError as exc:
+        withdrawn = portal.withdraw_proposals(home.portal, dossier.code, refs)
+        raise TerminalError(f"the package refused {len(refs)} proposal(s) ({exc}); "
+                            f"{withdrawn} taken back out of the portal") from exc
     except Exception as exc:
         portal.proposals_attempted(home.portal, dossier.code, refs, str(exc))
         raise

@@ -146,3 +146,22 @@ def test_proposals_wait_while_a_sync_holds_the_dossier(demo_home, monkeypatch):
     assert _package_refs(demo_home, code) == []
     status, run = cli_json(demo_home, "sync", code)
     assert status == 0 and _package_refs(demo_home, code) == sorted(p.ref for p in proposals)
+
+
+def test_proposals_the_package_refuses_are_not_shown(demo_home):
+    from core import portal
+    from conftest import ledger_path
+
+    code = codes(demo_home)[0]
+    _, before = cli_json(demo_home, "report", code, "dashboard")
+    ledger = ledger_path(demo_home, code)
+    ledger.rename(ledger.with_suffix(".away"))
+    done = cli(demo_home, "propose", code, "--count", "3")
+    assert done.returncode == 1, done.stderr
+    assert "not sent" in done.stderr and "not shown in the portal" in done.stderr
+    assert str(ledger) in done.stderr and "Traceback" not in done.stderr
+    ledger.with_suffix(".away").rename(ledger)
+    _, after = cli_json(demo_home, "report", code, "dashboard")
+    assert after == before
+    assert portal.queued_proposals(demo_home / "portal.duckdb", code) == []
+    assert portal.get_dossier(demo_home / "portal.duckdb", code).pending_proposals == 0

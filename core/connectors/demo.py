@@ -33,7 +33,7 @@ LOCK_WAIT_MS = 30_000  # how long a read waits while the package holds the ledge
 # integers. `_conform` turns the empty strings back into nulls.
 _SELECT = {
     # the demo package keeps the Belgian chart: an account's class follows from its code
-    "accounts": (f"code, name, {mar_sql('code')}, rv", "accounts", "rv > ?"),
+    "accounts": (f"code, name, {mar_sql('code')}, NULL, NULL, rv", "accounts", "rv > ?"),
     "journals": ("code, name, kind, rv", "journals", "rv > ?"),
     "fiscal_years": ("id, code, start_date, end_date, closed, rv", "fiscal_years", "rv > ?"),
     "periods": ("id, fiscal_year_id, code, start_date, end_date, closed, rv", "periods", "rv > ?"),

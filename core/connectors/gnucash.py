@@ -1,59 +1,101 @@
 """Connector for GnuCash books saved as SQLite (`--package gnucash`).
 
 The book is opened read-only (`mode=ro`), read whole in one read
-transaction and let go; nothing is ever written to it. A book that GnuCash
-has open (a row in its `gnclock` table) is refused: GnuCash may be halfway
-through saving it.
+transaction and let go; the reader never writes to it (booking proposals go
+in through `core.connectors.gnucash_proposals`). A book that GnuCash has
+open (a row in its `gnclock` table) is refused: GnuCash may be halfway
+through saving it. An XML book is refused with the way to save it as SQLite.
+
+The book currency (what the money columns are in, `currency`):
+`settings.currency` when set (the user's override wins; it must be a
+commodity of the book, else the book is refused); else the
+root account's commodity (books piecash creates set it); else the currency
+of the book's transactions when they all share one (books GnuCash itself
+saves leave the root's commodity empty); else the one currency the
+accounts' commodities use. Failing all that a book with transactions is
+refused (TerminalError) naming the candidates and the fix; a book without
+transactions syncs with an empty ledger (currency: what the accounts say,
+or None).
+
+Dates: GnuCash keeps timestamps in UTC, as 'YYYYMMDDHHMMSS' (2.x; 2.6 wrote
+local midnight converted to UTC, '20141224230000' for 25 December 2014 in
+Brussels) or 'YYYY-MM-DD HH:MM:SS' (3.x: 10:59:00 UTC of the day). Every
+timestamp (a transaction's post_date, timespec slots such as
+`trans-date-due`) is read as GnuCash shows it: converted to
+`settings.timezone` (IANA name, default Europe/Brussels) and taken as that
+day. `gdate` slots are plain dates.
 
 What the portal gets from a GnuCash book:
 - accounts: every account under the book's root (not the scheduled-
   transaction templates); code = the GnuCash account code when it is set and
   unique in the book, else the full name ("Expenses:Groceries"); name = the
-  full name.
+  full name; class from GnuCash's account type (INCOME revenue, EXPENSE
+  cost, BANK and CASH bank, RECEIVABLE receivable, PAYABLE payable, EQUITY
+  and TRADING equity, LIABILITY and CREDIT liability, ASSET, STOCK, MUTUAL
+  and CURRENCY asset), except that an account the business tax tables book
+  tax on (`taxtable_entries.account`) is vat.
 - journals: GnuCash has none. The posting transactions of posted customer
   invoices go to GNC-SALES (kind sales) and those of vendor bills to
   GNC-PURCH (kind purchase), as documents (doc_type invoice, or credit_note
   when the invoice's `credit-note` slot is set; doc_no = the invoice id;
   relation = the owner, a job's owner for a job; due date = the posting
   transaction's `trans-date-due` slot, else from the bill terms as GnuCash
-  computes them: days terms, or proximo terms). Every other transaction, employee vouchers included, goes to
-  GNC (kind misc).
-- the A/R and A/P lines of an invoice's lot carry the owner as their
+  computes them: days terms, or proximo terms). The booking proposals
+  dossync wrote into the book (marked with the `dossync-proposal` slot) go
+  there too, as invoices: doc_no = their reference, relation = the owner in
+  their `dossync-relation` slot, due date = their `trans-date-due` slot.
+  Every other transaction, employee vouchers included, goes to GNC (kind
+  misc).
+- the A/R and A/P lines of an invoice's lot, and the open-item line of a
+  proposal (its `dossync-open-item` split slot), carry the owner as their
   relation: the portal takes a document's amount from those lines.
 - fiscal years and periods: calendar years and months over the transaction
   dates (GnuCash keeps no fiscal calendar in the book).
 - relations: the customers and vendors of the business tables.
-- bookings: transactions; lines: their splits, in integer cents of the
-  book's currency (the root account's commodity), positive = debit:
+- bookings: transactions (reference = the transaction's num when it has
+  one: a proposal's reference lives there); lines: their splits, exact
+  (num/denom computed as fractions, quantized to 12 decimals only at the
+  end), positive = debit, in the book currency:
   * a split on an account in the book currency counts its quantity (what
     GnuCash and piecash add up as that account's balance);
   * else, in a transaction in the book currency, its value;
   * else (a foreign transaction on a foreign account) its value converted
     at the rate the transaction itself implies through its splits on
-    book-currency accounts; the cent left over by rounding goes to the
-    largest converted line, so the booking balances. A transaction with no
-    split in the book currency at all has no such rate: it is kept out of
-    the money figures and counted in `warnings`.
+    book-currency accounts, rounded (half up) to the book currency's
+    fraction; what rounding leaves over goes to the largest converted line,
+    so the booking balances exactly;
+  * a transaction with no split in the book currency at all has no such
+    rate (nor one whose book-currency splits' values cancel out): its other
+    lines keep their values in the transaction's currency, with
+    `commodity` = that currency (shown per commodity in the trial balance,
+    left out of the money reports), and `warnings` says so.
+  A denominator of 0 (a damaged book) reads as 0, with a warning.
 - matchings: GnuCash pays an invoice through its lot (`invoices.post_lot`):
   every split in that lot outside the posting transaction is a matching,
   id = the split's GUID, invoice = the posting transaction, payment = the
   split's transaction, amount = how much it brings the invoice's open
-  balance down, in cents (positive for a payment, negative if it adds back).
-  Lines in an invoice's lot carry the invoice owner as their relation.
+  balance down, exactly (positive for a payment, negative if it adds back);
+  splits kept in a foreign commodity make no matching.
 """
 from __future__ import annotations
 
 import calendar as calendar_module
 import datetime
+import decimal
 import sqlite3
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import polars as pl
 import pyarrow as pa
 
+from core import money
 from core.connectors.base import sqlite_uri
 from core.connectors.snapshot import SnapshotConnector, calendar, period_columns, table
-from core.model import LedgerUnavailable
+from core.model import ConnectorSettings, LedgerUnavailable, TerminalError
 
 JOURNAL = "GNC"
 SALES, PURCHASES = "GNC-SALES", "GNC-PURCH"
@@ -63,10 +105,23 @@ JOURNALS = ((JOURNAL, "GnuCash transactions", "misc"),
 # GncOwnerType: what an invoice's owner_type says its owner_guid is.
 CUSTOMER, JOB, VENDOR = 2, 3, 4
 
+# The slots dossync writes on the booking proposals it puts into a book.
+PROPOSAL_SLOT = "dossync-proposal"    # on the transaction, string: 'sales' | 'purchase'
+RELATION_SLOT = "dossync-relation"    # on the transaction, guid: the customer or vendor
+OPEN_ITEM_SLOT = "dossync-open-item"  # on the receivable/payable split, int64 1
+
+CLASS_OF_TYPE = {
+    "INCOME": "revenue", "EXPENSE": "cost", "BANK": "bank", "CASH": "bank",
+    "RECEIVABLE": "receivable", "PAYABLE": "payable", "EQUITY": "equity", "TRADING": "equity",
+    "LIABILITY": "liability", "CREDIT": "liability",
+    "ASSET": "asset", "STOCK": "asset", "MUTUAL": "asset", "CURRENCY": "asset",
+}
+
 _QUERIES = {
-    "books": "SELECT root_account_guid, root_template_guid FROM books",
-    "accounts": "SELECT guid, name, account_type, commodity_guid, parent_guid, code FROM accounts",
-    "commodities": "SELECT guid, mnemonic FROM commodities",
+    "books": "SELECT guid, root_account_guid, root_template_guid FROM books",
+    "accounts": ("SELECT guid, name, account_type, commodity_guid, parent_guid, code, "
+                 "commodity_scu, coalesce(placeholder, 0) FROM accounts"),
+    "commodities": "SELECT guid, namespace, mnemonic, fraction FROM commodities",
     "transactions": "SELECT guid, currency_guid, num, post_date, description FROM transactions",
     "splits": ("SELECT guid, tx_guid, account_guid, memo, value_num, value_denom, "
                "quantity_num, quantity_denom, lot_guid FROM splits"),
@@ -76,9 +131,13 @@ _QUERIES = {
                  "FROM invoices WHERE post_txn IS NOT NULL AND post_lot IS NOT NULL"),
     "jobs": "SELECT guid, owner_type, owner_guid FROM jobs",
     "billterms": "SELECT guid, type, duedays, cutoff FROM billterms",
-    "slots": ("SELECT obj_guid, name, int64_val, timespec_val, gdate_val FROM slots "
-              "WHERE name IN ('credit-note', 'trans-date-due')"),
+    "tax_accounts": "SELECT DISTINCT account FROM taxtable_entries",
+    "slots": ("SELECT obj_guid, name, int64_val, string_val, timespec_val, guid_val, gdate_val "
+              "FROM slots WHERE name IN ('credit-note', 'trans-date-due', "
+              f"'{PROPOSAL_SLOT}', '{RELATION_SLOT}', '{OPEN_ITEM_SLOT}')"),
 }
+
+_EXACT = decimal.Context(prec=80)  # wide enough for any num/denom GnuCash stores
 
 
 def guid_id(guid: str) -> int:
@@ -86,16 +145,43 @@ def guid_id(guid: str) -> int:
     return int(guid[:15], 16)
 
 
-def _iso(post_date: str | None) -> str | None:
-    """GnuCash dates: 'YYYY-MM-DD HH:MM:SS' (3.x+) or 'YYYYMMDDHHMMSS' (2.x)."""
-    if not post_date:
-        return None
-    digits = "".join(ch for ch in post_date if ch.isdigit())
-    return f"{digits[:4]}-{digits[4:6]}-{digits[6:8]}" if len(digits) >= 8 else post_date
+def zone(name: str | None) -> str:
+    """The IANA time zone name, checked; TerminalError when it is not one."""
+    name = name or "Europe/Brussels"
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise TerminalError(
+            f"time zone {name!r} is not an IANA time zone: fix it with "
+            f"'dossync dossier set CODE --timezone Europe/Brussels'") from None
+    return name
 
 
-def read_book(path: Path) -> dict[str, list[tuple]]:
-    """The book's raw tables, read in one read-only transaction; raises LedgerUnavailable."""
+def local_dates(stamps: list[str | None], timezone: str) -> list[str | None]:
+    """GnuCash timestamps as the ISO dates GnuCash shows in `timezone`, all at once.
+
+    'YYYY-MM-DD HH:MM:SS' (3.x) and 'YYYYMMDDHHMMSS' (2.x) are UTC: converted to
+    the zone, then the day is taken. 'YYYYMMDD' (a gdate) is a plain date.
+    Empty or unreadable stamps give None.
+    """
+    digits = pl.DataFrame({"d": pl.Series(stamps, dtype=pl.String)}).select(
+        pl.col("d").str.replace_all(r"[^0-9]", ""))
+    dates = digits.select(
+        pl.when(pl.col("d").str.len_chars() == 8)
+        .then(pl.col("d").str.strptime(pl.Date, "%Y%m%d", strict=False))
+        .otherwise(pl.col("d").str.strptime(pl.Datetime("us"), "%Y%m%d%H%M%S", strict=False)
+                   .dt.replace_time_zone("UTC").dt.convert_time_zone(timezone).dt.date())
+        .cast(pl.String))
+    return dates.to_series().to_list()
+
+
+def read_tables(conn: sqlite3.Connection) -> dict[str, list[tuple]]:
+    """The raw tables dossync reads, in the connection's current transaction."""
+    return {name: conn.execute(sql).fetchall() for name, sql in _QUERIES.items()}
+
+
+def refuse_xml(path: Path) -> None:
+    """LedgerUnavailable for a missing file or an XML book (dossync reads SQLite books)."""
     if not path.is_file():
         raise LedgerUnavailable(f"GnuCash book {path} does not exist: check the dossier's --source")
     with path.open("rb") as fh:
@@ -104,6 +190,11 @@ def read_book(path: Path) -> dict[str, list[tuple]]:
         raise LedgerUnavailable(
             f"{path} is a GnuCash XML book; dossync reads SQLite books: in GnuCash use "
             f"File > Save As... with data format 'sqlite3'")
+
+
+def read_book(path: Path) -> dict[str, list[tuple]]:
+    """The book's raw tables, read in one read-only transaction; raises LedgerUnavailable."""
+    refuse_xml(path)
     try:
         conn = sqlite3.connect(sqlite_uri(path), uri=True)
     except sqlite3.Error as exc:
@@ -123,7 +214,7 @@ def read_book(path: Path) -> dict[str, list[tuple]]:
                 f"(GnuCash: 'could not obtain the lock for {path.name}. That database may be in "
                 f"use by another user'). Close the book in GnuCash, then sync again")
         try:
-            raw = {name: conn.execute(sql).fetchall() for name, sql in _QUERIES.items()}
+            raw = read_tables(conn)
         except sqlite3.Error as exc:
             raise LedgerUnavailable(
                 f"{path} is not a readable GnuCash book (sqlite: {exc})") from exc
@@ -138,119 +229,278 @@ def read_book(path: Path) -> dict[str, list[tuple]]:
     return raw
 
 
-def _accounts(raw: dict) -> tuple[dict[str, tuple[str, str, str, str]], str]:
-    """guid -> (code, full name, commodity guid, type) of the book's accounts; the book currency."""
-    root, template = raw["books"][0]
-    by_guid = {guid: (name, kind, commodity, parent, code)
-               for guid, name, kind, commodity, parent, code in raw["accounts"]}
+# --- the chart and the book currency -------------------------------------------------
+@dataclass(frozen=True)
+class Account:
+    guid: str
+    code: str  # the portal's account code
+    name: str  # the full name
+    type: str  # GnuCash's account_type
+    commodity: str | None  # commodity guid
+    scu: int  # the smallest unit of its commodity the account keeps
+    placeholder: bool = False  # a parent account GnuCash keeps bookings off
+
+
+@dataclass(frozen=True)
+class Chart:
+    """The accounts under the book's root, and those under its template root."""
+
+    accounts: dict[str, Account]
+    templates: frozenset[str]
+    root_commodity: str | None
+
+
+def chart(raw: dict) -> Chart:
+    _, root, template = raw["books"][0]
+    by_guid = {row[0]: row for row in raw["accounts"]}
     full: dict[str, str | None] = {}
+    under_template: set[str] = set()
 
     def full_name(guid: str) -> str | None:  # None: not under the book's root
         if guid in full:
             return full[guid]
-        name, _, _, parent, _ = by_guid[guid]
+        full[guid] = None  # (a cycle in a damaged book ends here)
+        _, name, _, _, parent, _, _, _ = by_guid[guid]
         if guid == root:
             result = ""
-        elif parent is None or parent not in by_guid or guid == template:
+        elif guid == template:
+            result = None
+            under_template.add(guid)
+        elif parent is None or parent not in by_guid:
             result = None
         else:
             above = full_name(parent)
+            if parent in under_template:
+                under_template.add(guid)
             result = None if above is None else (f"{above}:{name}" if above else name)
         full[guid] = result
         return result
 
     names = {g: full_name(g) for g in by_guid}
-    codes = [c for g, (_, _, _, _, c) in by_guid.items() if c and names[g]]
-    unique = {c for c in codes if codes.count(c) == 1}
-    accounts = {g: ((by_guid[g][4] if by_guid[g][4] in unique else n), n, by_guid[g][2],
-                    by_guid[g][1]) for g, n in names.items() if n}
-    return accounts, by_guid[root][2]
+    codes = Counter(row[5] for g, row in by_guid.items() if row[5] and names[g])
+    accounts = {}
+    for guid, name in names.items():
+        if not name:
+            continue
+        _, _, kind, commodity, _, code, scu, placeholder = by_guid[guid]
+        accounts[guid] = Account(guid, code if code and codes[code] == 1 else name, name, kind,
+                                 commodity, scu or 0, bool(placeholder))
+    root_commodity = by_guid[root][3] if root in by_guid else None
+    return Chart(accounts, frozenset(under_template), root_commodity)
 
 
-def _cents(num: str, den: str) -> pl.Expr:
-    """num/den in cents, rounded half up, in exact integer arithmetic."""
-    return (pl.col(num) * 200 + pl.col(den)) // (pl.col(den) * 2)
+@dataclass(frozen=True)
+class Currency:
+    guid: str | None
+    mnemonic: str | None
+    fraction: int = 100
 
 
-def convert(raw: dict, source: str) -> tuple[dict[str, pa.Table], list[str]]:
-    """The canonical streams of a raw book, and warnings about what was kept out."""
-    accounts, book_currency = _accounts(raw)
-    mnemonic = dict(raw["commodities"])
+def book_currency(raw: dict, book: Chart, settings: ConnectorSettings, source: str,
+                  transactions: list[tuple] | None = None) -> Currency:
+    """The book currency, by the rule in the module docstring (TerminalError when it cannot
+    be told for a book with transactions). transactions: the book's own (no templates)."""
+    commodities = {guid: (namespace, mnemonic, fraction or 1)
+                   for guid, namespace, mnemonic, fraction in raw["commodities"]}
+
+    def of(guid: str) -> Currency:
+        _, mnemonic, fraction = commodities[guid]
+        return Currency(guid, mnemonic, fraction)
+
+    txs = raw["transactions"] if transactions is None else transactions
+    if settings.currency:
+        wanted = settings.currency.upper()
+        found = sorted((namespace != "CURRENCY", guid) for guid, (namespace, mnemonic, _)
+                       in commodities.items() if mnemonic.upper() == wanted)
+        if found:
+            return of(found[0][1])
+        present = sorted({m for ns, m, _ in commodities.values() if ns == "CURRENCY"})
+        raise TerminalError(
+            f"GnuCash book {source} has no commodity {wanted}, the dossier's --currency: its "
+            f"currencies are {', '.join(present) or 'none yet'}. Fix the dossier's setting: "
+            + (f"'dossync dossier set CODE --currency {present[0]}', or " if present else "")
+            + "'dossync dossier set CODE --currency \"\"' to let dossync read it from the book "
+            "(a book without transactions needs none)")
+    if book.root_commodity in commodities:
+        return of(book.root_commodity)
+    counts = Counter(currency for _, currency, *_ in txs
+                     if commodities.get(currency, ("",))[0] == "CURRENCY")
+    if len(counts) == 1:
+        return of(next(iter(counts)))
+    used = Counter(a.commodity for a in book.accounts.values()
+                   if commodities.get(a.commodity, ("",))[0] == "CURRENCY")
+    if len(used) == 1:
+        return of(next(iter(used)))
+    if not txs:
+        return Currency(None, None)
+    named = lambda c: commodities[c][1]  # noqa: E731
+    candidates = ", ".join(f"{named(c)} ({n} transaction{'s' if n != 1 else ''})"
+                           for c, n in counts.most_common()) or "none"
+    accounts = ", ".join(f"{named(c)} ({n} account{'s' if n != 1 else ''})"
+                         for c, n in used.most_common()) or "none"
+    example = named(counts.most_common(1)[0][0]) if counts else "EUR"
+    raise TerminalError(
+        f"GnuCash book {source} does not say its currency: its root account has none, its "
+        f"transactions are in {candidates} and its accounts in {accounts}. Tell dossync the "
+        f"book currency: 'dossync dossier set CODE --currency {example}' (when adding the "
+        f"dossier: 'dossync dossier add CODE ... --currency {example}')")
+
+
+# --- amounts ---------------------------------------------------------------------------
+def _fraction(num: int, denom: int) -> Fraction | None:
+    return Fraction(num, denom) if denom else None
+
+
+def _round_to(amount: Fraction, fraction: int) -> Fraction:
+    """amount rounded half up (away from zero) to a multiple of 1/fraction."""
+    scaled = abs(amount) * fraction
+    units = int(scaled) + (1 if scaled - int(scaled) >= Fraction(1, 2) else 0)
+    return Fraction(units if amount >= 0 else -units, fraction)
+
+
+def exact(amount: Fraction) -> decimal.Decimal:
+    """A fraction as the portal keeps money: a Decimal at money.SCALE decimals."""
+    quotient = _EXACT.divide(decimal.Decimal(amount.numerator),
+                             decimal.Decimal(amount.denominator))
+    return quotient.quantize(money.QUANTUM, context=_EXACT)
+
+
+def _amounts(splits: list[tuple], currency_of_tx: str, book: Chart, cur: Currency
+             ) -> list[tuple[Fraction, str | None]]:
+    """Each split's amount and the commodity it is in (None: the book currency), by the rule
+    in the module docstring; without a rate, a split keeps its value in the transaction's
+    currency (the guid)."""
+    amounts: list[Fraction | None] = []
+    values: list[Fraction] = []
+    for _, _, account_guid, _, vn, vd, qn, qd, _ in splits:
+        account = book.accounts.get(account_guid)
+        value = _fraction(vn, vd) or Fraction(0)
+        values.append(value)
+        if account is not None and account.commodity == cur.guid:
+            amounts.append(_fraction(qn, qd) or Fraction(0))
+        elif currency_of_tx == cur.guid:
+            amounts.append(value)
+        else:
+            amounts.append(None)
+    converted = [i for i, a in enumerate(amounts) if a is None]
+    if converted:
+        known = [i for i, a in enumerate(amounts) if a is not None]
+        book_sum = sum((amounts[i] for i in known), Fraction(0))
+        tx_sum = sum((values[i] for i in known), Fraction(0))
+        if tx_sum == 0:  # no rate: these splits stay in the transaction's currency
+            return [(a, None) if a is not None else (v, currency_of_tx)
+                    for a, v in zip(amounts, values)]
+        rate = book_sum / tx_sum
+        for i in converted:
+            amounts[i] = _round_to(values[i] * rate, cur.fraction)
+        residue = -sum(amounts)
+        if residue:
+            largest = max(converted, key=lambda i: abs(amounts[i]))
+            amounts[largest] += residue
+    return [(a, None) for a in amounts]
+
+
+# --- the streams -----------------------------------------------------------------------
+def convert(raw: dict, source: str, settings: ConnectorSettings | None = None
+            ) -> tuple[dict[str, pa.Table], list[str], str | None]:
+    """The canonical streams of a raw book, warnings, and the book currency's ISO code."""
+    settings = settings or ConnectorSettings()
+    timezone = zone(settings.timezone)
+    book = chart(raw)
+    mnemonic = {guid: m for guid, _, m, _ in raw["commodities"]}
     warnings: list[str] = []
 
-    account_table = table("accounts", {
-        "code": [a[0] for a in accounts.values()], "name": [a[1] for a in accounts.values()]})
-    code_of = pl.DataFrame({"account_guid": list(accounts),
-                            "account": [a[0] for a in accounts.values()],
-                            "account_commodity": [a[2] for a in accounts.values()]},
-                           schema={"account_guid": pl.String, "account": pl.String,
-                                   "account_commodity": pl.String})
-
-    tx = pl.DataFrame(raw["transactions"], orient="row", schema={
-        "tx_guid": pl.String, "currency": pl.String, "num": pl.String, "post_date": pl.String,
-        "description": pl.String})
-    tx = tx.with_columns(pl.col("post_date").map_elements(_iso, return_dtype=pl.String)
-                         .alias("date"))
-    splits = pl.DataFrame(raw["splits"], orient="row", schema={
-        "guid": pl.String, "tx_guid": pl.String, "account_guid": pl.String, "memo": pl.String,
-        "value_num": pl.Int64, "value_denom": pl.Int64, "quantity_num": pl.Int64,
-        "quantity_denom": pl.Int64, "lot_guid": pl.String})
-    splits = (splits.join(code_of, on="account_guid", how="left")
-              .join(tx.select("tx_guid", "currency"), on="tx_guid", how="inner"))
+    splits_of: dict[str, list[tuple]] = defaultdict(list)
+    for split in raw["splits"]:
+        splits_of[split[1]].append(split)
     # Scheduled-transaction templates live under the template root: not bookings.
-    templates = splits.filter(pl.col("account").is_null()).select("tx_guid").unique()
-    splits = splits.join(templates, on="tx_guid", how="anti")
-    tx = tx.join(templates, on="tx_guid", how="anti")
+    transactions = sorted(
+        (t for t in raw["transactions"]
+         if not any(s[2] in book.templates for s in splits_of.get(t[0], ()))),
+        key=lambda t: t[0])
+    cur = book_currency(raw, book, settings, source, transactions)
 
-    splits = splits.with_columns(
-        _cents("value_num", "value_denom").alias("value"),
-        _cents("quantity_num", "quantity_denom").alias("quantity"),
-    ).with_columns(
-        pl.when(pl.col("account_commodity") == book_currency).then(pl.col("quantity"))
-        .when(pl.col("currency") == book_currency).then(pl.col("value"))
-        .otherwise(None).alias("amount"))
-    splits, dropped = _convert_foreign(splits)
-    if dropped:
-        currencies = ", ".join(sorted({mnemonic.get(c, c) for c in dropped.values()}))
-        warnings.append(
-            f"{len(dropped)} GnuCash transaction(s) in {currencies} touch no account in the book "
-            f"currency {mnemonic.get(book_currency, book_currency)}: no rate to convert them, "
-            f"so they are kept out of the money figures")
-        tx = tx.filter(~pl.col("tx_guid").is_in(list(dropped)))
+    slots: dict[str, dict[str, tuple]] = defaultdict(dict)
+    for obj, name, int64, string, timespec, guid, gdate in raw["slots"]:
+        slots[name][obj] = (int64, string, timespec, guid, gdate)
+    tx_dates = dict(zip((t[0] for t in transactions),
+                        local_dates([t[3] for t in transactions], timezone)))
+    due_slots = list(slots["trans-date-due"].items())
+    due = {obj: day for (obj, _), day in zip(due_slots, local_dates(
+        [v[2] or v[4] for _, v in due_slots], timezone)) if day}
 
-    splits = splits.sort("tx_guid", "guid").with_columns(
-        (pl.col("guid").cum_count().over("tx_guid")).cast(pl.Int64).alias("line_no"))
-    guid_to_id = pl.col("tx_guid").str.slice(0, 15).str.to_integer(base=16)
-    docs = _documents(raw, tx)
-    # A split in an invoice's lot is that invoice's open item: its line carries the owner.
-    splits = splits.join(docs.select("lot_guid", pl.col("relation_id").alias("lot_relation")),
-                         on="lot_guid", how="left")
-    matchings = _matchings(splits, docs)
-    lines = splits.select(
-        guid_to_id.alias("booking_id"), "line_no", "account",
-        pl.col("lot_relation").alias("relation_id"),
-        pl.when(pl.col("memo") == "").then(None).otherwise(pl.col("memo")).alias("description"),
-        pl.when(pl.col("amount") > 0).then(pl.col("amount")).otherwise(0).alias("debit"),
-        pl.when(pl.col("amount") < 0).then(-pl.col("amount")).otherwise(0).alias("credit"),
-    ).to_arrow()
-    tx = tx.join(docs.drop("lot_guid"), on="tx_guid", how="left").sort("tx_guid")
-    tx_arrow = tx.to_arrow()
-    dates = tx_arrow.column("date").combine_chunks().cast(pa.string())
+    documents = _documents(raw, tx_dates, due, slots)
+    lot_owner = {lot: doc["relation_id"] for doc in documents.values()
+                 if (lot := doc.get("lot_guid"))}
+
+    booking_rows: list[tuple] = []
+    line_rows: list[tuple] = []
+    amount_of: dict[str, tuple[Fraction, str | None]] = {}  # split guid -> amount, commodity
+    foreign: Counter = Counter()
+    for guid, currency, num, _, description in transactions:
+        splits = sorted(splits_of.get(guid, ()), key=lambda s: s[0])
+        amounts = _amounts(splits, currency, book, cur)
+        kept_in = {c for _, c in amounts if c}
+        if kept_in:
+            foreign[mnemonic.get(currency, currency)] += 1
+        doc = documents.get(guid, {})
+        for line_no, (split, (amount, kept)) in enumerate(zip(splits, amounts), 1):
+            split_guid, _, account_guid, memo, *_, lot = split
+            commodity = mnemonic.get(kept, kept) if kept else None
+            account = book.accounts.get(account_guid)
+            amount_of[split_guid] = (amount, commodity)
+            relation = lot_owner.get(lot) if lot else None
+            if relation is None and split_guid in slots[OPEN_ITEM_SLOT]:
+                relation = doc.get("relation_id")
+            line_rows.append((
+                guid_id(guid), line_no,
+                account.code if account else account_guid,  # unknown: quarantined by the sync
+                relation, memo or None,
+                exact(amount) if amount > 0 else money.ZERO,
+                exact(-amount) if amount < 0 else money.ZERO, commodity))
+        number = num or None
+        booking_rows.append((
+            guid_id(guid), doc.get("journal", JOURNAL), doc.get("doc_no") or number,
+            doc.get("doc_type", "transaction"), tx_dates.get(guid), doc.get("due_date"),
+            doc.get("relation_id"), description or None, number))
+    damaged = sum(1 for s in raw["splits"] if s[1] in tx_dates and not (s[5] and s[7]))
+    if damaged:
+        warnings.append(f"{damaged} GnuCash split(s) have an amount with denominator 0 (a "
+                        f"damaged book): read as 0; GnuCash's 'Check & Repair' fixes them")
+    if foreign:
+        book_name = cur.mnemonic or "(unknown)"
+        for commodity, count in sorted(foreign.items()):
+            warnings.append(
+                f"{count} GnuCash transaction(s) in {commodity} touch no account in the book "
+                f"currency {book_name}: no rate to convert them, so they are kept in "
+                f"{commodity} (shown per commodity in the trial balance, left out of the "
+                f"money reports)")
+
+    dates = pa.array([r[4] for r in booking_rows], pa.string())
     year, period = period_columns(dates)
-    blank = lambda c: pl.when(pl.col(c) == "").then(None).otherwise(pl.col(c))  # noqa: E731
     bookings = table("bookings", {
-        "id": tx.select(guid_to_id).to_series().to_arrow(),
-        "journal": tx.select(pl.col("journal").fill_null(JOURNAL)).to_series().to_arrow(),
-        "doc_no": tx.select(pl.coalesce(blank("doc_no"), blank("num"))).to_series().to_arrow(),
-        "doc_type": tx.select(pl.col("doc_type").fill_null("transaction")).to_series().to_arrow(),
+        "id": [r[0] for r in booking_rows], "journal": [r[1] for r in booking_rows],
+        "doc_no": [r[2] for r in booking_rows], "doc_type": [r[3] for r in booking_rows],
         "fiscal_year_id": year, "period_id": period, "date": dates,
-        "due_date": tx.select("due_date").to_series().to_arrow(),
-        "relation_id": tx.select("relation_id").to_series().to_arrow(),
-        "description": tx.select(blank("description")).to_series().to_arrow()})
+        "due_date": [r[5] for r in booking_rows], "relation_id": [r[6] for r in booking_rows],
+        "description": [r[7] for r in booking_rows], "reference": [r[8] for r in booking_rows],
+        "draft": [False] * len(booking_rows)})
+    lines = table("lines", {
+        name: [r[i] for r in line_rows] for i, name in enumerate(
+            ("booking_id", "line_no", "account", "relation_id", "description", "debit",
+             "credit", "commodity"))})
 
+    tax_accounts = {row[0] for row in raw["tax_accounts"]}
+    accounts = list(book.accounts.values())
     relations = raw["customers"] + raw["vendors"]
     tables = {
-        "accounts": account_table,
+        "accounts": table("accounts", {
+            "code": [a.code for a in accounts], "name": [a.name for a in accounts],
+            "class": ["vat" if a.guid in tax_accounts else CLASS_OF_TYPE.get(a.type, "asset")
+                      for a in accounts],
+            "commodity": [None if a.commodity == cur.guid else mnemonic.get(a.commodity)
+                          for a in accounts],
+            "placeholder": [a.placeholder for a in accounts]}),
         "journals": table("journals", {"code": [j[0] for j in JOURNALS],
                                        "name": [j[1] for j in JOURNALS],
                                        "kind": [j[2] for j in JOURNALS]}),
@@ -258,48 +508,52 @@ def convert(raw: dict, source: str) -> tuple[dict[str, pa.Table], list[str]]:
             "id": [guid_id(r[0]) for r in relations], "kind": [r[3] for r in relations],
             "name": [r[1] for r in relations], "email": [r[2] or None for r in relations]}),
         "bookings": bookings,
-        "lines": table("lines", {name: lines.column(name) for name in lines.column_names}),
-        "matchings": table("matchings", {
-            name: matchings[name].to_arrow() for name in matchings.columns}),
+        "lines": lines,
+        "matchings": _matchings(raw, documents, amount_of),
     }
     known = [d for d in dates.to_pylist() if d]
     if known:
         tables["fiscal_years"], tables["periods"] = calendar(min(known), max(known))
     else:
         tables["fiscal_years"], tables["periods"] = table("fiscal_years", {}), table("periods", {})
-    return tables, warnings
+    return tables, warnings, cur.mnemonic
 
 
-def _documents(raw: dict, tx: pl.DataFrame) -> pl.DataFrame:
-    """The posted invoices and bills among the transactions, one row per posting transaction.
+def _documents(raw: dict, tx_dates: dict[str, str | None], due: dict[str, str],
+               slots: dict[str, dict[str, tuple]]) -> dict[str, dict]:
+    """The documents among the transactions, by transaction GUID: posted invoices and bills,
+    and the proposals dossync wrote.
 
-    Columns: tx_guid, lot_guid, journal, doc_type, doc_no, relation_id, due_date (from the
-    posting's trans-date-due slot) and due_days (the bill terms', used when that is missing).
+    Each: journal, doc_type, doc_no, relation_id, due_date (the posting's trans-date-due
+    slot, else from the bill terms), and for an invoice lot_guid (its post lot).
     """
     owner_of_job = {guid: (kind, owner) for guid, kind, owner in raw["jobs"]}
     terms_of = {guid: (kind, days, cutoff) for guid, kind, days, cutoff in raw["billterms"]
                 if days is not None}
-    posted_on = dict(zip(tx["tx_guid"].to_list(), tx["date"].to_list()))
-    credit_notes = {guid for guid, name, int64, _, _ in raw["slots"]
-                    if name == "credit-note" and int64}
-    due = {guid: _iso(timespec or gdate) for guid, name, _, timespec, gdate in raw["slots"]
-           if name == "trans-date-due" and (timespec or gdate)}
-    present = set(tx["tx_guid"].to_list())
-    rows = []
+    credit_notes = {guid for guid, value in slots["credit-note"].items() if value[0]}
+    docs: dict[str, dict] = {}
     for guid, number, owner_type, owner, terms, post_txn, post_lot in raw["invoices"]:
         if owner_type == JOB and owner in owner_of_job:
             owner_type, owner = owner_of_job[owner]
         journal = {CUSTOMER: SALES, VENDOR: PURCHASES}.get(owner_type)
-        if journal is None or post_txn not in present:  # employee vouchers stay in GNC
+        if journal is None or post_txn not in tx_dates or post_txn in docs:
+            continue  # employee vouchers stay in GNC
+        docs[post_txn] = {
+            "lot_guid": post_lot, "journal": journal,
+            "doc_type": "credit_note" if guid in credit_notes else "invoice",
+            "doc_no": number or None, "relation_id": guid_id(owner) if owner else None,
+            "due_date": due.get(post_txn) or _due_by_terms(tx_dates.get(post_txn),
+                                                           terms_of.get(terms))}
+    relation_of = {obj: value[3] for obj, value in slots[RELATION_SLOT].items() if value[3]}
+    for tx, value in slots[PROPOSAL_SLOT].items():
+        if tx not in tx_dates or tx in docs:
             continue
-        due_date = due.get(post_txn) or _due_by_terms(posted_on.get(post_txn), terms_of.get(terms))
-        rows.append((post_txn, post_lot, journal,
-                     "credit_note" if guid in credit_notes else "invoice", number or None,
-                     guid_id(owner) if owner else None, due_date))
-    return pl.DataFrame(rows, orient="row", schema={
-        "tx_guid": pl.String, "lot_guid": pl.String, "journal": pl.String,
-        "doc_type": pl.String, "doc_no": pl.String, "relation_id": pl.Int64,
-        "due_date": pl.String}).unique("tx_guid", keep="first")
+        owner = relation_of.get(tx)
+        docs[tx] = {"journal": PURCHASES if value[1] == "purchase" else SALES,
+                    "doc_type": "invoice", "doc_no": None,  # the num: the proposal's ref
+                    "relation_id": guid_id(owner) if owner else None,
+                    "due_date": due.get(tx)}
+    return docs
 
 
 def _due_by_terms(posted: str | None, terms: tuple | None) -> str | None:
@@ -331,49 +585,31 @@ def _due_by_terms(posted: str | None, terms: tuple | None) -> str | None:
     return datetime.date(year, month, min(max(days, 1), last)).isoformat()
 
 
-def _matchings(splits: pl.DataFrame, docs: pl.DataFrame) -> pl.DataFrame:
+def _matchings(raw: dict, documents: dict[str, dict],
+               amount_of: dict[str, tuple[Fraction, str | None]]) -> pa.Table:
     """Every split in an invoice's lot outside its posting: what it pays off that invoice."""
-    in_lot = splits.join(docs.select("lot_guid", pl.col("tx_guid").alias("post_tx")),
-                         on="lot_guid", how="inner")
-    sign = (in_lot.filter(pl.col("tx_guid") == pl.col("post_tx")).group_by("lot_guid")
-            .agg(pl.col("amount").sum().sign().alias("sign")))
-    to_id = lambda c: pl.col(c).str.slice(0, 15).str.to_integer(base=16)  # noqa: E731
-    return (in_lot.filter(pl.col("tx_guid") != pl.col("post_tx"))
-            .join(sign, on="lot_guid", how="inner")
-            .select(to_id("guid").alias("id"), to_id("post_tx").alias("invoice_id"),
-                    to_id("tx_guid").alias("payment_id"),
-                    (-pl.col("amount") * pl.col("sign")).cast(pl.Int64).alias("amount"))
-            .filter(pl.col("amount") != 0).sort("id"))
-
-
-def _convert_foreign(splits: pl.DataFrame) -> tuple[pl.DataFrame, dict[str, str]]:
-    """Fill the amounts of foreign splits in foreign transactions; which could not be."""
-    todo = splits.filter(pl.col("amount").is_null()).select("tx_guid").unique()
-    if not todo.height:
-        return splits, {}
-    rest = splits.join(todo, on="tx_guid", how="anti")
-    fixed: list[pl.DataFrame] = []
-    dropped: dict[str, str] = {}
-    for (tx_guid,), group in splits.join(todo, on="tx_guid", how="semi").group_by(
-            "tx_guid", maintain_order=True):
-        known = group.filter(pl.col("amount").is_not_null())
-        # The rate the transaction implies: book-currency cents per transaction-currency cent.
-        book_cents = int(known["amount"].sum()) if known.height else 0
-        tx_cents = int(known["value"].sum()) if known.height else 0
-        if tx_cents == 0:
-            dropped[tx_guid] = group["currency"][0]
+    post_of_lot = {doc["lot_guid"]: tx for tx, doc in documents.items() if doc.get("lot_guid")}
+    in_lot: dict[str, list[tuple]] = defaultdict(list)
+    for guid, tx, *_, lot in raw["splits"]:
+        if lot in post_of_lot and guid in amount_of:
+            in_lot[lot].append((guid, tx))
+    rows = []
+    for lot, members in in_lot.items():
+        post = post_of_lot[lot]
+        posted = [amount_of[g] for g, tx in members if tx == post]
+        if any(c for _, c in posted):
             continue
-        if tx_cents < 0:
-            book_cents, tx_cents = -book_cents, -tx_cents
-        amounts = [a if a is not None else (2 * v * book_cents + tx_cents) // (2 * tx_cents)
-                   for a, v in zip(group["amount"].to_list(), group["value"].to_list())]
-        residue = -sum(amounts)
-        if residue:
-            converted = [i for i, a in enumerate(group["amount"].to_list()) if a is None]
-            largest = max(converted, key=lambda i: abs(amounts[i]))
-            amounts[largest] += residue
-        fixed.append(group.with_columns(pl.Series("amount", amounts, pl.Int64)))
-    return pl.concat([rest, *fixed]) if fixed else rest, dropped
+        total = sum((a for a, _ in posted), Fraction(0))
+        sign = (total > 0) - (total < 0)
+        for guid, tx in members:
+            amount, commodity = amount_of[guid]
+            if tx == post or commodity or not sign or not amount:
+                continue
+            rows.append((guid_id(guid), guid_id(post), guid_id(tx), exact(-amount * sign)))
+    rows.sort()
+    return table("matchings", {"id": [r[0] for r in rows], "invoice_id": [r[1] for r in rows],
+                               "payment_id": [r[2] for r in rows],
+                               "amount": pa.array([r[3] for r in rows], money.ARROW)})
 
 
 class GnuCashConnector(SnapshotConnector):
@@ -381,7 +617,7 @@ class GnuCashConnector(SnapshotConnector):
 
     package = "gnucash"
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, settings: ConnectorSettings | None = None) -> None:
         path = Path(path)
-        tables, warnings = convert(read_book(path), str(path))
-        super().__init__(str(path), tables, warnings)
+        tables, warnings, currency = convert(read_book(path), str(path), settings)
+        super().__init__(str(path), tables, warnings, currency=currency)
