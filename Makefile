@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 HOME_DIR ?= data
 
-.PHONY: demo test bench install clean-demo
+.PHONY: demo test test-fast bench install clean-demo
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# The fast tier: everything but the slow files (tests/conftest.py: SLOW_FILES).
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
 
 # Every benchmark measures its ratios side by side in one run (the machine is shared).
 # A missed target is reported, and the other benchmarks still run.

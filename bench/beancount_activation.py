@@ -10,7 +10,7 @@ and reports where the time goes:
 - loader: beancount's loader (`beancount.loader`: parse, plugins, booking,
   balance checks), which the connector calls and cannot make faster;
 - outside the loader, split into the connector's own conversion to Arrow
-  (weights to cents, content hashes) and the engine (staging, validation,
+  (exact weights, content hashes) and the engine (staging, validation,
   the portal commit), plus process start and imports.
 
 The question the issue asks: what share of an activation is spent outside
@@ -117,7 +117,7 @@ def main() -> int:
         "share_outside_loader_of_activation": round(1 - loader / activation, 3),
         "share_outside_loader_of_process_wall": round(1 - loader / median["wall"], 3),
         "outside_loader_seconds": {
-            "connector (weights to cents, hashes)": round(connector, 4),
+            "connector (exact weights, hashes)": round(connector, 4),
             "engine (stage, validate, commit)": round(engine, 4),
             "rest of activation (portal setup, run bookkeeping)": round(
                 activation - loader - connector - engine, 4),

@@ -195,11 +195,25 @@ def _timezone(name: str) -> str:
     return name
 
 
+def _check_package_settings(package: str, source: str, settings: dict) -> None:
+    """Settings that only make sense against the book: refused before anything changes."""
+    if package == "beancount" and settings.get("proposals_file"):
+        from core.connectors.beancount_proposals import proposals_path
+        from core.model import ConnectorSettings, TerminalError
+
+        try:
+            proposals_path(Path(source), ConnectorSettings(
+                proposals_file=settings["proposals_file"]))
+        except TerminalError as exc:
+            raise UsageError(f"--proposals-file: {exc}") from None
+
+
 def cmd_dossier_add(home: Home, args) -> int:
     code = args.code.upper()
     if not CODE_RE.match(code):
         raise UsageError(f"dossier code {args.code!r}: use 2-32 letters, digits, '-' or '_'")
     settings = _validate_settings(args)
+    _check_package_settings(settings["package"], settings["source"], settings)
     home.create()
     portal.add_dossier(home.portal, Dossier(
         code=code, name=settings.get("name") or code, package=settings["package"],
@@ -226,6 +240,11 @@ def cmd_dossier_set(home: Home, args) -> int:
     code = args.code.upper()
     portal.require_dossier(home.portal, code)
     changes = _validate_settings(args)
+    current = portal.get_dossier(home.portal, code)
+    _check_package_settings(changes.get("package", current.package),
+                            changes.get("source", current.source),
+                            {"proposals_file": changes.get("proposals_file",
+                                                           current.proposals_file)})
     if not changes:
         raise UsageError("nothing to change: give at least one of --name, --email, --language, "
                          "--nightly/--no-nightly, --source, --package, --currency, --timezone, "

@@ -18,6 +18,19 @@ from core.cli import main
 ROOT = Path(__file__).resolve().parent.parent
 DOSSYNC = [sys.executable, "-m", "core.cli"]
 
+# The slow tier (`make test` runs everything; `make test-fast` leaves these out):
+# real processes killed at random, real terminals, servers, notebooks, property runs.
+SLOW_FILES = {"test_kill.py", "test_tui_e2e.py", "test_property.py", "test_nightly_verify.py",
+              "test_notebooks.py", "test_concurrency.py", "test_nightly.py", "test_email.py",
+              "test_tui_snapshots.py", "test_reconcile_cli.py", "test_corpus_gnucash.py",
+              "test_corpus_beancount.py"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.path.name in SLOW_FILES:
+            item.add_marker(pytest.mark.slow)
+
 
 def build_demo(tmp_path_factory, name: str, dossiers: int, lines: int, seed: int) -> Path:
     """A demo firm built through the CLI's own entry point, in a fresh folder."""
@@ -94,8 +107,10 @@ def cents(text: str) -> int:
 
 
 def portal_trial_balance(home: Path, code: str) -> dict[str, tuple[int, int]]:
+    """{account: (debit, credit)} in cents, the money in the dossier's currency."""
     return {r["account"]: (cents(r["debit"]), cents(r["credit"]))
-            for r in reports.trial_balance(home / "portal.duckdb", code)}
+            for r in reports.trial_balance(home / "portal.duckdb", code)
+            if r["commodity"] is None}
 
 
 def ledger_trial_balance(home: Path, code: str) -> dict[str, tuple[int, int]]:

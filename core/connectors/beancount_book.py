@@ -5,40 +5,75 @@
 The ledger is loaded by beancount's own loader, exactly as `bean-check`
 loads it: includes, plugins, pads, balance assertions. A ledger with any
 error (syntax, failing balance, unknown account...) is refused as a whole,
-with beancount's messages, file and line. The loader runs without its pickle
-cache: a sync must see what is on disk now, and must leave no files beside
-the accountant's ledger.
+with beancount's messages, file and line; so is a ledger or included file
+that is not valid UTF-8 (beancount reads such a file without a word, and
+what it makes of the bad bytes is not what the accountant wrote), naming
+the file and the line. The loader runs without its pickle cache: a sync
+must see what is on disk now, and must leave no files beside the
+accountant's ledger.
 
 What the portal gets from a Beancount ledger:
-- accounts: every opened account; code = name = the account name.
-- one journal, BC (kind misc); no relations, no matchings.
+- accounts: every opened account; code = name = the account name; class
+  (core.classes) by the rule below; commodity = the first currency of its
+  `open` when that does not admit the operating currency (vacation hours).
+- journals: BC (kind misc) for the transactions, BC-SALES (sales) and
+  BC-PURCH (purchase) for the invoices dossync proposed (see documents).
 - fiscal years and periods: calendar years and months over the transactions.
-- bookings: the transactions (pads included, as beancount generates them);
+- bookings: every transaction (pads included, as beancount generates them);
   id = a stable hash of the transaction's content (beancount's own
   `hash_entry` without source metadata), so the same transaction keeps its
   id wherever it sits in the files; identical transactions are told apart by
-  their order of appearance.
-- lines: each posting's weight (`convert.get_weight`) in the operating
-  currency (the first `operating_currency` option; else the currency most
-  weights are in), in integer cents, positive = debit. Postings weighing in
-  another commodity (vacation hours, IRA contribution units...) are kept out
-  of the money figures and counted in `warnings`; beancount balances every
-  currency on its own, so the operating-currency postings still balance. A
-  transaction without any operating-currency posting is left out whole (and
-  counted). Weights finer than a cent are rounded half-even; what rounding
-  leaves over in a booking goes to a line on ROUNDING_ACCOUNT (or the
-  ledger's `account_rounding` option), so every booking balances to the cent.
+  their order of appearance. `draft` = the transaction's flag is `!`
+  (beancount's "incomplete": a proposal the accountant has not confirmed
+  yet); `*` and the flags beancount itself writes (pads...) are definitive.
+  reference = the smallest link (`^...`).
+- lines: one per posting: its weight (`convert.get_weight`: units, or units
+  times cost, or units times price), exactly as beancount computes it, at
+  12 decimals (`core.money`; only weights of `@@` totals, 28 significant
+  digits, round there), positive = debit. No rounding line is added:
+  beancount balances every transaction within its tolerance, and the portal
+  accepts what beancount accepts (`money.BALANCE_TOLERANCE`). A ledger with
+  beancount's own `account_rounding` option has rounding postings beancount
+  wrote itself: they are ordinary postings. A posting weighing in another
+  commodity than the operating currency (the first `operating_currency`
+  option; else the dossier's currency setting; else the currency most
+  weights are in) keeps it in `commodity` (vacation hours, IRA contribution
+  units...), in that commodity: nothing read is left out.
+- documents: a transaction with the metadata `dossync-proposal: "sales"` or
+  `"purchase"` (what dossync writes with a booking proposal,
+  `beancount_proposals`) is an invoice in BC-SALES or BC-PURCH: doc_type
+  invoice, doc_no = its proposal reference (its smallest `WL-` link, else its
+  smallest link); its payee is its customer or supplier.
+- relations: the payees of those invoices; id = a stable hash of (kind,
+  payee), kind customer or supplier, name = the payee. The invoice's booking
+  and its lines on receivable and payable accounts carry the relation (the
+  portal takes a document's amount from the lines with a relation).
+- matchings: none (beancount has no notion of paying an invoice).
+
+Account classes. The root of the account name decides, by beancount's own
+root names (the `name_assets`, `name_liabilities`, `name_equity`,
+`name_income`, `name_expenses` options, "Assets"... by default): Income →
+revenue, Expenses → cost, Equity → equity, Assets → asset, Liabilities →
+liability. Under Assets and Liabilities a component of the name refines it
+(compared case-insensitively, the last matching component wins): Cash, Bank,
+Checking, Savings (under Assets only) → bank; Receivable, Receivables,
+AccountsReceivable → receivable; Payable, Payables, AccountsPayable →
+payable; VAT, BTW, TVA, GST, SalesTax → vat. Income and Expenses accounts
+are never refined ("Expenses:Bank:Fees" is a cost). The `Open` directive's
+metadata `class: "bank"` (any class of core.classes) overrides the rule; an
+unknown class is refused with the file and line of that `open`.
 """
 from __future__ import annotations
 
 import collections
 import datetime
 import hashlib
-from decimal import Decimal, getcontext
+from decimal import Context, Decimal, getcontext
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from beancount import loader
 from beancount.core import compare, data
 from beancount.core.number import MISSING
@@ -47,20 +82,41 @@ from beancount.core.display_context import DEFAULT_FORMATTER
 from beancount.core.position import Cost, CostSpec
 from beancount.parser import printer
 
-from core.connectors.snapshot import SnapshotConnector, calendar, period_columns, stable_ids, table
-from core.model import LedgerUnavailable, cents_to_str
+from core import money
+from core.classes import CLASSES
+from core.connectors.snapshot import (SnapshotConnector, calendar, period_columns, stable_id,
+                                      stable_ids, table)
+from core.model import ConnectorSettings, LedgerUnavailable
 
-JOURNAL = "BC"
-ROUNDING_ACCOUNT = "Equity:Rounding"
+JOURNAL, SALES, PURCHASES = "BC", "BC-SALES", "BC-PURCH"
+JOURNALS = ((JOURNAL, "Beancount transactions", "misc"),
+            (SALES, "Beancount sales invoices (dossync proposals)", "sales"),
+            (PURCHASES, "Beancount purchase invoices (dossync proposals)", "purchase"))
+PROPOSAL_KEY = "dossync-proposal"  # the metadata that marks a proposed invoice, and its kind
+DOCUMENTS = {"sales": (SALES, "customer"), "purchase": (PURCHASES, "supplier")}
+PROPOSAL_PREFIX = "WL-"  # the worklist's references
+DRAFT_FLAG = "!"
+CLASS_KEY = "class"  # an Open directive's metadata that overrides the account class
 MAX_ERRORS_SHOWN = 20
-HUNDRED = Decimal(100)
 # the field types whose str() stable_hash_namedtuple takes as is (not lists or sets)
 _PLAIN = frozenset({str, type(None), Amount, Cost, CostSpec})
 _SETS = (frozenset, set)
+# quantizing a weight to 12 decimals must never fail for want of digits
+_EXACT = Context(prec=80)
+_QUANTUM = money.QUANTUM
 try:  # CPython's own md5: the same digests as hashlib's, with less overhead per small input
     from _md5 import md5 as _MD5
 except ImportError:  # pragma: no cover - a Python built without it
     _MD5 = hashlib.md5
+
+# Account classes by beancount root (option names) and by name component.
+_ROOTS = (("name_income", "Income", "revenue"), ("name_expenses", "Expenses", "cost"),
+          ("name_equity", "Equity", "equity"), ("name_assets", "Assets", "asset"),
+          ("name_liabilities", "Liabilities", "liability"))
+_COMPONENTS = {**dict.fromkeys(("cash", "bank", "checking", "savings"), "bank"),
+               **dict.fromkeys(("receivable", "receivables", "accountsreceivable"), "receivable"),
+               **dict.fromkeys(("payable", "payables", "accountspayable"), "payable"),
+               **dict.fromkeys(("vat", "btw", "tva", "gst", "salestax"), "vat")}
 
 
 def load(path: Path) -> tuple[list, list, dict]:
@@ -78,6 +134,26 @@ def error_text(error) -> str:
     return f"{where} {error.message}"
 
 
+def check_utf8(files) -> None:
+    """Refuse the first file that is not valid UTF-8, naming it and the line (LedgerUnavailable).
+
+    beancount reads such a file without complaint, the bad bytes turned into
+    something the accountant did not write: dossync will not mirror that.
+    """
+    for name in files:
+        try:
+            raw = Path(name).read_bytes()
+        except OSError:  # gone or unreadable: beancount has said so already
+            continue
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = raw.count(b"\n", 0, exc.start) + 1
+            raise LedgerUnavailable(
+                f"{name}:{line}: line {line} is not valid UTF-8; save the file as UTF-8 "
+                f"(nothing was loaded)") from None
+
+
 def read_ledger(path: Path) -> tuple[list, dict]:
     """Entries and options of a ledger without errors; raises LedgerUnavailable."""
     if not path.is_file():
@@ -86,7 +162,9 @@ def read_ledger(path: Path) -> tuple[list, dict]:
     try:
         entries, errors, options = load(path)
     except Exception as exc:  # the loader reports problems as errors; anything else is one too
+        check_utf8([path])
         raise LedgerUnavailable(f"beancount could not load {path}: {exc}") from exc
+    check_utf8(options.get("include") or [path])
     if errors:
         shown = "\n".join(f"  {error_text(e)}" for e in errors[:MAX_ERRORS_SHOWN])
         more = (f"\n  ... and {len(errors) - MAX_ERRORS_SHOWN} more (run bean-check {path})"
@@ -95,6 +173,53 @@ def read_ledger(path: Path) -> tuple[list, dict]:
             f"beancount ledger {path.name} has {len(errors)} error(s); nothing was loaded. "
             f"Fix them in the ledger (bean-check {path} shows them too):\n{shown}{more}")
     return entries, options
+
+
+def operating_currency(entries: list, options: dict, fallback: str | None = None) -> str:
+    """The ledger's first `operating_currency`; else `fallback` (the dossier's currency
+    setting); else the currency most posting weights are in; else EUR."""
+    declared = (options.get("operating_currency") or [None])[0]
+    if declared or fallback:
+        return declared or fallback
+    weights = collections.Counter(_posting_parts(p)[1] for e in entries
+                                  if isinstance(e, data.Transaction) for p in e.postings)
+    return weights.most_common(1)[0][0] if weights else "EUR"
+
+
+def account_class(account: str, roots: dict[str, str]) -> str:
+    """The class of an account name by its root and components (the module's rule)."""
+    parts = account.split(":")
+    cls = roots.get(parts[0], "asset")
+    if cls in ("asset", "liability"):
+        for part in reversed(parts[1:]):
+            refined = _COMPONENTS.get(part.lower())
+            if refined and not (refined == "bank" and cls != "asset"):
+                return refined
+    return cls
+
+
+def account_classes(entries: list, options: dict) -> dict[str, str]:
+    """Every opened account and its class; an Open's `class:` metadata overrides the rule,
+    an unknown one is refused with its file and line (LedgerUnavailable)."""
+    roots = {options.get(option) or default: cls for option, default, cls in _ROOTS}
+    classes: dict[str, str] = {}
+    for entry in entries:
+        if not isinstance(entry, data.Open):
+            continue
+        meta = entry.meta or {}
+        given = meta.get(CLASS_KEY)
+        if given is None:
+            classes[entry.account] = account_class(entry.account, roots)
+            continue
+        cls = given.strip().lower() if isinstance(given, str) else None
+        if cls not in CLASSES:
+            where = f"{meta.get('filename', '<ledger>')}:{meta.get('lineno', '?')}"
+            raise LedgerUnavailable(
+                f"{where}: account {entry.account} has class {given!r}, which dossync does not "
+                f"know; use one of {', '.join(CLASSES)} (or remove the class: line to let the "
+                f"account's name decide)")
+        classes[entry.account] = cls
+    return classes
 
 
 _TRANSACTION_FIELDS = ("meta", "date", "flag", "payee", "narration", "tags", "links", "postings")
@@ -165,16 +290,25 @@ def _plain_default_format() -> bool:
             and DEFAULT_FORMATTER.fmtfuncs.keys() == {"__default__"})
 
 
-def _cents(number) -> int:
-    """A weight in integer cents, rounded half-even (round() of a Decimal is half-even)."""
-    return round(number * HUNDRED)
+def exact_weight(number) -> Decimal:
+    """A weight as the portal keeps it: `money.exact` (12 decimals, half even beyond), for
+    any size of number (the quantizing context has the digits it needs)."""
+    if type(number) is not Decimal:
+        raise LedgerUnavailable(f"a posting weight beancount did not compute: {number!r}")
+    return number.quantize(_QUANTUM, context=_EXACT)
+
+
+def _proposal_reference(links) -> str | None:
+    """A proposed invoice's reference: its smallest worklist link, else its smallest link."""
+    ours = [x for x in links if x.startswith(PROPOSAL_PREFIX)]
+    return min(ours) if ours else (min(links) if links else None)
 
 
 class _Walk:
     """The columns one pass over the entries gathers (plain lists, no row objects)."""
 
-    __slots__ = ("digests", "dates", "descriptions", "references", "line_counts",
-                 "accounts", "cents", "other", "left_out", "rounded", "rounding_total")
+    __slots__ = ("digests", "dates", "descriptions", "references", "line_counts", "drafts",
+                 "documents", "accounts", "amounts", "commodities", "unknown_kinds")
 
     def __init__(self) -> None:
         self.digests: list[bytes] = []  # per booking: the 8-byte digest of its stable id
@@ -182,30 +316,31 @@ class _Walk:
         self.descriptions: list[str | None] = []
         self.references: list[str | None] = []
         self.line_counts: list[int] = []
+        self.drafts: list[bool] = []
+        self.documents: list[tuple[int, str, str | None]] = []  # (booking index, kind, payee)
         self.accounts: list[str] = []  # per line, bookings one after the other
-        self.cents: list[int] = []
-        self.other: list[str] = []  # the commodity of each posting kept out
-        self.left_out = 0  # transactions without any operating-currency posting
-        self.rounded = 0  # bookings that got a rounding line, and what those lines add up to
-        self.rounding_total = 0
+        self.amounts: list[Decimal] = []  # the weight, exact (positive = debit)
+        self.commodities: list[str | None] = []  # None: the operating currency
+        self.unknown_kinds = 0  # dossync-proposal values that are neither sales nor purchase
 
 
-def _walk(entries: list, operating: str, rounding_account: str) -> _Walk:
-    """One pass over the transactions: weights in cents, content hashes, booking fields.
+def _walk(entries: list, operating: str) -> _Walk:
+    """One pass over the transactions: exact weights, content hashes, booking fields.
 
     Everything is gathered into flat column lists, no object per row. A plain
     Transaction of plain Postings (units an Amount of a Decimal) is handled
     inline: each posting's part of the content hash is written here the way
     `compare.hash_entry` writes it, and a posting without cost or price weighs
     its units. Postings repeat (rent, salary...), so a posting's md5 and a
-    number's cents are remembered by their text. Any other transaction takes
-    `_transaction_hash` and `_posting_parts`, the reference this fast path
-    must equal (tests/test_beancount.py holds them side by side).
+    number's exact weight are remembered by their text. Any other transaction
+    takes `_transaction_hash` and `_posting_parts`, the reference this fast
+    path must equal (tests/test_beancount.py holds them side by side).
     """
     walk = _Walk()
     digests, dates, descriptions, references = (walk.digests, walk.dates, walk.descriptions,
                                                  walk.references)
-    line_counts, accounts, cents, other = walk.line_counts, walk.accounts, walk.cents, walk.other
+    line_counts, drafts, documents = walk.line_counts, walk.drafts, walk.documents
+    accounts, amounts, commodities = walk.accounts, walk.amounts, walk.commodities
     transaction_type, posting_type, amount_type, decimal_type, date_type = (
         data.Transaction, data.Posting, Amount, Decimal, datetime.date)
     fast_fields = data.Transaction._fields == _TRANSACTION_FIELDS and data.Posting._fields == (
@@ -215,11 +350,12 @@ def _walk(entries: list, operating: str, rounding_account: str) -> _Walk:
     formats = DEFAULT_FORMATTER.fmtfuncs
     default_format = formats["__default__"]
     md5, blake = _MD5, hashlib.blake2b(digest_size=8).copy  # copies: no parameters to parse
-    hundred = HUNDRED
+    quantum, context = _QUANTUM, _EXACT
+    proposal_key, draft_flag = PROPOSAL_KEY, DRAFT_FLAG
     seen: dict[str, int] = {}
     parts: dict[str, str] = {}  # a posting's text → its md5 (postings repeat: rent, salary...)
-    cents_of: dict[str, int] = {}  # a number's text → its cents
-    left_out = rounded = rounding_total = 0
+    exact_of: dict[str, Decimal] = {}  # a number's text → its exact weight
+    unknown_kinds = 0
     for txn in entries:
         if type(txn) is not transaction_type:
             if not isinstance(txn, transaction_type):
@@ -227,11 +363,10 @@ def _walk(entries: list, operating: str, rounding_account: str) -> _Walk:
             fast = False
         else:
             fast = fast_fields
-        start = len(cents)
-        other_start = len(other)
+        start = len(amounts)
         digest = None
         if fast:
-            _, day, flag, payee, narration, tags, links, postings = txn
+            meta, day, flag, payee, narration, tags, links, postings = txn
             hexes = []
             if (type(postings) is not list or type(tags) not in _SETS
                     or type(links) not in _SETS):
@@ -262,16 +397,11 @@ def _walk(entries: list, operating: str, rounding_account: str) -> _Walk:
                         if part is None:
                             part = parts[key] = md5(key.encode()).hexdigest()
                         hexes.append(part)
-                        if currency == operating:
-                            accounts.append(account)
-                            amount = cents_of.get(text)
-                            if amount is None:
-                                amount = round(number * hundred)
-                                if plain:  # then text is the exact number: a safe key
-                                    cents_of[text] = amount
-                            cents.append(amount)
-                        else:
-                            other.append(currency)
+                        amount = exact_of.get(text)
+                        if amount is None:
+                            amount = number.quantize(quantum, context=context)
+                            if plain:  # then text is the exact number: a safe key
+                                exact_of[text] = amount
                     else:
                         if type(cost) not in _PLAIN or type(price) not in _PLAIN:
                             fast = False
@@ -279,11 +409,10 @@ def _walk(entries: list, operating: str, rounding_account: str) -> _Walk:
                         hexes.append(md5(f"{account}{text} {currency}{str(cost)}{str(price)}"
                                          f"{pflag}".encode()).hexdigest())
                         number, currency = _posting_parts(posting)
-                        if currency == operating:
-                            accounts.append(account)
-                            cents.append(round(number * hundred))
-                        else:
-                            other.append(currency)
+                        amount = exact_weight(number)
+                    accounts.append(account)
+                    amounts.append(amount)
+                    commodities.append(None if currency == operating else currency)
             if fast and (tags or links):
                 if all(type(x) is str for x in tags) and all(type(x) is str for x in links):
                     hexes.sort()
@@ -293,86 +422,132 @@ def _walk(entries: list, operating: str, rounding_account: str) -> _Walk:
                     fast = False
             elif fast:
                 hexes.sort()
-            if fast and len(cents) > start:
-                iso = day.isoformat()
-                head = (f"{iso if type(day) is date_type else str(day)}{str(flag)}{str(payee)}"
-                        f"{str(narration)}")
+            if fast:
+                iso = day.isoformat() if type(day) is date_type else str(day)
+                head = f"{iso}{str(flag)}{str(payee)}{str(narration)}"
                 digest = md5((head + "".join(hexes)).encode()).hexdigest()
         if not fast:  # the reference path, for anything out of the ordinary
-            del accounts[start:], cents[start:], other[other_start:]
+            del accounts[start:], amounts[start:], commodities[start:]
             for posting in txn.postings:
                 number, currency = _posting_parts(posting)
-                if currency == operating:
-                    accounts.append(posting.account)
-                    cents.append(_cents(number))
-                else:
-                    other.append(currency)
-            if len(cents) > start:
-                digest = _transaction_hash(txn)
-            iso, payee, narration, links = txn.date.isoformat(), txn.payee, txn.narration, txn.links
-        if digest is None:
-            left_out += 1
-            continue
+                accounts.append(posting.account)
+                amounts.append(exact_weight(number))
+                commodities.append(None if currency == operating else currency)
+            digest = _transaction_hash(txn)
+            meta, iso, flag, payee, narration, links = (txn.meta, txn.date.isoformat(), txn.flag,
+                                                        txn.payee, txn.narration, txn.links)
         count = seen.get(digest, 0) + 1
         seen[digest] = count
         # stable_id(digest, count), its digest only: the int64s are made in one go
         h = blake()
         h.update(f"{digest}\x1f{count}".encode())
         digests.append(h.digest())
-        residue = -sum(cents[start:])
-        if residue:
-            accounts.append(rounding_account)
-            cents.append(residue)
-            rounded += 1
-            rounding_total += residue
-        line_counts.append(len(cents) - start)
+        line_counts.append(len(amounts) - start)
         dates.append(iso)
+        drafts.append(flag == draft_flag)
         if payee:
             descriptions.append(f"{payee} | {narration}" if narration else payee)
         else:
             descriptions.append(narration or None)
-        references.append(min(links) if links else None)
-    walk.left_out, walk.rounded, walk.rounding_total = left_out, rounded, rounding_total
+        kind = meta.get(proposal_key) if meta else None
+        if kind is None:
+            references.append(min(links) if links else None)
+        elif kind in DOCUMENTS:
+            documents.append((len(dates) - 1, kind, payee or None))
+            references.append(_proposal_reference(links))
+        else:
+            unknown_kinds += 1
+            references.append(min(links) if links else None)
+    walk.unknown_kinds = unknown_kinds
     return walk
 
 
-def convert_ledger(entries: list, options: dict) -> tuple[dict[str, pa.Table], list[str]]:
-    """The canonical streams of a loaded ledger, and warnings about what was kept out."""
-    operating = (options.get("operating_currency") or [None])[0]
-    if operating is None:
-        weights = collections.Counter(_posting_parts(p)[1] for e in entries
-                                      if isinstance(e, data.Transaction) for p in e.postings)
-        operating = weights.most_common(1)[0][0] if weights else "EUR"
-    rounding_account = options.get("account_rounding") or ROUNDING_ACCOUNT
+def _money_columns(amounts: list[Decimal]) -> tuple[pa.Array, pa.Array]:
+    """debit and credit (exact money, non-negative) of signed weights."""
+    try:
+        signed = pa.array(amounts, money.ARROW)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise LedgerUnavailable(f"a posting weight does not fit the portal's money "
+                                f"(38 digits, 12 decimals): {exc}") from exc
+    zero = pa.scalar(money.ZERO, money.ARROW)
+    debit = pc.if_else(pc.greater(signed, zero), signed, zero)
+    credit = pc.if_else(pc.less(signed, zero), pc.negate(signed), zero)
+    return debit, credit
 
-    accounts = sorted({e.account for e in entries if isinstance(e, data.Open)})
-    walk = _walk(entries, operating, rounding_account)
+
+def convert_ledger(entries: list, options: dict, currency: str | None = None
+                   ) -> tuple[dict[str, pa.Table], list[str]]:
+    """The canonical streams of a loaded ledger, and warnings for the user.
+
+    currency: the dossier's currency setting, used when the ledger declares no
+    operating currency.
+    """
+    operating = operating_currency(entries, options, currency)
+    classes = account_classes(entries, options)
+    accounts = sorted(classes)
+    # an account opened for other commodities only (vacation hours): not the money's
+    commodity = {e.account: e.currencies[0] for e in entries
+                 if isinstance(e, data.Open) and e.currencies and operating not in e.currencies}
+    walk = _walk(entries, operating)
 
     n = len(walk.digests)
     booking_ids = stable_ids(walk.digests)
     # the lines come booking after booking: their booking id and number from the line counts
     counts = np.array(walk.line_counts, dtype=np.int64)
-    cents = np.array(walk.cents, dtype=np.int64)
+    lines_total = len(walk.amounts)
     firsts = np.cumsum(counts) - counts  # each booking's first line
-    line_no = np.arange(len(cents), dtype=np.int64) - np.repeat(firsts, counts) + 1
-    ln = {"booking_id": np.repeat(booking_ids.to_numpy(), counts), "line_no": line_no,
-          "account": walk.accounts, "description": pa.nulls(len(cents), pa.string()),
-          "debit": np.maximum(cents, 0), "credit": np.maximum(-cents, 0)}
-    rounded = walk.rounded
+    line_no = np.arange(lines_total, dtype=np.int64) - np.repeat(firsts, counts) + 1
+    line_bookings = np.repeat(booking_ids.to_numpy(), counts)
+    debit, credit = _money_columns(walk.amounts)
+    ln = {"booking_id": line_bookings, "line_no": line_no,
+          "account": walk.accounts, "description": pa.nulls(lines_total, pa.string()),
+          "debit": debit, "credit": credit,
+          "commodity": pa.array(walk.commodities, pa.string())}
 
-    if rounded and rounding_account not in accounts:
-        accounts.append(rounding_account)
+    journal = [JOURNAL] * n
+    doc_type = ["transaction"] * n
+    doc_no: list[str | None] = [None] * n
+    relation_of: list[int | None] = [None] * n
+    relations: dict[int, tuple[str, str]] = {}
+    for index, kind, payee in walk.documents:
+        journal[index], relation_kind = DOCUMENTS[kind]
+        doc_type[index] = "invoice"
+        doc_no[index] = walk.references[index]
+        if payee:
+            rid = stable_id(relation_kind, payee)
+            relations.setdefault(rid, (relation_kind, payee))
+            relation_of[index] = rid
+    if relations:  # the invoice's receivable and payable lines name its relation
+        open_items = {a for a, c in classes.items() if c in ("receivable", "payable")}
+        line_relation = [None] * lines_total
+        first_lines = firsts.tolist()
+        for index, rid in enumerate(relation_of):
+            if rid is None:
+                continue
+            first = first_lines[index]
+            for at in range(first, first + walk.line_counts[index]):
+                if walk.accounts[at] in open_items:
+                    line_relation[at] = rid
+        ln["relation_id"] = pa.array(line_relation, pa.int64())
+
     dates = pa.array(walk.dates, pa.string())
     year, period = period_columns(dates)
     tables = {
-        "accounts": table("accounts", {"code": accounts, "name": accounts}),
-        "journals": table("journals", {"code": [JOURNAL], "name": ["Beancount transactions"],
-                                       "kind": ["misc"]}),
-        "relations": table("relations", {}),
+        "accounts": table("accounts", {"code": accounts, "name": accounts,
+                                       "class": [classes[a] for a in accounts],
+                                       "commodity": [commodity.get(a) for a in accounts]}),
+        "journals": table("journals", {"code": [j[0] for j in JOURNALS],
+                                       "name": [j[1] for j in JOURNALS],
+                                       "kind": [j[2] for j in JOURNALS]}),
+        "relations": table("relations", {"id": list(relations),
+                                         "kind": [k for k, _ in relations.values()],
+                                         "name": [p for _, p in relations.values()]}),
         "bookings": table("bookings", {
-            "id": booking_ids, "journal": [JOURNAL] * n, "doc_type": ["transaction"] * n,
+            "id": booking_ids, "journal": journal, "doc_no": doc_no, "doc_type": doc_type,
             "fiscal_year_id": year, "period_id": period, "date": dates,
-            "description": walk.descriptions, "reference": walk.references}),
+            "relation_id": pa.array(relation_of, pa.int64()),
+            "description": walk.descriptions, "reference": walk.references,
+            "draft": pa.array(walk.drafts, pa.bool_())}),
         "lines": table("lines", ln),
         "matchings": table("matchings", {}),
     }
@@ -382,20 +557,11 @@ def convert_ledger(entries: list, options: dict) -> tuple[dict[str, pa.Table], l
         tables["fiscal_years"], tables["periods"] = table("fiscal_years", {}), table("periods", {})
 
     warnings = []
-    other = collections.Counter(walk.other)
-    left_out = walk.left_out
-    if other:
-        counts_text = ", ".join(f"{c} {k}" for k, c in other.most_common())
+    if walk.unknown_kinds:
         warnings.append(
-            f"{sum(other.values())} posting(s) weigh in another commodity than the operating "
-            f"currency {operating} and are kept out of the money figures: {counts_text}"
-            + (f"; {left_out} transaction(s) without any {operating} posting were left out"
-               if left_out else ""))
-    if rounded:
-        warnings.append(
-            f"{rounded} transaction(s) have weights finer than a cent: the rounding difference "
-            f"({cents_to_str(walk.rounding_total)} {operating} in all) is booked on "
-            f"{rounding_account}")
+            f"{walk.unknown_kinds} transaction(s) have {PROPOSAL_KEY} metadata that is neither "
+            f"\"sales\" nor \"purchase\": they are read as ordinary transactions (journal "
+            f"{JOURNAL})")
     return tables, warnings
 
 
@@ -404,8 +570,10 @@ class BeancountConnector(SnapshotConnector):
 
     package = "beancount"
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, settings: ConnectorSettings | None = None) -> None:
         path = Path(path)
+        settings = settings or ConnectorSettings()
         entries, options = read_ledger(path)
-        tables, warnings = convert_ledger(entries, options)
-        super().__init__(str(path), tables, warnings)
+        currency = operating_currency(entries, options, settings.currency)
+        tables, warnings = convert_ledger(entries, options, currency)
+        super().__init__(str(path), tables, warnings, currency=currency)
