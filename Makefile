@@ -4,6 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 HOME_DIR ?= data
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 
 .PHONY: demo test test-fast bench install clean-demo
 
@@ -21,12 +22,14 @@ demo: $(STAMP)
 	@if [ ! -f $(HOME_DIR)/portal.duckdb ]; then $(BIN)/dossync --home $(HOME_DIR) demo; fi
 	$(BIN)/dossync --home $(HOME_DIR) tui
 
+# The whole suite: on every core, then the tests that must run alone (tests/conftest.py).
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(JOBS) -m "not serial"
+	$(BIN)/python -m pytest -q -m serial
 
 # The fast tier: everything but the slow files (tests/conftest.py: SLOW_FILES).
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -n $(JOBS) -m "not slow and not serial"
 
 # Every benchmark measures its ratios side by side in one run (the machine is shared).
 # A missed target is reported, and the other benchmarks still run.

@@ -19,17 +19,24 @@ ROOT = Path(__file__).resolve().parent.parent
 DOSSYNC = [sys.executable, "-m", "core.cli"]
 
 # The slow tier (`make test` runs everything; `make test-fast` leaves these out):
-# real processes killed at random, real terminals, servers, notebooks, property runs.
+# real processes killed at random, real terminals, servers, notebooks, property runs,
+# the real books of the corpus, and the engine's longer scenarios.
 SLOW_FILES = {"test_kill.py", "test_tui_e2e.py", "test_property.py", "test_nightly_verify.py",
               "test_notebooks.py", "test_concurrency.py", "test_nightly.py", "test_email.py",
               "test_tui_snapshots.py", "test_reconcile_cli.py", "test_corpus_gnucash.py",
-              "test_corpus_beancount.py"}
+              "test_corpus_beancount.py", "test_options.py", "test_repair.py", "test_sync.py",
+              "test_tui.py", "test_bad_input.py"}
+# Run on their own, not beside other tests (`make test` runs the others on every core):
+# they watch how fast the UI answers in a real terminal.
+SERIAL_FILES = {"test_tui_e2e.py"}
 
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.path.name in SLOW_FILES:
             item.add_marker(pytest.mark.slow)
+        if item.path.name in SERIAL_FILES:
+            item.add_marker(pytest.mark.serial)
 
 
 def build_demo(tmp_path_factory, name: str, dossiers: int, lines: int, seed: int) -> Path:

@@ -490,7 +490,7 @@ option "name_income" "Opbrengsten"
     classes = dict(zip(*(_connector_tables(ledger)["accounts"][k] for k in ("code", "class"))))
     assert classes == {
         "Activa:KBC:Zichtrekening": "bank",  # by its metadata: no rule knows the word
-        "Activa:Kas": "asset",
+        "Activa:Kas": "bank",  # the users' Dutch: cash
         "Activa:Savings:Deposit": "bank",
         "Activa:Klanten:Receivables": "receivable",
         "Activa:BTW:Terugvorderbaar": "vat",
@@ -507,7 +507,7 @@ option "name_income" "Opbrengsten"
     text = ledger.read_text().replace('  class: "COST"', '  class: "kosten"')
     ledger.write_text(text)
     line = text.splitlines().index('  class: "kosten"')  # the open's line (1-based)
-    with pytest.raises(LedgerUnavailable, match=rf"^{ledger}:{line}: account Expenses:Office has "
+    with pytest.raises(TerminalError, match=rf"^{ledger}:{line}: account Expenses:Office has "
                                                 r"class 'kosten'.*one of revenue, cost, bank"):
         BeancountConnector(ledger)
 

@@ -55,9 +55,11 @@ root names (the `name_assets`, `name_liabilities`, `name_equity`,
 `name_income`, `name_expenses` options, "Assets"... by default): Income →
 revenue, Expenses → cost, Equity → equity, Assets → asset, Liabilities →
 liability. Under Assets and Liabilities a component of the name refines it
-(compared case-insensitively, the last matching component wins): Cash, Bank,
-Checking, Savings (under Assets only) → bank; Receivable, Receivables,
-AccountsReceivable → receivable; Payable, Payables, AccountsPayable →
+(compared case-insensitively, the last matching component wins; the
+users' Dutch and French words too): Cash, Bank, Checking, Savings, Kas,
+Caisse, Banque (under Assets only) → bank; Receivable, Receivables,
+AccountsReceivable, Klanten, Debiteuren, Clients → receivable; Payable,
+Payables, AccountsPayable, Leveranciers, Crediteuren, Fournisseurs →
 payable; VAT, BTW, TVA, GST, SalesTax → vat. Income and Expenses accounts
 are never refined ("Expenses:Bank:Fees" is a cost). The `Open` directive's
 metadata `class: "bank"` (any class of core.classes) overrides the rule; an
@@ -86,7 +88,7 @@ from core import money
 from core.classes import CLASSES
 from core.connectors.snapshot import (SnapshotConnector, calendar, period_columns, stable_id,
                                       stable_ids, table)
-from core.model import ConnectorSettings, LedgerUnavailable
+from core.model import ConnectorSettings, LedgerUnavailable, TerminalError
 
 JOURNAL, SALES, PURCHASES = "BC", "BC-SALES", "BC-PURCH"
 JOURNALS = ((JOURNAL, "Beancount transactions", "misc"),
@@ -113,9 +115,12 @@ except ImportError:  # pragma: no cover - a Python built without it
 _ROOTS = (("name_income", "Income", "revenue"), ("name_expenses", "Expenses", "cost"),
           ("name_equity", "Equity", "equity"), ("name_assets", "Assets", "asset"),
           ("name_liabilities", "Liabilities", "liability"))
-_COMPONENTS = {**dict.fromkeys(("cash", "bank", "checking", "savings"), "bank"),
-               **dict.fromkeys(("receivable", "receivables", "accountsreceivable"), "receivable"),
-               **dict.fromkeys(("payable", "payables", "accountspayable"), "payable"),
+_COMPONENTS = {**dict.fromkeys(("cash", "bank", "checking", "savings", "kas", "caisse",
+                                 "banque"), "bank"),
+               **dict.fromkeys(("receivable", "receivables", "accountsreceivable", "klanten",
+                                "debiteuren", "clients"), "receivable"),
+               **dict.fromkeys(("payable", "payables", "accountspayable", "leveranciers",
+                                "crediteuren", "fournisseurs"), "payable"),
                **dict.fromkeys(("vat", "btw", "tva", "gst", "salestax"), "vat")}
 
 
@@ -200,7 +205,7 @@ def account_class(account: str, roots: dict[str, str]) -> str:
 
 def account_classes(entries: list, options: dict) -> dict[str, str]:
     """Every opened account and its class; an Open's `class:` metadata overrides the rule,
-    an unknown one is refused with its file and line (LedgerUnavailable)."""
+    an unknown one is refused with its file and line (TerminalError)."""
     roots = {options.get(option) or default: cls for option, default, cls in _ROOTS}
     classes: dict[str, str] = {}
     for entry in entries:
@@ -214,7 +219,7 @@ def account_classes(entries: list, options: dict) -> dict[str, str]:
         cls = given.strip().lower() if isinstance(given, str) else None
         if cls not in CLASSES:
             where = f"{meta.get('filename', '<ledger>')}:{meta.get('lineno', '?')}"
-            raise LedgerUnavailable(
+            raise TerminalError(
                 f"{where}: account {entry.account} has class {given!r}, which dossync does not "
                 f"know; use one of {', '.join(CLASSES)} (or remove the class: line to let the "
                 f"account's name decide)")
