@@ -485,7 +485,10 @@ def cmd_report(home: Home, args) -> int:
     if args.report == "trial-balance":
         doc = reports.trial_balance(home.portal, code, args.period, args.validated_only)
         if not args.json:
-            _table(doc, ["account", "name", "debit", "credit", "balance"], title=f"{code} trial balance")
+            columns = ["account", "name", "class", "debit", "credit", "balance"]
+            if any(row["commodity"] for row in doc):  # lines in other commodities: say which
+                columns.insert(3, "commodity")
+            _table(doc, columns, title=f"{code} trial balance")
     elif args.report == "pnl":
         doc = reports.pnl(home.portal, code, args.period, args.validated_only)
         if not args.json:
@@ -495,8 +498,8 @@ def cmd_report(home: Home, args) -> int:
     elif args.report == "dashboard":
         doc = reports.dashboard(home.portal, code, args.validated_only)
         if not args.json:
-            for key in ("updated_until", "active_period", "fiscal_year", "revenue", "costs",
-                        "result", "bank", "receivables", "payables", "vat_position"):
+            for key in ("updated_until", "active_period", "fiscal_year", "currency", "revenue",
+                        "costs", "result", "bank", "receivables", "payables", "vat_position"):
                 print(f"{key:<15} {doc[key] if doc[key] is not None else '-':>16}")
     else:
         doc = reports.archive(home.portal, code, args.period, args.validated_only)

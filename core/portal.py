@@ -33,7 +33,7 @@ from core.model import (DEFAULT_TIMEZONE, ConservationError, Dossier, PortalBusy
                         StreamCounts, SyncResult, UsageError)
 from core.streams import BY_NAME, STREAMS, Stream
 
-# 4: exact money (DECIMAL(38,12) instead of cents), account classes, lines in
+# 4: exact money (DECIMAL(18,6) instead of cents), account classes, lines in
 #    other commodities, draft bookings, dossier currency/time zone/proposals
 #    file, per-stream counts of every run, the package's proposal queue.
 SCHEMA_VERSION = 4

@@ -3,7 +3,7 @@
 A connector yields each stream as Arrow record batches with exactly these
 columns; the sync engine, the validation rules and the portal store all read
 this one table of definitions, so adding a column is a one-line change.
-Money is exact (`core.money`: decimal128(38, 12), DECIMAL(38,12) in the
+Money is exact (`core.money`: decimal128(18, 6), DECIMAL(18,6) in the
 portal); dates are ISO text as the package gives them (validated before
 they reach the portal, where they become DATE).
 

@@ -215,21 +215,21 @@ ODD_LEDGER = '''option "operating_currency" "EUR"
 # version computed (a simple sync keys on them, so they must not move); "Hours only", which
 # has no EUR posting, is a booking now (it was left out before). The versions (rv) were
 # re-pinned deliberately when weights became exact: a booking's version covers its lines,
-# whose debit and credit are now exact money at 12 decimals with a commodity column (no
+# whose debit and credit are now exact money at 6 decimals with a commodity column (no
 # more integer cents, no rounding line), so every rv changed once.
 ODD_BOOKINGS = [
-    ("2024-01-02", "Opening", 7086671712433025929, 4668099249850383254),
-    ("2024-01-05", "Peeters | Office chair", 1524924328340687785, 6675955276339561666),
-    ("2024-01-05", "Office chair", 4136768497904948920, 8928441100924035551),
-    ("2024-01-05", "Office chair", 1884254991786529396, 9099991898201468483),
-    ("2024-02-01", "Buy shares", 5404269637869204436, 2950116091245307428),
-    ("2024-02-10", "Sell shares", 7358135079149285392, 7645789318381889904),
-    ("2024-03-01", "Dollars", 117237168364698015, 6782196490586891034),
-    ("2024-03-02", "Dollars total", 1509499476480974845, 5101908174682094830),
-    ("2024-03-05", "Hours only", 1411614868379303470, 6175740633083169041),
-    ("2024-03-06", "Mixed", 9072183722356743125, 2200398153423520156),
-    ("2024-04-20", "Thirds", 7116175284861689195, 8230110259191258221),
-    ("2024-04-30", "Tiny", 6292574751398694554, 5531541170728540912),
+    ("2024-01-02", "Opening", 7086671712433025929, 4795914212754996202),
+    ("2024-01-05", "Peeters | Office chair", 1524924328340687785, 1774188658066827745),
+    ("2024-01-05", "Office chair", 4136768497904948920, 9144754069425295536),
+    ("2024-01-05", "Office chair", 1884254991786529396, 5257426608886555219),
+    ("2024-02-01", "Buy shares", 5404269637869204436, 6364018802398907061),
+    ("2024-02-10", "Sell shares", 7358135079149285392, 2924751342236304724),
+    ("2024-03-01", "Dollars", 117237168364698015, 7595838689339970775),
+    ("2024-03-02", "Dollars total", 1509499476480974845, 8154254473484560548),
+    ("2024-03-05", "Hours only", 1411614868379303470, 3610242315105303913),
+    ("2024-03-06", "Mixed", 9072183722356743125, 5107535403508494437),
+    ("2024-04-20", "Thirds", 7116175284861689195, 277115857604925598),
+    ("2024-04-30", "Tiny", 6292574751398694554, 1547219562739821392),
 ]
 
 
@@ -315,7 +315,7 @@ def test_odd_ledger_keeps_its_booking_ids_and_versions():
     assert (tables, warnings) == _converted(_through_reference_path(entries), options)
 
 
-def test_a_weight_of_an_at_at_total_rounds_at_the_twelfth_decimal_only():
+def test_a_weight_of_an_at_at_total_rounds_at_the_sixth_decimal_only():
     entries, options = _load_string(
         'option "operating_currency" "EUR"\n2024-01-01 open Assets:Bank\n'
         "2024-01-01 open Assets:Cash\n"
@@ -323,8 +323,8 @@ def test_a_weight_of_an_at_at_total_rounds_at_the_twelfth_decimal_only():
         "  Assets:Bank  -1.00 EUR\n")
     tables, _ = _converted(entries, options)
     weight = convert.get_weight(entries[-1].postings[0]).number  # 28 significant digits
-    assert tables["lines"]["debit"][0] == weight.quantize(Decimal("1E-12")) == Decimal(
-        "1.000000000000")
+    assert tables["lines"]["debit"][0] == weight.quantize(Decimal("1E-6")) == Decimal(
+        "1.000000")
     assert weight != 1 and abs(weight - 1) < Decimal("1E-20")
 
 
@@ -350,7 +350,7 @@ def test_numbers_beancount_prints_otherwise_convert_the_same(monkeypatch):
 
     entries = [
         _txn("2024-05-01", ("Assets:Bank", "1E+2", "EUR"), ("Income:Sales", "-100", "EUR")),
-        _txn("2024-05-02", ("Assets:Bank", "1.5E-7", "EUR"), ("Income:Sales", "-1.5E-7", "EUR")),
+        _txn("2024-05-02", ("Assets:Bank", "1.5E-5", "EUR"), ("Income:Sales", "-1.5E-5", "EUR")),
         _txn("2024-05-03", ("Assets:Bank", "0.33", "EUR"), ("Income:Sales", "-0.33", "EUR")),
         _txn("2024-05-04", ("Assets:Bank", "0.34", "EUR"), ("Income:Sales", "-0.34", "EUR")),
     ]
@@ -362,7 +362,7 @@ def test_numbers_beancount_prints_otherwise_convert_the_same(monkeypatch):
         tables, _ = _converted(entries, options)
         assert tables == _converted(_through_reference_path(entries), options)[0]
         assert tables["bookings"]["id"] == _expected_ids(entries)
-        assert tables["lines"]["debit"] == [100, 0, Decimal("0.00000015"), 0, Decimal("0.33"), 0,
+        assert tables["lines"]["debit"] == [100, 0, Decimal("0.000015"), 0, Decimal("0.33"), 0,
                                             Decimal("0.34"), 0]
 
 

@@ -41,7 +41,7 @@ def test_a_portal_of_the_previous_release_opens_with_the_same_figures(tmp_path):
     assert con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall() == [
         (str(portal.SCHEMA_VERSION),)]
     assert con.execute("SELECT data_type FROM duckdb_columns() WHERE table_name = 'lines' "
-                       "AND column_name = 'debit'").fetchall() == [("DECIMAL(38,12)",)]
+                       "AND column_name = 'debit'").fetchall() == [("DECIMAL(18,6)",)]
     con.close()
     for code, old in expected.items():
         trial = reports.trial_balance(path, code)

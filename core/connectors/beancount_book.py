@@ -29,8 +29,9 @@ What the portal gets from a Beancount ledger:
   reference = the smallest link (`^...`).
 - lines: one per posting: its weight (`convert.get_weight`: units, or units
   times cost, or units times price), exactly as beancount computes it, at
-  12 decimals (`core.money`; only weights of `@@` totals, 28 significant
-  digits, round there), positive = debit. No rounding line is added:
+  6 decimals (`core.money`; the weights of real ledgers have fewer; only
+  the odd one, such as an `@@` total divided per unit, 28 significant
+  digits, rounds there), positive = debit. No rounding line is added:
   beancount balances every transaction within its tolerance, and the portal
   accepts what beancount accepts (`money.BALANCE_TOLERANCE`). A ledger with
   beancount's own `account_rounding` option has rounding postings beancount
@@ -103,7 +104,7 @@ MAX_ERRORS_SHOWN = 20
 # the field types whose str() stable_hash_namedtuple takes as is (not lists or sets)
 _PLAIN = frozenset({str, type(None), Amount, Cost, CostSpec})
 _SETS = (frozenset, set)
-# quantizing a weight to 12 decimals must never fail for want of digits
+# quantizing a weight to money.SCALE decimals must never fail for want of digits
 _EXACT = Context(prec=80)
 _QUANTUM = money.QUANTUM
 try:  # CPython's own md5: the same digests as hashlib's, with less overhead per small input
@@ -296,8 +297,8 @@ def _plain_default_format() -> bool:
 
 
 def exact_weight(number) -> Decimal:
-    """A weight as the portal keeps it: `money.exact` (12 decimals, half even beyond), for
-    any size of number (the quantizing context has the digits it needs)."""
+    """A weight as the portal keeps it: `money.exact` (money.SCALE decimals, half even
+    beyond), for any size of number (the quantizing context has the digits it needs)."""
     if type(number) is not Decimal:
         raise LedgerUnavailable(f"a posting weight beancount did not compute: {number!r}")
     return number.quantize(_QUANTUM, context=_EXACT)
@@ -472,8 +473,8 @@ def _money_columns(amounts: list[Decimal]) -> tuple[pa.Array, pa.Array]:
     try:
         signed = pa.array(amounts, money.ARROW)
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-        raise LedgerUnavailable(f"a posting weight does not fit the portal's money "
-                                f"(38 digits, 12 decimals): {exc}") from exc
+        raise TerminalError(f"a posting weight does not fit the portal's money (less than a "
+                            f"trillion, {money.SCALE} decimals): {exc}") from exc
     zero = pa.scalar(money.ZERO, money.ARROW)
     debit = pc.if_else(pc.greater(signed, zero), signed, zero)
     credit = pc.if_else(pc.less(signed, zero), pc.negate(signed), zero)

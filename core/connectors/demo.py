@@ -21,7 +21,7 @@ from core import figures as fp
 from core import money
 from core.classes import mar_sql
 from core.connectors.base import DELETIONS, Capabilities, LedgerPosition, sqlite_uri
-from core.model import LedgerUnavailable
+from core.model import DossyncError, LedgerUnavailable
 from core.streams import BY_NAME, Stream
 
 BATCH_ROWS = 65_536
@@ -173,7 +173,7 @@ class DemoConnector:
             reader = self._cur.fetch_record_batch()
             for batch in reader:
                 yield _conform(batch, definition)
-        except LedgerUnavailable:
+        except DossyncError:
             raise
         except Exception as exc:
             raise LedgerUnavailable(f"reading {stream} from ledger {self.path} failed: {exc}") from exc

@@ -54,7 +54,7 @@ What the portal gets from a GnuCash book:
 - relations: the customers and vendors of the business tables.
 - bookings: transactions (reference = the transaction's num when it has
   one: a proposal's reference lives there); lines: their splits, exact
-  (num/denom computed as fractions, quantized to 12 decimals only at the
+  (num/denom computed as fractions, quantized to 6 decimals only at the
   end), positive = debit, in the book currency:
   * a split on an account in the book currency counts its quantity (what
     GnuCash and piecash add up as that account's balance);
@@ -359,10 +359,11 @@ def _round_to(amount: Fraction, fraction: int) -> Fraction:
 
 
 def exact(amount: Fraction) -> decimal.Decimal:
-    """A fraction as the portal keeps money: a Decimal at money.SCALE decimals."""
+    """A fraction as the portal keeps money: a Decimal at money.SCALE decimals (OutOfRange,
+    a terminal error, beyond a trillion)."""
     quotient = _EXACT.divide(decimal.Decimal(amount.numerator),
                              decimal.Decimal(amount.denominator))
-    return quotient.quantize(money.QUANTUM, context=_EXACT)
+    return money.exact(quotient)
 
 
 def _amounts(splits: list[tuple], currency_of_tx: str, book: Chart, cur: Currency
