@@ -17,19 +17,16 @@ class from the package's own account types:
 | liability | every other liability | |
 
 The demo package keeps the Belgian chart (MAR/PCMN): its classes follow
-from the account codes (`mar_class`, and `mar_sql` for the same rule in SQL,
-which SQLite and DuckDB both run).
+from the account codes (`mar_sql`: a SQL CASE that SQLite, where the demo
+connector reads them, and DuckDB, where the portal migrates, both run).
 """
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 AccountClass = Literal["revenue", "cost", "bank", "receivable", "payable", "vat", "equity",
                        "asset", "liability"]
-CLASSES: tuple[str, ...] = ("revenue", "cost", "bank", "receivable", "payable", "vat", "equity",
-                            "asset", "liability")
-# The profit and loss account: its classes and the sign that makes them positive.
-PNL_CLASSES = ("revenue", "cost")
+CLASSES: tuple[str, ...] = get_args(AccountClass)
 
 # MAR/PCMN: the first matching prefix decides (longest prefixes first).
 _MAR: tuple[tuple[str, str], ...] = (
@@ -44,15 +41,7 @@ _MAR: tuple[tuple[str, str], ...] = (
 )
 
 
-def mar_class(code: str) -> str:
-    """The class of a MAR/PCMN account code (the demo package's chart)."""
-    for prefix, cls in _MAR:
-        if code.startswith(prefix):
-            return cls
-    return "asset"
-
-
 def mar_sql(column: str = "code") -> str:
-    """`mar_class` as a SQL CASE over a code column (SQLite and DuckDB alike)."""
+    """The class of a MAR/PCMN account code, as a SQL CASE over a code column."""
     whens = " ".join(f"WHEN {column} LIKE '{prefix}%' THEN '{cls}'" for prefix, cls in _MAR)
     return f"(CASE {whens} ELSE 'asset' END)"

@@ -195,15 +195,15 @@ def _timezone(name: str) -> str:
     return name
 
 
-def _check_package_settings(package: str, source: str, settings: dict) -> None:
-    """Settings that only make sense against the book: refused before anything changes."""
-    if package == "beancount" and settings.get("proposals_file"):
+def _check_proposals_file(package: str, source: str, proposals_file: str | None) -> None:
+    """A Beancount proposals file must lie in the ledger's folder: refused before anything
+    changes (the writer's own rule, `proposals_path`)."""
+    if package == "beancount" and proposals_file:
         from core.connectors.beancount_proposals import proposals_path
         from core.model import ConnectorSettings, TerminalError
 
         try:
-            proposals_path(Path(source), ConnectorSettings(
-                proposals_file=settings["proposals_file"]))
+            proposals_path(Path(source), ConnectorSettings(proposals_file=proposals_file))
         except TerminalError as exc:
             raise UsageError(f"--proposals-file: {exc}") from None
 
@@ -213,7 +213,8 @@ def cmd_dossier_add(home: Home, args) -> int:
     if not CODE_RE.match(code):
         raise UsageError(f"dossier code {args.code!r}: use 2-32 letters, digits, '-' or '_'")
     settings = _validate_settings(args)
-    _check_package_settings(settings["package"], settings["source"], settings)
+    _check_proposals_file(settings["package"], settings["source"],
+                          settings.get("proposals_file"))
     home.create()
     portal.add_dossier(home.portal, Dossier(
         code=code, name=settings.get("name") or code, package=settings["package"],
@@ -238,13 +239,11 @@ def cmd_dossier_add(home: Home, args) -> int:
 def cmd_dossier_set(home: Home, args) -> int:
     home.require()
     code = args.code.upper()
-    portal.require_dossier(home.portal, code)
+    current = portal.require_dossier(home.portal, code)
     changes = _validate_settings(args)
-    current = portal.get_dossier(home.portal, code)
-    _check_package_settings(changes.get("package", current.package),
-                            changes.get("source", current.source),
-                            {"proposals_file": changes.get("proposals_file",
-                                                           current.proposals_file)})
+    _check_proposals_file(changes.get("package", current.package),
+                          changes.get("source", current.source),
+                          changes.get("proposals_file", current.proposals_file))
     if not changes:
         raise UsageError("nothing to change: give at least one of --name, --email, --language, "
                          "--nightly/--no-nightly, --source, --package, --currency, --timezone, "

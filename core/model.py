@@ -7,7 +7,7 @@ that produce them (`sync`, `portal`, `reports`).
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from typing import Literal
 
@@ -18,6 +18,7 @@ Package = Literal["demo", "gnucash", "beancount"]
 Language = Literal["nl", "fr", "en"]
 
 PACKAGES: tuple[str, ...] = ("demo", "gnucash", "beancount")
+DEFAULT_TIMEZONE = "Europe/Brussels"  # where the firm's books are kept
 LANGUAGES: tuple[str, ...] = ("nl", "fr", "en")
 
 
@@ -76,13 +77,6 @@ class SyncCancelled(DossyncError):
 
 
 # --- results ----------------------------------------------------------------
-def cents_to_str(cents: int | None) -> str | None:
-    """Whole cents as the contract's decimal string with two decimals ("1234.50")."""
-    if cents is None:
-        return None
-    return str(Decimal(int(cents)).scaleb(-2).quantize(Decimal("0.01")))
-
-
 class ConservationError(TerminalError):
     """A sync would have lost records: read != inserted + updated + unchanged + quarantined."""
 
@@ -109,9 +103,7 @@ class StreamCounts:
         return self.read == self.inserted + self.updated + self.unchanged + self.quarantined
 
     def to_json(self) -> dict:
-        return {"read": self.read, "inserted": self.inserted, "updated": self.updated,
-                "unchanged": self.unchanged, "quarantined": self.quarantined,
-                "deleted": self.deleted}
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -191,7 +183,7 @@ class Dossier:
     active_period: str | None = None
     pending_proposals: int = 0
     currency: str | None = None  # the book currency, when the package does not say (GnuCash)
-    timezone: str = "Europe/Brussels"  # how the package's timestamps become dates (GnuCash)
+    timezone: str = DEFAULT_TIMEZONE  # how the package's timestamps become dates (GnuCash)
     proposals_file: str | None = None  # Beancount: the include file that receives proposals
     book_currency: str | None = None  # the currency its money is in, as its last sync read it
 
@@ -199,8 +191,6 @@ class Dossier:
         return ConnectorSettings(currency=self.currency, timezone=self.timezone,
                                  proposals_file=self.proposals_file)
 
-
-DEFAULT_TIMEZONE = "Europe/Brussels"
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,6 @@ CENT = Decimal("0.01")
 ZERO = Decimal(0)
 BALANCE_TOLERANCE = Decimal("0.005")
 
-_CENTS = pa.decimal128(PRECISION, 2)
 _CENT_UNITS = 10 ** (SCALE - 2)
 MAX_CENTS = 10 ** (PRECISION - SCALE + 2)  # the first amount in cents the portal cannot keep
 
@@ -100,8 +99,7 @@ def exact_str(amount) -> str | None:
     number = amount if isinstance(amount, Decimal) else Decimal(str(amount))
     if number == 0:
         return "0"
-    text = format(number.normalize(), "f")
-    return text
+    return format(number.normalize(), "f")
 
 
 def cents(amount) -> int:

@@ -17,7 +17,7 @@ import random
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Callable, Iterator, Literal
 
@@ -232,15 +232,13 @@ def _migrate_to_4(con) -> None:
     unchanged accounts again); the other packages' accounts get theirs with
     their next sync, which reads their whole book.
     """
-    for name in ("dossiers",):
-        have = _columns(con, name)
-        for column in ("currency", "timezone", "proposals_file", "book_currency"):
+    for table, added in (("dossiers", ("currency", "timezone", "proposals_file",
+                                        "book_currency")),
+                         ("sync_runs", ("stream_counts",))):
+        have = _columns(con, table)
+        for column in added:
             if have and column not in have:
-                con.execute(f"ALTER TABLE {name} ADD COLUMN {column} VARCHAR")
-    if _has_table(con, "sync_runs") and "stream_counts" not in _columns(con, "sync_runs"):
-        con.execute("ALTER TABLE sync_runs ADD COLUMN stream_counts VARCHAR")
-    converted = {"debit": _cents_to_money, "credit": _cents_to_money,
-                 "amount": _cents_to_money}
+                con.execute(f"ALTER TABLE {table} ADD COLUMN {column} VARCHAR")
     demo = "(SELECT code FROM dossiers WHERE package = 'demo')"
     derived = {("accounts", "class"): f"CASE WHEN dossier IN {demo} THEN {mar_sql('code')} END"}
     for stream in STREAMS:
@@ -252,7 +250,7 @@ def _migrate_to_4(con) -> None:
             if column.name not in have:
                 exprs.append(derived.get((stream.name, column.name), "NULL"))
             elif column.sql == MONEY and have[column.name].replace(" ", "") != MONEY:
-                exprs.append(converted[column.name](column.name))
+                exprs.append(_cents_to_money(column.name))
             else:
                 exprs.append(column.name)
         _rebuild(con, stream.name, _mirror_ddl(stream),
@@ -276,10 +274,17 @@ def _rebuild(con, table: str, ddl: str, columns: list[str], exprs: list[str]) ->
 
 
 # --- dossiers ---------------------------------------------------------------
-_DOSSIER_COLS = ("code, name, package, source, email, language, nightly, "
-                 "strftime(updated_until, '%Y-%m-%d'), active_period, pending_proposals, currency, "
-                 f"coalesce(timezone, '{DEFAULT_TIMEZONE}'), proposals_file, book_currency")
-_DOSSIER_WIDTH = 14
+def _dossier_cols(alias: str = "") -> str:
+    """The SELECT list of a Dossier, in its fields' order (alias: a table alias)."""
+    a = f"{alias}." if alias else ""
+    return (f"{a}code, {a}name, {a}package, {a}source, {a}email, {a}language, {a}nightly, "
+            f"strftime({a}updated_until, '%Y-%m-%d'), {a}active_period, {a}pending_proposals, "
+            f"{a}currency, coalesce({a}timezone, '{DEFAULT_TIMEZONE}'), {a}proposals_file, "
+            f"{a}book_currency")
+
+
+_DOSSIER_COLS = _dossier_cols()
+_DOSSIER_WIDTH = len(fields(Dossier))
 
 
 def _dossier(row: tuple) -> Dossier:
@@ -648,15 +653,13 @@ def apply_sync(path: Path, code: str, staged: StagedSync,
                                        for s in written), params).fetchall()[0][0]
             # what was read, kept out, or already there: counted before anything is written
             before = {stream.name: (*_read_and_quarantined(con, stream),
-                                    None if stream.name in unchanged_streams
-                                    else _unchanged(con, code, stream, staged.mode))
+                                    _unchanged(con, code, stream, staged.mode))
                       for stream in written}
             for stream in written:
                 read, quarantined, unchanged = before[stream.name]
-                if unchanged is None:  # a repair's stream where nothing differs
+                if stream.name in unchanged_streams:  # a repair's stream where nothing differs
                     per_stream.append((stream.name, _conserved(stream, StreamCounts(
-                        read=read, unchanged=read - quarantined, quarantined=quarantined),
-                        staged)))
+                        read=read, unchanged=unchanged, quarantined=quarantined), staged)))
                     continue
                 scope = _scope(stream, staged.mode)
                 new_rows = _new_rows(stream, staged.mode)
@@ -893,7 +896,7 @@ def record_verdict(path: Path, code: str, verdict: str, reasons: list[str],
 def monitor(path: Path) -> list[dict]:
     """One row per dossier for the active clients monitor (state without locks)."""
     with connect(path, read_only=True) as con:
-        rows = con.execute("""
+        rows = con.execute(f"""
             WITH last AS (
                 SELECT dossier, arg_max(run_id, finished_at) run_id FROM sync_runs GROUP BY dossier),
             q AS (SELECT dossier, count(*) n FROM quarantine GROUP BY dossier),
@@ -901,10 +904,7 @@ def monitor(path: Path) -> list[dict]:
                          arg_max(reasons, checked_at) AS reasons FROM reconcile_runs GROUP BY dossier),
             fixed AS (SELECT dossier, max(finished_at) AS at FROM sync_runs
                       WHERE status = 'succeeded' AND kind IN ('full', 'repair') GROUP BY dossier)
-            SELECT d.code, d.name, d.package, d.source, d.email, d.language, d.nightly,
-                   strftime(d.updated_until, '%Y-%m-%d'), d.active_period, d.pending_proposals,
-                   d.currency, coalesce(d.timezone, 'Europe/Brussels'), d.proposals_file,
-                   d.book_currency, r.run_id, r.kind, r.status, strftime(r.finished_at, '%Y-%m-%dT%H:%M:%S'),
+            SELECT {_dossier_cols("d")}, r.run_id, r.kind, r.status, strftime(r.finished_at, '%Y-%m-%dT%H:%M:%S'),
                    r.needs_full_sync, r.error, coalesce(q.n, 0),
                    coalesce(v.needs AND (f.at IS NULL OR v.at > f.at), false), v.reasons
             FROM dossiers d LEFT JOIN last l ON l.dossier = d.code
@@ -1184,20 +1184,11 @@ def proposals_attempted(path: Path, code: str, refs: list[str], error: str) -> N
                     "WHERE dossier = ? AND list_contains(?, ref)", [error, code, list(refs)])
 
 
-def account_classes(path: Path, code: str) -> list[tuple[str, str | None]]:
-    """(account, class) of the dossier's accounts in its own currency that take bookings
-    (no placeholders), by class and code; VAT accounts from the most credited (VAT
-    due) to the most debited (VAT recoverable) in the mirrored ledger."""
+def account_classes(path: Path, code: str) -> dict[str, str | None]:
+    """account code -> class, for every account of the dossier."""
     with connect(path, read_only=True) as con:
-        return [tuple(r) for r in con.execute("""
-            WITH net AS (SELECT account, sum(credit - debit) AS owed FROM lines
-                         WHERE dossier = $code AND commodity IS NULL GROUP BY account),
-            ac AS (SELECT code, any_value(class) AS class FROM accounts
-                   WHERE dossier = $code AND commodity IS NULL AND NOT coalesce(placeholder, false)
-                   GROUP BY code)
-            SELECT a.code, a.class FROM ac a LEFT JOIN net n ON n.account = a.code
-            ORDER BY a.class, CASE WHEN a.class = 'vat' THEN -coalesce(n.owed, 0) END, a.code""",
-            {"code": code}).fetchall()]
+        return dict(con.execute("SELECT code, any_value(class) FROM accounts WHERE dossier = ? "
+                                "GROUP BY code", [code]).fetchall())
 
 
 def periods(path: Path, code: str) -> list[dict]:
@@ -1219,11 +1210,23 @@ def periods(path: Path, code: str) -> list[dict]:
 
 
 def reference_data(path: Path, code: str) -> dict:
-    """Accounts, journals and relations of a dossier (for building proposals)."""
+    """What proposals are built from, in one visit: `accounts`, (code, class) of the
+    accounts in the dossier's currency that take bookings (no placeholders), by class
+    and code, VAT accounts from the most credited (VAT due) to the most debited (VAT
+    recoverable) in the mirrored ledger; `journals` (code, kind); `relations` (id, kind,
+    name)."""
     with connect(path, read_only=True) as con:
+        accounts = con.execute("""
+            WITH net AS (SELECT account, sum(credit - debit) AS owed FROM lines
+                         WHERE dossier = $code AND commodity IS NULL GROUP BY account),
+            ac AS (SELECT code, any_value(class) AS class FROM accounts
+                   WHERE dossier = $code AND commodity IS NULL AND NOT coalesce(placeholder, false)
+                   GROUP BY code)
+            SELECT a.code, a.class FROM ac a LEFT JOIN net n ON n.account = a.code
+            ORDER BY a.class, CASE WHEN a.class = 'vat' THEN -coalesce(n.owed, 0) END, a.code""",
+            {"code": code}).fetchall()
         return {
-            "accounts": [r[0] for r in con.execute(
-                "SELECT code FROM accounts WHERE dossier = ? ORDER BY code", [code]).fetchall()],
+            "accounts": [tuple(r) for r in accounts],
             "journals": con.execute("SELECT code, kind FROM journals WHERE dossier = ? ORDER BY code",
                                     [code]).fetchall(),
             "relations": con.execute("SELECT id, kind, name FROM relations WHERE dossier = ? "

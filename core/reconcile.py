@@ -61,7 +61,7 @@ from core import money, portal
 from core.connectors import open_connector
 from core.connectors.base import Connector
 from core.home import Home
-from core.model import DossyncError, TerminalError, cents_to_str
+from core.model import DossyncError, TerminalError
 from core.streams import BY_NAME, STREAMS
 from core.sync import LOOKBACK, ledger_history_problem
 

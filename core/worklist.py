@@ -21,7 +21,6 @@ Accounts are chosen by class (core.classes), never by a country's codes.
 from __future__ import annotations
 
 import json
-import logging
 import random
 import secrets
 import time
@@ -35,10 +34,8 @@ from core import money, portal
 from core.connectors import send_proposals
 from core.home import Home
 from core.locks import DossierLock
-from core.model import (Dossier, DossierBusy, DossyncError, PackageBusy, Proposal, ProposalLine,
-                        TerminalError, UsageError)
-
-log = logging.getLogger(__name__)
+from core.model import (Dossier, DossierBusy, DossyncError, LedgerUnavailable, PackageBusy,
+                        Proposal, ProposalLine, TerminalError, UsageError)
 
 VAT_RATES = (21, 21, 21, 6)
 LOCK_WAIT_SECONDS = 10.0  # how long sending waits for a sync of the dossier to finish
@@ -59,11 +56,10 @@ class Delivery:
                 f"{self.reason}; the next 'dossync propose' or sync sends them")
 
 
-def _chart(home: Home, code: str) -> dict[str, list[str]]:
-    """The dossier's accounts in the dossier's currency by class; VAT accounts ordered
-    from the most credited (VAT due) to the most debited (VAT recoverable)."""
+def _by_class(accounts: list[tuple[str, str | None]]) -> dict[str, list[str]]:
+    """The proposal accounts (portal.reference_data) by class, in their order."""
     by_class: dict[str, list[str]] = {}
-    for account, cls in portal.account_classes(home.portal, code):
+    for account, cls in accounts:
         by_class.setdefault(cls or "", []).append(account)
     return by_class
 
@@ -102,7 +98,7 @@ def build_proposals(home: Home, code: str, count: int, *, today: date | None = N
         raise UsageError(f"dossier {code} has no sales and purchase journals for proposals")
     customers = [(r[0], r[2]) for r in refdata["relations"] if r[1] == "customer"]
     suppliers = [(r[0], r[2]) for r in refdata["relations"] if r[1] == "supplier"]
-    chart = _chart(home, code)
+    chart = _by_class(refdata["accounts"])
     receivable = _one_of(chart, "receivable", code, dossier.package, "sales invoices")[0]
     payable = _one_of(chart, "payable", code, dossier.package, "purchase invoices")[0]
     revenue = _one_of(chart, "revenue", code, dossier.package, "sales invoices")
@@ -191,11 +187,12 @@ def propose(home: Home, code: str, count: int) -> tuple[list[Proposal], int, Del
             time.sleep(0.2)
     try:
         delivery = deliver(home, dossier)
-    except DossyncError as exc:  # refused: none of them stays in the portal either
-        refs = [p.ref for p in proposals]
-        portal.withdraw_proposals(home.portal, code, refs)
-        raise type(exc)(f"the proposals were not sent to {code}'s package and are not shown "
-                        f"in the portal: {exc}") from exc
+    except TerminalError:  # the package refused them: deliver took them out of the portal
+        raise
+    except DossyncError as exc:  # the package could not be reached: none of them stays either
+        portal.withdraw_proposals(home.portal, code, [p.ref for p in proposals])
+        raise LedgerUnavailable(f"the proposals were not sent to {code}'s package and are not "
+                                f"shown in the portal: {exc}") from exc
     finally:
         lock.release()
     return proposals, portal.require_dossier(home.portal, code).pending_proposals, delivery

@@ -11,14 +11,12 @@ from __future__ import annotations
 import sqlite3
 
 import duckdb
-import pytest
 
-from conftest import cli, cli_json, codes, ledger_path, portal_trial_balance
+from conftest import cli, cli_json, codes, portal_trial_balance
 from core import portal
 from core.home import Home
 from core.streams import STREAMS
 from core.sync import sync_dossier
-from test_bad_input import bad_ledger  # noqa: F401  (a fixture)
 
 
 def assert_conserved(run: dict) -> dict:

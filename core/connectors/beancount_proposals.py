@@ -144,10 +144,7 @@ def _write_atomically(path: Path, content: bytes, mode: int | None) -> None:
             os.chmod(temp, mode)
         os.replace(temp, path)
     except BaseException:
-        try:
-            os.unlink(temp)
-        except FileNotFoundError:
-            pass
+        Path(temp).unlink(missing_ok=True)
         raise
     _fsync_folder(path.parent)
 
@@ -259,10 +256,7 @@ def _put_back(written: list[tuple[Path, bytes | None, int | None]]) -> None:
     """Every file written, back to exactly what it was (or gone, if it was not there)."""
     for file, old, mode in reversed(written):
         if old is None:
-            try:
-                file.unlink()
-            except FileNotFoundError:
-                pass
+            file.unlink(missing_ok=True)
             _fsync_folder(file.parent)
         else:
             _write_atomically(file, old, mode)
