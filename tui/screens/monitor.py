@@ -100,18 +100,28 @@ class MonitorScreen(Screen):
         return self.query_one("#monitor", DataTable)
 
     # --- data in --------------------------------------------------------------------
+    # The app hands news to every screen on its stack; one that is not composed
+    # yet (or is being taken down as the app closes) has no table to show it
+    # in: it keeps the rows, and on_mount shows the app's latest.
+    def _ready(self) -> bool:
+        return bool(self.query("#monitor"))
+
     def monitor_loaded(self, rows: list[dict]) -> None:
         self.by_code = {r["code"]: r for r in rows}
-        self._render_view()
+        if self._ready():
+            self._render_view()
 
     def progress_read(self, progress: dict[str, dict]) -> None:
-        self._show_progress()
+        if self._ready():
+            self._show_progress()
 
     def sync_started(self, message) -> None:
-        self._render_view()
+        if self._ready():
+            self._render_view()
 
     def sync_finished(self, message) -> None:
-        self._render_view()
+        if self._ready():
+            self._render_view()
 
     # --- rendering ------------------------------------------------------------------
     def _state(self, row: dict) -> str:
