@@ -87,6 +87,30 @@ async def finished(pilot, code: str) -> None:
                 and not DossierLock(app.home.locks, code).is_held(), WAIT, f"the sync of {code}")
 
 
+# --- the monitor's columns --------------------------------------------------------------
+async def test_monitor_columns_fit_their_cells_as_soon_as_rows_arrive(home):
+    """Rows handed to the monitor are never drawn cut to the labels' widths.
+
+    DataTable measures auto-width columns only when it is idle; a monitor
+    painted before that showed (and kept) "VAN-DE" for VAN-DEN-BOSSCHE. The
+    widths must be right the moment the rows are in, without waiting.
+    """
+    app = RecordingApp(home)
+    async with app.run_test(size=(160, 30)) as pilot:
+        await loaded(pilot)
+        screen, table = app.screen, monitor_table(app)
+        longer = dict(row_of(app, "SMETS"), code="SMETS-AND-SONS-ARCHITECTS",
+                      name="Architectenbureau Smets & Zonen, a rather long name")
+        screen.monitor_loaded([*app.rows, longer])  # no pause: nothing idle in between
+        widths = {key: table.columns[key].get_render_width(table) - 2 * table.cell_padding
+                  for key in ("code", "name", "period")}
+        assert widths["code"] >= len("SMETS-AND-SONS-ARCHITECTS")
+        assert widths["name"] >= len(longer["name"])
+        assert widths["period"] >= len(longer["active_period"])
+        await pilot.pause()
+        assert table.get_row("SMETS-AND-SONS-ARCHITECTS")[0].plain == "SMETS-AND-SONS-ARCHITECTS"
+
+
 # --- flows ---------------------------------------------------------------------------
 async def test_filter_and_open_a_dossier(home):
     app = RecordingApp(home)

@@ -7,6 +7,7 @@ order changes, otherwise just the cells that changed are updated.
 """
 from __future__ import annotations
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -75,6 +76,7 @@ class MonitorScreen(Screen):
         self.shown: list[str] = []  # codes, in table order
         self.filled = 0  # how many of them are in the table yet (see _fill)
         self.cells: dict[str, tuple] = {}
+        self.widths: dict[str, int] = {}  # each column's width, measured here (see _widths)
         self.by_code: dict[str, dict] = {}
         self._spin = 0
 
@@ -154,16 +156,36 @@ class MonitorScreen(Screen):
             Text(reason, style="red" if state == "failed" else "yellow"),
         )
 
-    def _build_columns(self) -> None:
+    def _label(self, key: str, label: str) -> str:
+        if key == self.sort_column:
+            return f"{label} {'▼' if self.sort_reverse else '▲'}"
+        return label
+
+    def _widths(self, cells: dict[str, tuple]) -> dict[str, int]:
+        """The width each column needs for these rows, measured now.
+
+        DataTable's own auto width is measured later, when the table is idle;
+        a table filled as it starts can be painted (and stay) at its labels'
+        widths, cutting every code to six letters. So the monitor measures its
+        cells itself and gives each column its width. The state column has
+        room for its widest label from the start: a spinner appearing
+        mid-sync must not wait for a re-measure to show.
+        """
+        widths = {key: cell_len(self._label(key, label)) for key, label in COLUMNS}
+        widths["state"] = max(widths["state"], STATE_WIDTH)
+        for row in cells.values():
+            for (key, _), cell in zip(COLUMNS, row):
+                width = cell.cell_len if isinstance(cell, Text) else cell_len(str(cell))
+                if width > widths[key]:
+                    widths[key] = width
+        return widths
+
+    def _build_columns(self, widths: dict[str, int] | None = None) -> None:
         table = self.table
         table.clear(columns=True)
+        self.widths = widths or self._widths({})
         for key, label in COLUMNS:
-            if key == self.sort_column:
-                label = f"{label} {'▼' if self.sort_reverse else '▲'}"
-            # The state column has room for its widest label from the start: a
-            # spinner appearing mid-sync must not wait for a re-measure to show.
-            width = STATE_WIDTH if key == "state" else None
-            table.add_column(label, key=key, width=width)
+            table.add_column(self._label(key, label), key=key, width=self.widths[key])
         self.shown, self.cells, self.filled = [], {}, 0
 
     def _wanted(self) -> list[str]:
@@ -176,9 +198,12 @@ class MonitorScreen(Screen):
         table = self.table
         wanted = self._wanted()
         cells = {code: self._cells(self.by_code[code]) for code in wanted}
-        if wanted != self.shown:
+        widths = self._widths(cells)
+        if wanted != self.shown or any(widths[k] > self.widths.get(k, 0) for k in widths):
+            # A new set or order of rows, or a cell wider than its column:
+            # the table is rebuilt, its columns as wide as these rows need.
             current = self.highlighted
-            table.clear()
+            self._build_columns(widths)
             self.shown, self.cells, self.filled = wanted, cells, 0
             self._fill(current)
         else:
@@ -186,7 +211,7 @@ class MonitorScreen(Screen):
                 old = self.cells.get(code)
                 for (key, _), new_cell, old_cell in zip(COLUMNS, cells[code], old or ()):
                     if new_cell != old_cell:
-                        table.update_cell(code, key, new_cell, update_width=True)
+                        table.update_cell(code, key, new_cell)
             self.cells = cells
         self._show_detail()
         self._show_progress()
