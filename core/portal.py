@@ -36,7 +36,7 @@ from core.streams import BY_NAME, STREAMS, Stream
 # 4: exact money (DECIMAL(18,6) instead of cents), account classes, lines in
 #    other commodities, draft bookings, dossier currency/time zone/proposals
 #    file, per-stream counts of every run, the package's proposal queue.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 MONEY = money.SQL
 LOCK_WAIT_SECONDS = 120.0
 WRITE_MEMORY_LIMIT = "160MB"  # for a sync's commit (DuckDB spills to disk beyond it)
@@ -81,7 +81,7 @@ _DDL = [
         id VARCHAR PRIMARY KEY, dossier VARCHAR NOT NULL, run_id VARCHAR, recipient VARCHAR NOT NULL,
         subject VARCHAR NOT NULL, message BLOB NOT NULL, status VARCHAR NOT NULL,
         attempts INTEGER NOT NULL DEFAULT 0, last_error VARCHAR, created_at TIMESTAMP NOT NULL,
-        sent_at TIMESTAMP)""",
+        sent_at TIMESTAMP, claimed_by VARCHAR, claimed_at TIMESTAMP)""",
     # Reconcile verdicts kept by `nightly --verify`: a full-sync need shows in
     # the monitor until a full sync or a repair succeeds after it.
     """CREATE TABLE IF NOT EXISTS reconcile_runs (
@@ -195,6 +195,8 @@ def _create_schema(con) -> None:
     try:
         if 0 < version < 4:
             _migrate_to_4(con)
+        if 0 < version < 5:
+            _migrate_to_5(con)
         for ddl in _DDL:
             con.execute(ddl)
         for stream in STREAMS:
@@ -220,6 +222,22 @@ def _columns(con, table: str) -> dict[str, str]:
 def _cents_to_money(column: str) -> str:
     """An old integer-cents column as exact money (multiplied: DuckDB divides decimals as doubles)."""
     return f"CAST(CAST({column} AS DECIMAL(36,0)) * CAST(0.01 AS DECIMAL(3,2)) AS {MONEY})"
+
+
+# Columns schema 5 added to tables that existed before (the DDL above has them too).
+_ADDED_IN_5: dict[str, tuple[tuple[str, str], ...]] = {
+    # an email is claimed by one sender before it is sent (two flushes never send it twice)
+    "outbox": (("claimed_by", "VARCHAR"), ("claimed_at", "TIMESTAMP")),
+}
+
+
+def _migrate_to_5(con) -> None:
+    """Schema 4 to 5, in the caller's transaction: new columns, nothing rewritten."""
+    for table, added in _ADDED_IN_5.items():
+        have = _columns(con, table)
+        for column, sql_type in added:
+            if have and column not in have:
+                con.execute(f"ALTER TABLE {table} ADD COLUMN {column} {sql_type}")
 
 
 def _migrate_to_4(con) -> None:
