@@ -17,10 +17,12 @@ depends on today's date: the demo "today" is :data:`DEMO_AS_OF`.
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import os
 import random
 import re
+import secrets
 import sqlite3
 import unicodedata
 from collections.abc import Callable
@@ -758,6 +760,7 @@ def create_ledger(path: Path, company: DemoCompany, *, seed: int) -> None:
                 conn.executemany(sql, data[start:start + 200_000])
         for stmt in indexes:
             conn.execute(stmt)
+        record_history(conn, int(dict(rows["meta"])["change_counter"]))
         conn.execute("COMMIT")
         conn.execute("PRAGMA journal_mode=DELETE")
     except BaseException:
@@ -783,6 +786,21 @@ def ledger_trial_balance(path: Path) -> dict[str, tuple[int, int]]:
 # ---------------------------------------------------------------------------
 # Events (`dossync ledger CODE EVENT [ARGS]`)
 # ---------------------------------------------------------------------------
+
+
+HISTORY_DDL = "CREATE TABLE IF NOT EXISTS history (counter INTEGER PRIMARY KEY, id TEXT NOT NULL)"
+
+
+def record_history(conn: sqlite3.Connection, counter: int) -> str:
+    """Log a commit that brought the change counter to `counter`, in the caller's
+    transaction: its history id is chained from the previous one with a fresh
+    nonce (a ledger written before the log existed starts its chain here)."""
+    conn.execute(HISTORY_DDL)
+    row = conn.execute("SELECT id FROM history ORDER BY counter DESC LIMIT 1").fetchone()
+    history_id = hashlib.sha256(
+        f"{row[0] if row else ''}:{counter}:{secrets.token_hex(16)}".encode()).hexdigest()[:32]
+    conn.execute("INSERT OR REPLACE INTO history VALUES (?, ?)", (counter, history_id))
+    return history_id
 
 
 class _Conn:
@@ -839,6 +857,7 @@ class _Tx:
         if self.counter != self.counter_before:
             self.conn.execute("UPDATE meta SET value=? WHERE key='change_counter'",
                               (str(self.counter),))
+            record_history(self.conn, self.counter)
         self.conn.execute("COMMIT")
 
     def period_of(self, day: str) -> tuple[int, int, int] | None:

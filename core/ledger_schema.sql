@@ -42,6 +42,11 @@ CREATE TABLE matchings (id INTEGER NOT NULL, invoice_id INTEGER NOT NULL,
 CREATE TABLE deletion_log (seq INTEGER PRIMARY KEY,
     stream TEXT NOT NULL,          -- bookings | matchings | relations | accounts
     key TEXT NOT NULL, deleted_at TEXT NOT NULL);
+-- The package's history: one row per commit that moved the change counter,
+-- `id` chained from the one before with a fresh nonce. A copy of the file put
+-- back from a backup, however far it moves on since, never again holds the
+-- ids its lost commits had: the package's own identity of a point in time.
+CREATE TABLE history (counter INTEGER PRIMARY KEY, id TEXT NOT NULL);
 CREATE TABLE proposals (ref TEXT PRIMARY KEY, journal TEXT NOT NULL,
     date TEXT NOT NULL, relation_id INTEGER, amount INTEGER NOT NULL,
     lines TEXT NOT NULL,           -- JSON list of {account, debit, credit, vat_code}

@@ -28,12 +28,15 @@ class Capabilities:
     figures: the package can compute aggregates itself (for reconcile).
     ordered_commits: versions are handed out in commit order (one writer at a
         time), so a counter that did not move means nothing changed at all.
+    history: the package names each point of its history (`history_at`), so a
+        ledger put back from a backup is known even after it moved on.
     """
 
     change_cursor: bool
     deletion_log: bool
     figures: bool
     ordered_commits: bool = False
+    history: bool = False
 
 
 @dataclass(frozen=True)
@@ -43,11 +46,13 @@ class LedgerPosition:
     high_water: the highest row version handed out so far.
     deletion_log_from: the first version from which the deletion log is complete.
     active_period: the package's active booking period (YYYY-MM), if it has one.
+    history: the package's id for its history up to high_water, if it keeps one.
     """
 
     high_water: int
     deletion_log_from: int
     active_period: str | None = None
+    history: str | None = None
 
 
 @dataclass(frozen=True)
@@ -83,6 +88,11 @@ class Connector(Protocol):
 
     def read_keys(self, stream: str, keys: list[str]) -> pa.Table:
         """The stream's rows with these keys (lines: the lines of these bookings)."""
+        ...
+
+    # Only when capabilities.history:
+    def history_at(self, counter: int) -> str | None:
+        """The history id of the commit that brought the counter to `counter`, or None."""
         ...
 
     def versions(self, stream: str, keys: list[str]) -> dict[str, int]:

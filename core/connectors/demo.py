@@ -4,12 +4,25 @@ Bulk reads go through the ADBC SQLite driver, which hands out Arrow record
 batches straight from SQLite without building Python rows. All reads of one
 sync happen inside one read transaction, so the streams form one consistent
 snapshot of the ledger even while the accountant keeps working.
+
+That snapshot rests on the shared lock SQLite holds on the file, a POSIX
+lock, and POSIX drops every lock a process holds on a file as soon as the
+process closes any descriptor of it. SQLite shields its own connections from
+that (they share their lock bookkeeping), but only within one copy of the
+library: a Python `sqlite3` connection (another SQLite) or a plain open() of
+the ledger, closed while our read transaction is open, would silently drop
+its lock, let the package commit under our feet and hand us torn pages
+("database disk image is malformed"). So every read of the ledger here, the
+small ones and the side-by-side ones included, goes through ADBC's SQLite,
+and the few header bytes read by hand come through one descriptor per file
+that stays open while any reader of this process holds the file (`_held`).
 """
 from __future__ import annotations
 
 import os
-import sqlite3
+import threading
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Literal, Sequence
 
@@ -56,6 +69,74 @@ _KEY_SQL = {"accounts": "code", "relations": "id", "bookings": "id", "matchings"
             "journals": "code", "fiscal_years": "id", "periods": "id"}
 
 
+# --- the ledger's own descriptor: never closed under a reader ------------------------
+@dataclass
+class _Held:
+    fds: list[int] = field(default_factory=list)  # closed when the last reader lets go
+    readers: int = 0
+
+
+_held: dict[tuple[int, int], _Held] = {}  # (st_dev, st_ino) -> the file's descriptor, readers
+_held_lock = threading.Lock()
+
+
+def _descriptor(path: Path) -> tuple[tuple[int, int], int, bool]:
+    """(the file's identity, a descriptor of it, whether the caller closes it).
+    Call under _held_lock. A file a reader holds is read through its kept
+    descriptor; any other is opened for the caller."""
+    st = os.stat(path)
+    held = _held.get((st.st_dev, st.st_ino))
+    if held is not None:
+        return (st.st_dev, st.st_ino), held.fds[0], False
+    fd = os.open(path, os.O_RDONLY)
+    st = os.fstat(fd)
+    key = (st.st_dev, st.st_ino)
+    held = _held.get(key)
+    if held is not None:  # the path now names a held file: closing fd would drop its locks
+        held.fds.append(fd)
+        return key, fd, False
+    return key, fd, True
+
+
+def _head(path: Path, size: int) -> tuple[os.stat_result, bytes]:
+    """The file's status and its first `size` bytes, closing no descriptor of a held file."""
+    with _held_lock:
+        _, fd, ours = _descriptor(path)
+        try:
+            os.lseek(fd, 0, os.SEEK_SET)
+            return os.fstat(fd), os.read(fd, size)
+        finally:
+            if ours:
+                os.close(fd)
+
+
+def _hold(path: Path) -> tuple[int, int]:
+    """One more reader of this file: its descriptor stays open until `_let_go`."""
+    with _held_lock:
+        key, fd, ours = _descriptor(path)
+        if ours:
+            _held[key] = _Held([fd])
+        _held[key].readers += 1
+        return key
+
+
+def _let_go(key: tuple[int, int]) -> None:
+    """A reader is done (its SQLite connections closed first); the last one closes the file."""
+    with _held_lock:
+        held = _held[key]
+        held.readers -= 1
+        if held.readers == 0:
+            del _held[key]
+            for fd in held.fds:
+                os.close(fd)
+
+
+def _rows(cursor, sql: str, params: tuple = ()) -> list[tuple]:
+    cursor.execute(sql, params if params else None)
+    table = cursor.fetch_arrow_table()
+    return list(zip(*(c.to_pylist() for c in table.columns))) if table.num_columns else []
+
+
 def _conform(batch: pa.RecordBatch, stream: Stream) -> pa.RecordBatch:
     """Rename and cast a driver batch to the stream's canonical schema (the package
     keeps money in integer cents)."""
@@ -81,21 +162,25 @@ class DemoConnector:
     # SQLite has one writer at a time and the package takes its counter in
     # the writing transaction: versions come in commit order.
     capabilities = Capabilities(change_cursor=True, deletion_log=True, figures=True,
-                                ordered_commits=True)
+                                ordered_commits=True, history=True)
 
     def __init__(self, path: Path) -> None:
         self.source = str(path)
         self.path = path
+        self._conn = self._cur = self._key = None
         if not path.is_file():
             raise LedgerUnavailable(
                 f"ledger file {path} does not exist: check the dossier's --source "
                 f"(dossync dossier set CODE --source PATH) or restore the file")
         try:
-            with path.open("rb") as fh:
-                header = fh.read(16)
+            # held before SQLite opens it, let go after SQLite closed it (see _held)
+            self._key = _hold(path)
+            _, header = _head(path, 16)
         except OSError as exc:
+            self.close()
             raise LedgerUnavailable(f"ledger file {path} cannot be read: {exc}") from exc
         if header != b"SQLite format 3\x00":
+            self.close()
             raise LedgerUnavailable(
                 f"ledger file {path} is not a demo package ledger (not an SQLite database): "
                 f"is the file corrupt or the wrong one?")
@@ -125,9 +210,7 @@ class DemoConnector:
         parts = []
         for path in (self.path, self.path.with_name(self.path.name + "-wal")):
             try:
-                st = path.stat()
-                with path.open("rb") as fh:
-                    header = fh.read(28)
+                st, header = _head(path, 28)  # not open()/close(): see _held
             except FileNotFoundError:
                 parts.append("-")
                 continue
@@ -140,19 +223,28 @@ class DemoConnector:
     # -- helpers ----------------------------------------------------------
     def _fetch(self, sql: str, params: tuple = ()) -> list[tuple]:
         try:
-            self._cur.execute(sql, params if params else None)
-            table = self._cur.fetch_arrow_table()
+            return _rows(self._cur, sql, params)
         except Exception as exc:
             raise LedgerUnavailable(f"reading ledger {self.path} failed: {exc}") from exc
-        return list(zip(*(c.to_pylist() for c in table.columns))) if table.num_columns else []
 
     # -- the Connector protocol ---------------------------------------------
     def position(self) -> LedgerPosition:
+        high_water = int(self._meta.get("change_counter", 0))
         return LedgerPosition(
-            high_water=int(self._meta.get("change_counter", 0)),
+            high_water=high_water,
             deletion_log_from=int(self._meta.get("deletion_log_from", 1)),
             active_period=self._meta.get("active_period"),
+            history=self.history_at(high_water),
         )
+
+    def history_at(self, counter: int) -> str | None:
+        """The package's history id of the commit that brought its change counter
+        to `counter`; None when its history log holds no such commit (a ledger
+        written before the log existed has none at all)."""
+        if not self._fetch("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'history'"):
+            return None
+        row = self._fetch("SELECT id FROM history WHERE counter = ?", (counter,))
+        return str(row[0][0]) if row else None
 
     def _sql(self, stream: str, since: int | None, select: str | None = None) -> tuple[str, tuple]:
         columns, table, where = _SELECT[stream]
@@ -275,6 +367,9 @@ class DemoConnector:
 
                     logging.getLogger(__name__).debug("closing ledger handle: %s", exc)
         self._cur = self._conn = None
+        if getattr(self, "_key", None) is not None:  # after SQLite let go of the file
+            _let_go(self._key)
+            self._key = None
 
     def __enter__(self) -> "DemoConnector":
         return self
@@ -392,19 +487,31 @@ class DemoConnector:
         return pa.table(columns, schema=FIGURES_SCHEMAS["fingerprint"])
 
     def _parallel(self, jobs: list[tuple[str, tuple]]) -> list[list[tuple]]:
-        """Run read-only queries at once, each on a fresh connection to the ledger."""
+        """Run read-only queries at once, each on a fresh connection to the ledger.
+
+        ADBC's SQLite, as every read here (see _held): its connections share
+        their lock bookkeeping, so while this connector's read transaction is
+        open they join its shared lock (the package cannot commit in between,
+        nor make them wait behind its pending commit) and see its snapshot;
+        closing them drops no lock. The driver lets go of the GIL while it
+        steps, so they run side by side.
+        """
         def run(job: tuple[str, tuple]) -> list[tuple]:
             sql, params = job
-            con = sqlite3.connect(sqlite_uri(self.path), uri=True, timeout=LOCK_WAIT_MS / 1000,
-                                  check_same_thread=False)
+            conn = adbc.connect(sqlite_uri(self.path))
             try:
-                return con.execute(sql, params).fetchall()
+                cur = conn.cursor()
+                try:
+                    _rows(cur, f"PRAGMA busy_timeout = {LOCK_WAIT_MS}")
+                    return _rows(cur, sql, params)
+                finally:
+                    cur.close()
             finally:
-                con.close()
+                conn.close()
         try:
             with ThreadPoolExecutor(max_workers=_workers() + 1) as pool:
                 return list(pool.map(run, jobs))
-        except sqlite3.Error as exc:
+        except Exception as exc:  # the driver raises OSError/ProgrammingError/...
             raise LedgerUnavailable(f"computing figures on ledger {self.path} failed: {exc}") from exc
 
     def changed_segments(self, since: int, exclude_bookings: Sequence[int] = ()) -> pa.Table:
@@ -446,16 +553,6 @@ def receive_proposals(path: Path, settings, proposals) -> None:
                        for l in p.lines]} for p in proposals])
     except demo_package.LedgerEventError as exc:
         raise LedgerUnavailable(f"the proposals could not be sent: {exc}") from exc
-
-
-def ledger_is_sqlite(path: Path) -> bool:
-    """Cheap check used by `dossier add`: does the file look like a demo ledger?"""
-    try:
-        with sqlite3.connect(sqlite_uri(path), uri=True) as conn:
-            conn.execute("SELECT value FROM meta WHERE key = 'change_counter'").fetchone()
-        return True
-    except sqlite3.Error:
-        return False
 
 
 # --- figures (for reconcile) -------------------------------------------------
