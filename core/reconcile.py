@@ -58,7 +58,7 @@ import pyarrow as pa
 import core
 from core import figures as fp
 from core import money, portal
-from core.connectors import open_connector
+from core.connectors import connector_settings, open_connector
 from core.connectors.base import Connector
 from core.home import Home
 from core.model import DossyncError, TerminalError
@@ -425,7 +425,8 @@ def reconcile(home: Home, code: str) -> Reconciliation:
 
     def start(dossier) -> str | None:
         """Open the ledger and start its whole fingerprint beside the portal visit."""
-        opened["connector"] = connector = open_connector(dossier.package, dossier.source, dossier.settings())
+        opened["connector"] = connector = open_connector(dossier.package, dossier.source,
+                                                         connector_settings(home, dossier))
         # before any figure is read: a ledger written meanwhile no longer matches it
         opened["stamp"] = connector.stamp() if hasattr(connector, "stamp") else None
         opened["chart"] = chart = _Chart.read(connector)

@@ -2,15 +2,18 @@
 
 (Named `beancount_book` so that it does not shadow the `beancount` package.)
 
-The ledger is loaded by beancount's own loader, exactly as `bean-check`
-loads it: includes, plugins, pads, balance assertions. A ledger with any
-error (syntax, failing balance, unknown account...) is refused as a whole,
-with beancount's messages, file and line; so is a ledger or included file
-that is not valid UTF-8 (beancount reads such a file without a word, and
-what it makes of the bad bytes is not what the accountant wrote), naming
-the file and the line. The loader runs without its pickle cache: a sync
-must see what is on disk now, and must leave no files beside the
-accountant's ledger.
+The ledger is loaded as `bean-check` loads it (includes, plugins, pads,
+balance assertions), but only through `beancount_guard.load_ledger`: the
+files are parsed and checked before beancount runs anything, and a ledger
+that asks to run a plugin the firm does not trust, to import code from its
+folder or to include a file outside its folder is refused (LedgerRefused,
+exit 1) with nothing of it run. A ledger with any error (syntax, failing
+balance, unknown account...) is refused as a whole, with beancount's
+messages, file and line; so is a ledger or included file that is not valid
+UTF-8 (beancount reads such a file without a word, and what it makes of the
+bad bytes is not what the accountant wrote), naming the file and the line.
+No pickle cache: a sync must see what is on disk now, and must leave no
+files beside the accountant's ledger.
 
 What the portal gets from a Beancount ledger:
 - accounts: every opened account; code = name = the account name; class
@@ -77,7 +80,6 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from beancount import loader
 from beancount.core import compare, data
 from beancount.core.number import MISSING
 from beancount.core.amount import Amount
@@ -87,9 +89,10 @@ from beancount.parser import printer
 
 from core import money
 from core.classes import CLASSES
+from core.connectors.beancount_guard import load_ledger
 from core.connectors.snapshot import (SnapshotConnector, calendar, period_columns, stable_id,
                                       stable_ids, table)
-from core.model import ConnectorSettings, LedgerUnavailable, TerminalError
+from core.model import ConnectorSettings, DossyncError, LedgerUnavailable, TerminalError
 
 JOURNAL, SALES, PURCHASES = "BC", "BC-SALES", "BC-PURCH"
 JOURNALS = ((JOURNAL, "Beancount transactions", "misc"),
@@ -125,12 +128,10 @@ _COMPONENTS = {**dict.fromkeys(("cash", "bank", "checking", "savings", "kas", "c
                **dict.fromkeys(("vat", "btw", "tva", "gst", "salestax"), "vat")}
 
 
-def load(path: Path) -> tuple[list, list, dict]:
-    """beancount.loader.load_file without the pickle cache beside the ledger."""
-    uncached = getattr(loader, "_uncached_load_file", None)
-    if uncached is None:  # a beancount without the private hook: the public loader
-        return loader.load_file(str(path))
-    return uncached(str(path), None, None, None)
+def load(path: Path, allowed_plugins: tuple[str, ...] = ()) -> tuple[list, list, dict]:
+    """beancount.loader.load_file, checked first and without the pickle cache beside the
+    ledger (`beancount_guard.load_ledger`: the only way dossync loads a Beancount ledger)."""
+    return load_ledger(path, allowed_plugins)
 
 
 def error_text(error) -> str:
@@ -140,37 +141,21 @@ def error_text(error) -> str:
     return f"{where} {error.message}"
 
 
-def check_utf8(files) -> None:
-    """Refuse the first file that is not valid UTF-8, naming it and the line (LedgerUnavailable).
+def read_ledger(path: Path, allowed_plugins: tuple[str, ...] = ()) -> tuple[list, dict]:
+    """Entries and options of a ledger without errors; raises LedgerRefused (it asks for
+    what dossync will not do: `beancount_guard`) or LedgerUnavailable.
 
-    beancount reads such a file without complaint, the bad bytes turned into
-    something the accountant did not write: dossync will not mirror that.
+    allowed_plugins: the firm's plugins beyond Beancount's own ([beancount] allowed_plugins).
     """
-    for name in files:
-        try:
-            raw = Path(name).read_bytes()
-        except OSError:  # gone or unreadable: beancount has said so already
-            continue
-        try:
-            raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            line = raw.count(b"\n", 0, exc.start) + 1
-            raise LedgerUnavailable(
-                f"{name}:{line}: line {line} is not valid UTF-8; save the file as UTF-8 "
-                f"(nothing was loaded)") from None
-
-
-def read_ledger(path: Path) -> tuple[list, dict]:
-    """Entries and options of a ledger without errors; raises LedgerUnavailable."""
     if not path.is_file():
         raise LedgerUnavailable(f"beancount ledger {path} does not exist: check the dossier's "
                                 f"--source")
     try:
-        entries, errors, options = load(path)
+        entries, errors, options = load(path, allowed_plugins)
+    except DossyncError:  # refused, unreadable, not UTF-8: the message says which file
+        raise
     except Exception as exc:  # the loader reports problems as errors; anything else is one too
-        check_utf8([path])
         raise LedgerUnavailable(f"beancount could not load {path}: {exc}") from exc
-    check_utf8(options.get("include") or [path])
     if errors:
         shown = "\n".join(f"  {error_text(e)}" for e in errors[:MAX_ERRORS_SHOWN])
         more = (f"\n  ... and {len(errors) - MAX_ERRORS_SHOWN} more (run bean-check {path})"
@@ -572,14 +557,14 @@ def convert_ledger(entries: list, options: dict, currency: str | None = None
 
 
 class BeancountConnector(SnapshotConnector):
-    """Reads one Beancount ledger (with its includes) through beancount's loader."""
+    """Reads one Beancount ledger (with its includes) through the guarded loader."""
 
     package = "beancount"
 
     def __init__(self, path: Path, settings: ConnectorSettings | None = None) -> None:
         path = Path(path)
         settings = settings or ConnectorSettings()
-        entries, options = read_ledger(path)
+        entries, options = read_ledger(path, settings.allowed_plugins)
         currency = operating_currency(entries, options, settings.currency)
         tables, warnings = convert_ledger(entries, options, currency)
         super().__init__(str(path), tables, warnings, currency=currency)

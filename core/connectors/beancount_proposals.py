@@ -181,8 +181,9 @@ def receive_proposals(path: Path, settings: ConnectorSettings | None,
     """Append the proposals not yet in the ledger to its proposals file (see the module).
 
     Raises LedgerUnavailable when the ledger cannot be loaded as it is, TerminalError
-    when the proposals file lies outside the ledger's folder or the proposals would
-    break the ledger (then nothing changed).
+    (LedgerRefused among them) when the ledger asks for what dossync will not run, the
+    proposals file lies outside the ledger's folder or the proposals would break the
+    ledger (then nothing changed).
     """
     settings = settings or ConnectorSettings()
     ledger = Path(path).resolve()
@@ -191,7 +192,7 @@ def receive_proposals(path: Path, settings: ConnectorSettings | None,
         return
     with _folder_lock(ledger.parent):
         try:
-            entries, options = read_ledger(ledger)
+            entries, options = read_ledger(ledger, settings.allowed_plugins)
         except LedgerUnavailable as exc:
             raise LedgerUnavailable(f"proposals not written: the ledger must load without "
                                     f"errors first. {exc}") from exc
@@ -237,7 +238,7 @@ def receive_proposals(path: Path, settings: ConnectorSettings | None,
                 _write_atomically(ledger, _appended(ledger_old, _include_line(ledger, target)),
                                   _mode(ledger))
             try:
-                after, _ = read_ledger(ledger)
+                after, _ = read_ledger(ledger, settings.allowed_plugins)
             except LedgerUnavailable as exc:
                 raise TerminalError(
                     f"the booking proposals would break the beancount ledger, so they were not "
