@@ -11,10 +11,22 @@ package in its inbox, Beancount as `!` transactions in the dossier's
 proposals file, GnuCash as ordinary transactions in the book. The portal
 records them first, as provisional bookings and in its proposal queue, in
 one transaction; then the queue is delivered to the package, which takes
-a reference once however often it is sent. Killed in between, or refused
-for now (GnuCash has the book open), the proposals stay queued and the next
-propose or sync delivers them: the package ends up with exactly what the
-portal shows.
+all of a delivery or none of it, and a reference once however often it is
+sent. So the portal shows exactly what the package received, whenever a
+process is killed:
+- before the portal's commit: neither has them;
+- after it: they wait in the queue, shown, and the next propose or sync
+  delivers them; a delivery killed after the package took them is sent
+  again, and the package skips what it holds;
+- each delivery is marked in the queue before the package is called: a
+  proposal never marked was certainly never handed over, and only such a
+  one is taken back out of the portal when the package cannot be reached
+  (propose) or refuses the delivery (one marked before is offered again on
+  its own, and taken back only if the package refuses it alone);
+- a delivery the portal cannot record (its file locked too long) is sent
+  again by the next sync: never taken back, the package has it.
+The package busy (GnuCash has the book open, a sync holds the dossier)
+leaves them queued, shown, for the next sync.
 
 Accounts are chosen by class (core.classes), never by a country's codes.
 """
@@ -24,18 +36,19 @@ import json
 import random
 import secrets
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 
 import pyarrow as pa
 
-from core import money, portal
-from core.connectors import send_proposals
+from core import failpoints, money, portal
+from core.connectors import connector_settings, send_proposals
 from core.home import Home
 from core.locks import DossierLock
 from core.model import (Dossier, DossierBusy, DossyncError, LedgerUnavailable, PackageBusy,
-                        Proposal, ProposalLine, TerminalError, UsageError)
+                        PortalBusy, Proposal, ProposalLine, TerminalError, UsageError)
 
 VAT_RATES = (21, 21, 21, 6)
 LOCK_WAIT_SECONDS = 10.0  # how long sending waits for a sync of the dossier to finish
@@ -48,8 +61,11 @@ class Delivery:
     sent: tuple[str, ...] = ()
     waiting: int = 0
     reason: str | None = None
+    note: str | None = None  # sent, but the portal could not record it yet
 
     def message(self, code: str) -> str | None:
+        if self.note:
+            return self.note
         if not self.waiting:
             return None
         return (f"{self.waiting} proposal(s) wait in the portal's queue for {code}'s package: "
@@ -165,6 +181,9 @@ def propose(home: Home, code: str, count: int) -> tuple[list[Proposal], int, Del
 
     Returns the proposals, the new blue counter and what became of the
     delivery (sent now, or queued for the next sync with the reason).
+    Raises TerminalError when the package refused them and LedgerUnavailable
+    when it could not be reached; the message says which were taken back out
+    of the portal and which wait for the next sync.
     """
     home.require()
     dossier = portal.require_dossier(home.portal, code)
@@ -186,45 +205,107 @@ def propose(home: Home, code: str, count: int) -> tuple[list[Proposal], int, Del
                 return proposals, counter, Delivery(waiting=len(proposals), reason=str(exc))
             time.sleep(0.2)
     try:
-        delivery = deliver(home, dossier)
-    except TerminalError:  # the package refused them: deliver took them out of the portal
-        raise
-    except DossyncError as exc:  # the package could not be reached: none of them stays either
-        portal.withdraw_proposals(home.portal, code, [p.ref for p in proposals])
-        raise LedgerUnavailable(f"the proposals were not sent to {code}'s package and are not "
-                                f"shown in the portal: {exc}") from exc
+        delivery = deliver(home, dossier, take_back={p.ref for p in proposals})
+    except PortalBusy as exc:  # the portal stayed locked: what it did not record as sent
+        # or taken back stays queued and shown, and the next sync sends it
+        return proposals, counter, Delivery(waiting=len(proposals), reason=str(exc))
     finally:
         lock.release()
-    return proposals, portal.require_dossier(home.portal, code).pending_proposals, delivery
+    try:
+        counter = portal.require_dossier(home.portal, code).pending_proposals
+    except PortalBusy:
+        pass  # the counter add_proposals returned stands: delivering does not change it
+    return proposals, counter, delivery
 
 
-def deliver(home: Home, dossier: Dossier) -> Delivery:
+def deliver(home: Home, dossier: Dossier, take_back: Collection[str] = ()) -> Delivery:
     """Send the dossier's queued proposals to its package (oldest first); what stays queued.
 
-    The caller holds the dossier's lock. PackageBusy leaves them queued (with
-    the reason, for the next try); a TerminalError (the package refuses
-    them: an account it no longer has...) takes them out of the portal
-    again and is raised; any other failure leaves them queued and is raised.
+    The caller holds the dossier's lock. The package takes all of them or
+    none. PackageBusy leaves them queued (with the reason, for the next
+    try). A TerminalError (the package refuses them: an account it no
+    longer has...) takes them out of the portal again and is raised. When
+    the package cannot be reached, the proposals among `take_back` that
+    were never handed to it before are taken out of the portal (the caller
+    reports them as not sent), the others stay queued, and LedgerUnavailable
+    is raised; any other failure leaves them all queued and is raised.
     """
-    queued = portal.queued_proposals(home.portal, dossier.code)
+    code = dossier.code
+    queued = portal.claim_proposals(home.portal, code)  # marked as handed over from here on
     if not queued:
         return Delivery()
-    proposals = [Proposal.from_record(json.loads(doc)) for _, doc in queued]
+    proposals = [Proposal.from_record(json.loads(doc)) for _, doc, _ in queued]
     refs = [p.ref for p in proposals]
+    handed_before = {ref for ref, _, before in queued if before}
     try:
-        send_proposals(dossier.package, dossier.source, dossier.settings(), proposals)
+        send_proposals(dossier.package, dossier.source, connector_settings(home, dossier), proposals)
     except PackageBusy as exc:
-        portal.proposals_attempted(home.portal, dossier.code, refs, str(exc))
+        portal.proposals_attempted(home.portal, code, refs, str(exc))
         return Delivery(waiting=len(refs), reason=str(exc))
     except TerminalError as exc:
-        withdrawn = portal.withdraw_proposals(home.portal, dossier.code, refs)
-        raise TerminalError(f"the package refused {len(refs)} proposal(s) ({exc}); "
-                            f"{withdrawn} taken back out of the portal") from exc
-    except Exception as exc:
-        portal.proposals_attempted(home.portal, dossier.code, refs, str(exc))
+        return _refused(home, dossier, proposals, handed_before, exc)
+    except DossyncError as exc:  # not reached: it took none of them (all or none)
+        back = [r for r in refs if r in take_back and r not in handed_before]
+        shown = [r for r in refs if r not in back]
+        portal.proposals_attempted(home.portal, code, shown, str(exc))
+        if back:
+            portal.withdraw_proposals(home.portal, code, back)
+        if back and not shown:
+            message = (f"the proposals were not sent to {code}'s package and are not shown in "
+                       f"the portal: {exc}")
+        else:
+            message = (f"{code}'s package could not be reached ({exc}): "
+                       + (f"{len(back)} proposal(s) not sent, taken back out of the portal; "
+                          if back else "")
+                       + f"{len(shown)} stay shown and queued, and the next sync sends them")
+        raise LedgerUnavailable(message) from exc
+    except Exception as exc:  # anything else: it may have them; they go again, taken once
+        portal.proposals_attempted(home.portal, code, refs, str(exc))
         raise
-    portal.proposals_delivered(home.portal, dossier.code, refs)
+    failpoints.hit("proposals-sent")
+    return _delivered(home, code, refs)
+
+
+def _delivered(home: Home, code: str, refs: list[str]) -> Delivery:
+    """The package has them: out of the queue. A portal that stays locked keeps them
+    queued: the next sync sends them again and the package skips them."""
+    try:
+        portal.proposals_delivered(home.portal, code, refs)
+    except PortalBusy as exc:
+        return Delivery(sent=tuple(refs), note=(
+            f"{len(refs)} proposal(s) reached {code}'s package but the portal could not "
+            f"record it ({exc}); they stay shown, and the next sync confirms them"))
     return Delivery(sent=tuple(refs))
+
+
+def _refused(home: Home, dossier: Dossier, proposals: list[Proposal], handed_before: set[str],
+             exc: TerminalError) -> Delivery:
+    """The package refused the delivery whole: it took none of it, so it holds none of the
+    proposals it was never handed before. One handed before may be there already (a
+    delivery killed before the portal recorded it; a package refuses none it holds):
+    each such one is offered alone, delivered or refused on its own. The refused ones
+    leave the portal, and TerminalError says so."""
+    code = dossier.code
+    refused, sent = [p.ref for p in proposals], []
+    if len(proposals) > 1 and handed_before:
+        refused = [p.ref for p in proposals if p.ref not in handed_before]
+        for proposal in proposals:
+            if proposal.ref not in handed_before:
+                continue
+            try:
+                send_proposals(dossier.package, dossier.source,
+                               connector_settings(home, dossier), [proposal])
+            except TerminalError:
+                refused.append(proposal.ref)
+            else:
+                _delivered(home, code, [proposal.ref])
+                sent.append(proposal.ref)
+    if not refused:  # each one alone went through
+        return Delivery(sent=tuple(sent))
+    withdrawn = portal.withdraw_proposals(home.portal, code, refused)
+    raise TerminalError(f"the package refused {len(refused)} proposal(s) ({exc}); "
+                        f"{withdrawn} taken back out of the portal"
+                        + (f"; {len(sent)} sent on their own" if sent else "")) from exc
 
 
 def _provisional_tables(proposals: list[Proposal], periods: dict[str, dict]
