@@ -7,6 +7,8 @@ on stdout; logs and progress go to stderr.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import importlib
 import json
 import logging
@@ -21,12 +23,13 @@ from pathlib import Path
 from typing import Callable
 
 from core import money, portal, reports
-from core.home import Home
+from core.home import MAX_JOBS, Home
 from core.ledger_events import LEDGER_EVENTS
 from core.model import (DEFAULT_TIMEZONE, LANGUAGES, PACKAGES, Dossier, DossyncError, ExitCode,
                         ManualOptions, Progress, RunContext, SyncResult, UsageError)
 from core.monitor import monitor_rows
 from core.sync import sync_dossier
+from core.validate import CODE_RULE, address_problem, code_problem, name_problem, new_code_problem
 
 log = logging.getLogger("dossync")
 
@@ -40,24 +43,66 @@ EXIT_CODES_HELP = "exit codes:\n" + "\n".join(
         5: "reconcile found differences",
     }[c.value] for c in ExitCode)
 
-CODE_RE = re.compile(r"^[A-Z0-9][A-Z0-9_-]{1,31}$")
-EMAIL_RE = re.compile(r"^[^@\s<>,;\"']+@[^@\s<>,;\"']+\.[A-Za-z]{2,}$")
-
-
 # --- output helpers ---------------------------------------------------------------
+class _Output:
+    """What one command prints on stdout: with --json, exactly one document.
+
+    A handler's document is held until the handler is done; if it fails after
+    all, the error document takes its place (never two documents). While a
+    JSON command runs, anything else printed goes to stderr.
+    """
+
+    def __init__(self, json_mode: bool) -> None:
+        self.json = json_mode
+        self.document: object = None
+        self.stdout = sys.stdout
+
+    @contextlib.contextmanager
+    def capture(self):
+        with contextlib.redirect_stdout(sys.stderr) if self.json else contextlib.nullcontext():
+            yield self
+
+    def write(self, doc) -> None:
+        self.stdout.write(json.dumps(doc, ensure_ascii=False, indent=2, default=str) + "\n")
+        self.stdout.flush()
+
+    def done(self) -> None:
+        if self.document is not None:
+            document, self.document = self.document, None
+            self.write(document)
+
+    def fail(self, message: str, exit_code: int, *, stderr: bool = True, **extra) -> int:
+        """Say what failed on stderr and, with --json, as the one document on stdout."""
+        if stderr:
+            print(f"dossync: {message}", file=sys.stderr)
+        if self.json:
+            self.document = None
+            with contextlib.suppress(BrokenPipeError):
+                self.write({"error": message, "exit": int(exit_code), "exit_code": int(exit_code),
+                            **extra})
+        return int(exit_code)
+
+
+_OUTPUT: _Output | None = None  # the running command's (main sets it)
+
+
 def _emit_json(doc) -> None:
-    sys.stdout.write(json.dumps(doc, ensure_ascii=False, indent=2) + "\n")
+    if _OUTPUT is None:  # a handler called outside main()
+        sys.stdout.write(json.dumps(doc, ensure_ascii=False, indent=2) + "\n")
+    else:
+        _OUTPUT.document = doc
 
 
 def _table(rows: list[dict], columns: list[str], title: str | None = None) -> None:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(title=title, show_lines=False)
     for column in columns:
         table.add_column(column, justify="right" if column in _RIGHT else "left")
-    for row in rows:
-        table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in columns))
+    for row in rows:  # values are text, never markup: a path may hold [brackets]
+        table.add_row(*(Text("" if row.get(c) is None else str(row.get(c))) for c in columns))
     Console(width=None if sys.stdout.isatty() else 160).print(table)
 
 
@@ -153,12 +198,16 @@ def cmd_demo(home: Home, args) -> int:
 def _validate_settings(args) -> dict:
     changes = {}
     if getattr(args, "name", None) is not None:
-        if not args.name.strip() or re.search(r"[\x00-\x1f\x7f]", args.name):
-            raise UsageError("--name must be a non-empty name without control characters")
+        problem = name_problem(args.name)
+        if problem:
+            raise UsageError(f"--name {args.name!r} {problem}")
         changes["name"] = args.name.strip()
     if getattr(args, "email", None) is not None:
-        if args.email and not EMAIL_RE.match(args.email):
-            raise UsageError(f"--email {args.email!r} is not a valid email address")
+        # the rule `--notify` applies when it writes the email (core/validate.py): an
+        # address accepted here is one the client email can go to
+        problem = address_problem(args.email) if args.email else None
+        if problem:
+            raise UsageError(f"--email {args.email!r} {problem}")
         changes["email"] = args.email or None
     if getattr(args, "language", None) is not None:
         changes["language"] = args.language
@@ -210,8 +259,9 @@ def _check_proposals_file(package: str, source: str, proposals_file: str | None)
 
 def cmd_dossier_add(home: Home, args) -> int:
     code = args.code.upper()
-    if not CODE_RE.match(code):
-        raise UsageError(f"dossier code {args.code!r}: use 2-32 letters, digits, '-' or '_'")
+    problem = new_code_problem(code)
+    if problem:  # the parser checked it (`_new_code`); a caller passing args directly
+        raise UsageError(f"dossier code {args.code!r} {problem}")
     settings = _validate_settings(args)
     _check_proposals_file(settings["package"], settings["source"],
                           settings.get("proposals_file"))
@@ -315,8 +365,8 @@ def cmd_sync(home: Home, args) -> int:
     code = args.code.upper()
     options = ManualOptions(until=args.until, reset_counter=args.reset_counter,
                             notify=args.notify, new_period=args.new_period)
-    config = home.config().get("full_sync", {})
-    ctx_rate = int(config.get("max_rows_per_second", 0) or 0) if kind == "full" else 0
+    if args.notify:
+        _check_client_email(home, code)
     if kind == "full" and not args.json:
         print(f"full sync of {code}: the whole ledger is read again (load on the office server)",
               file=sys.stderr)
@@ -324,8 +374,8 @@ def cmd_sync(home: Home, args) -> int:
     # SIGTERM (the UI's cancel, systemd's stop) cancels between batches: nothing changes
     signal.signal(signal.SIGTERM, lambda *_: cancel.set())
     with _ProgressBar(not args.json, f"{kind} sync {code}") as bar:
-        result = sync_dossier(home, code, kind, RunContext(on_progress=bar, cancel_requested=cancel,
-                                                           max_rows_per_second=ctx_rate),
+        # a whole-ledger read obeys [full_sync] max_rows_per_second (the engine reads it)
+        result = sync_dossier(home, code, kind, RunContext(on_progress=bar, cancel_requested=cancel),
                               options=options)
     if args.json:
         _emit_json(result.to_json())
@@ -336,6 +386,27 @@ def cmd_sync(home: Home, args) -> int:
                   f"{result.active_period or '-'}, pending proposals {result.pending_proposals}, "
                   f"email {result.email}")
     return _sync_exit(result)
+
+
+def _check_client_email(home: Home, code: str) -> None:
+    """--notify: refuse, before anything is synced, a client email that cannot be written
+    from what the portal holds (an address or a name that came in before it was checked)."""
+    from core import notify
+
+    dossier = portal.get_dossier(home.portal, code)
+    if dossier is None or not dossier.email:
+        return  # the sync names it unknown, or says there is no address, in its own words
+    problem = address_problem(dossier.email)
+    if problem:
+        raise UsageError(f"dossier {code}: its client email {dossier.email!r} {problem}; set a "
+                         f"valid one with 'dossync dossier set {code} --email ADDRESS'; "
+                         f"nothing was synced")
+    try:  # a refusal of notify's own (a bad sender in dossync.toml) passes as it is
+        notify.compose(dossier, date.today().isoformat(), notify.sender_of(home))
+    except (ValueError, TypeError, LookupError) as exc:  # email's header rules
+        raise UsageError(f"dossier {code}: the client email cannot be written with the name "
+                         f"{dossier.name!r} ({exc}); correct it with 'dossync dossier set {code} "
+                         f"--name NAME'; nothing was synced") from exc
 
 
 def cmd_propose(home: Home, args) -> int:
@@ -481,6 +552,11 @@ def cmd_report(home: Home, args) -> int:
     portal.require_dossier(home.portal, code)
     if args.period and not re.match(r"^\d{4}-(0[1-9]|1[0-2])$", args.period):
         raise UsageError(f"--period {args.period!r}: use YYYY-MM")
+    if args.report == "dashboard" and args.period:  # the other reports check it themselves
+        reports.check_period(home.portal, code, args.period)  # a period it lacks: named so
+        raise UsageError(f"--period {args.period}: the dashboard always shows the current fiscal "
+                         f"year; for figures up to a period use 'dossync report {code} pnl "
+                         f"--period {args.period}' or trial-balance")
     if args.report == "trial-balance":
         doc = reports.trial_balance(home.portal, code, args.period, args.validated_only)
         if not args.json:
@@ -522,6 +598,12 @@ def cmd_ledger(home: Home, args) -> int:
     if args.event not in demo_package.LEDGER_EVENTS:
         raise UsageError(f"unknown ledger event {args.event!r}; one of: "
                          + ", ".join(demo_package.LEDGER_EVENTS))
+    if args.event in _COUNTED_EVENTS and len(args.args) == 1:
+        # the package's own checks take N from 1 up (and answer exit 1, as here); the top is ours
+        try:
+            _whole(args.args[0], MAX_LEDGER_EVENT_N, "documents")
+        except argparse.ArgumentTypeError as exc:
+            raise DossyncError(f"{code}: '{args.event}' N: {exc}") from None
     try:
         extra = ["--change-first"] if args.change_first else []
         message = demo_package.apply_event(Path(dossier.source), args.event, args.args + extra)
@@ -532,6 +614,9 @@ def cmd_ledger(home: Home, args) -> int:
     else:
         print(f"{code}: {message}")
     return ExitCode.OK
+
+
+_COUNTED_EVENTS = ("new-bookings", "delete-bookings")
 
 
 def cmd_tui(home: Home, args) -> int:
@@ -557,7 +642,7 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="dossync", formatter_class=_Formatter,
         description="Keep the client portal in step with the accounting packages.",
         epilog=EXIT_CODES_HELP + "\n\nexamples:\n  dossync demo\n  dossync status\n"
@@ -575,9 +660,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("demo", cmd_demo, "create a demo firm: ledgers in the demo package, all activated",
                 "dossync --home /tmp/firm demo --dossiers 4 --lines 50000")
-    p.add_argument("--dossiers", type=_positive, default=8, help="number of dossiers (default 8)")
-    p.add_argument("--lines", type=_positive, default=20_000,
-                   help="booking lines of the largest dossier (default 20000)")
+    p.add_argument("--dossiers", type=_count(MAX_DEMO_DOSSIERS, "dossiers"), default=8,
+                   help=f"number of dossiers (default 8, at most {MAX_DEMO_DOSSIERS})")
+    p.add_argument("--lines", type=_count(MAX_DEMO_LINES, "booking lines"), default=20_000,
+                   help=f"booking lines of the largest dossier (default 20000, "
+                        f"at most {MAX_DEMO_LINES})")
     p.add_argument("--seed", type=int, default=1, help="random seed (same seed, same firm)")
     p.add_argument("--force", action="store_true", help="replace an existing home's portal and ledgers")
     p.add_argument("--json", action="store_true", help="print the activation runs as JSON")
@@ -589,7 +676,9 @@ def build_parser() -> argparse.ArgumentParser:
     dsub = dossier.add_subparsers(dest="dossier_command", metavar="ACTION", required=True)
 
     def settings(p: argparse.ArgumentParser, adding: bool) -> None:
-        p.add_argument("code", metavar="CODE", help="the dossier's code, e.g. PEETERS")
+        p.add_argument("code", metavar="CODE", type=_new_code if adding else _code,
+                       help="the dossier's code, e.g. PEETERS"
+                            + (f" ({CODE_RULE})" if adding else ""))
         p.add_argument("--package", choices=PACKAGES, required=adding, help="accounting package")
         p.add_argument("--source", required=adding, help="the package's ledger file")
         p.add_argument("--name", help="company name")
@@ -631,8 +720,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_dossier_list)
     p = dsub.add_parser("show", help="a dossier's settings, sync history and quarantined rows",
                         epilog="example:\n  dossync dossier show ACME", formatter_class=_Formatter)
-    p.add_argument("code", metavar="CODE")
-    p.add_argument("--runs", type=_positive, default=10, help="how many runs to show (default 10)")
+    p.add_argument("code", metavar="CODE", type=_code)
+    p.add_argument("--runs", type=_count(MAX_RUNS, "runs"), default=10,
+                   help=f"how many runs to show (default 10, at most {MAX_RUNS})")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(handler=cmd_dossier_show)
 
@@ -641,7 +731,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("sync", cmd_sync, "sync a dossier: simple (changes since the last sync) or --full",
                 "dossync sync ACME        # simple\n  dossync sync ACME --full # reload everything")
-    p.add_argument("code", metavar="CODE")
+    p.add_argument("code", metavar="CODE", type=_code)
     kind = p.add_mutually_exclusive_group()
     kind.add_argument("--full", action="store_true", help="reload the whole ledger (heavy)")
     kind.add_argument("--repair", action="store_true", help="reload only the segments reconcile flags")
@@ -653,14 +743,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("propose", cmd_propose, "send booking proposals from the worklist (automatic sync)",
                 "dossync propose ACME --count 5 --json")
-    p.add_argument("code", metavar="CODE")
-    p.add_argument("--count", type=_positive, default=1, help="number of proposals (default 1)")
+    p.add_argument("code", metavar="CODE", type=_code)
+    p.add_argument("--count", type=_count(MAX_PROPOSALS, "proposals"), default=1,
+                   help=f"number of proposals (default 1, at most {MAX_PROPOSALS})")
     p.add_argument("--json", action="store_true", help="print JSON")
 
     p = command("nightly", cmd_nightly,
                 "simple-sync every dossier with nightly on (never changes dates, never emails)",
                 "dossync nightly --jobs 4 --json   # crontab: 0 2 * * * dossync --home /srv/firm nightly")
-    p.add_argument("--jobs", type=_positive, help="dossiers at a time (default [nightly] jobs, or 4)")
+    p.add_argument("--jobs", type=_count(MAX_JOBS, "dossiers at a time"),
+                   help=f"dossiers at a time (default [nightly] jobs, or 4; at most {MAX_JOBS})")
     p.add_argument("--verify", action="store_true", help="reconcile each dossier after its sync")
     p.add_argument("--json", action="store_true", help="print JSON")
 
@@ -678,7 +770,7 @@ def build_parser() -> argparse.ArgumentParser:
                 "exit 0 when in sync, 5 otherwise; 1 when the package cannot be read; with --all,\n"
                 "4 if any dossier could not be reconciled (it is listed with its error), else 5\n"
                 "if any differs")
-    p.add_argument("code", metavar="CODE", nargs="?", help="the dossier (or --all)")
+    p.add_argument("code", metavar="CODE", nargs="?", type=_code, help="the dossier (or --all)")
     p.add_argument("--all", action="store_true", help="every dossier; JSON: a list of documents")
     p.add_argument("--html", metavar="FILE",
                    help="also render the reconciliation notebook for the dossier to FILE")
@@ -691,7 +783,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("report", cmd_report, "what the client sees in the portal",
                 "dossync report ACME trial-balance --period 2025-12 --json")
-    p.add_argument("code", metavar="CODE")
+    p.add_argument("code", metavar="CODE", type=_code)
     p.add_argument("report", choices=reports.REPORTS)
     p.add_argument("--period", help="up to the end of this period (YYYY-MM)")
     p.add_argument("--validated-only", action="store_true", help="leave provisional bookings out")
@@ -700,23 +792,76 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("ledger", cmd_ledger, "simulate an accountant's work in a demo package ledger",
                 "dossync ledger ACME new-bookings 25\n\nevents:\n" + "\n".join(
                     f"  {name:<24}{text}" for name, text in LEDGER_EVENTS.items()))
-    p.add_argument("code", metavar="CODE")
+    p.add_argument("code", metavar="CODE", type=_code)
     p.add_argument("event", metavar="EVENT")
-    p.add_argument("args", nargs="*", metavar="ARGS")
+    p.add_argument("args", nargs="*", metavar="ARGS",
+                   help=f"the event's arguments (N: from 1 to {MAX_LEDGER_EVENT_N})")
     p.add_argument("--change-first", action="store_true",
                    help="validate-proposals: the accountant corrects the first proposal")
     p.add_argument("--json", action="store_true", help="print JSON")
     return parser
 
 
-def _positive(text: str) -> int:
+# Upper limits on counts: each is far beyond real use and still finishes in minutes
+# (a count of 10**20 would otherwise run until memory or patience ran out).
+MAX_DEMO_DOSSIERS = 1_000
+MAX_DEMO_LINES = 5_000_000
+MAX_RUNS = 10_000
+MAX_PROPOSALS = 1_000
+MAX_LEDGER_EVENT_N = 10_000
+
+
+def _count(maximum: int, what: str) -> Callable[[str], int]:
+    """An argparse type: a whole number from 1 to `maximum`."""
+    def count(text: str) -> int:
+        return _whole(text, maximum, what)
+    count.__name__ = "count"  # argparse names the type in some messages
+    return count
+
+
+def _whole(text: str, maximum: int, what: str) -> int:
     try:
-        value = int(text)
+        value = int(text.strip())
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a whole number") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    if value > maximum:
+        shown = text.strip() if len(text.strip()) <= 30 else text.strip()[:27] + "..."
+        raise argparse.ArgumentTypeError(f"{shown} is more than {maximum} {what}, the most one "
+                                         f"command takes; give at most {maximum}")
     return value
+
+
+def _code(text: str) -> str:
+    """An argparse type: a dossier code to look up (never a path), upper-cased."""
+    problem = code_problem(text)
+    if problem:
+        raise argparse.ArgumentTypeError(f"{text[:80]!r} {problem}; 'dossync dossier list' "
+                                         f"shows them")
+    return text.upper()
+
+
+def _new_code(text: str) -> str:
+    """An argparse type: the code of a new dossier (`dossier add`), upper-cased."""
+    problem = new_code_problem(text.upper())
+    if problem:
+        raise argparse.ArgumentTypeError(f"{text[:80]!r} {problem}")
+    return text.upper()
+
+
+class _ArgumentError(Exception):
+    """argparse refused the command line (raised instead of exiting, so that main can answer
+    with the one JSON document --json promises)."""
+
+    def __init__(self, message: str, prog: str, usage: str) -> None:
+        super().__init__(message)
+        self.prog, self.usage = prog, usage
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # argparse would print the usage and exit 2 itself
+        raise _ArgumentError(message, self.prog, self.format_usage())
 
 
 def _iso_date(text: str) -> str:
@@ -734,43 +879,181 @@ class _ShortFormatter(logging.Formatter):
         return super().format(record)
 
 
+_LOG_HANDLERS: list[logging.Handler] = []  # what main installed (tests run main many times)
+
+
+class _LogFile(logging.handlers.RotatingFileHandler):
+    """HOME/logs/dossync.log. When it cannot be written (a full disk, a read-only HOME)
+    the command goes on with stderr only, after one warning: a log is never a reason
+    to fail."""
+
+    broken = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not self.broken:
+            super().emit(record)
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        if self.broken:
+            return
+        self.broken = True
+        _log_file_warning(self.baseFilename, sys.exc_info()[1])
+        with contextlib.suppress(OSError):  # its last buffered line cannot be written either
+            self.close()
+
+
+def _log_file_warning(path, exc: BaseException | None) -> None:
+    reason = getattr(exc, "strerror", None) or exc or "unknown error"
+    print(f"dossync: warning: the log file {path} cannot be written ({reason}); "
+          f"logging to stderr only", file=sys.stderr)
+
+
+def _log_file() -> Path | None:
+    """The log file this command writes, if it can."""
+    for handler in _LOG_HANDLERS:
+        if isinstance(handler, _LogFile) and not handler.broken:
+            return Path(handler.baseFilename)
+    return None
+
+
 def _setup_logging(home: Home, verbose: bool) -> None:
     root = logging.getLogger()
+    for handler in _LOG_HANDLERS:
+        root.removeHandler(handler)
+        with contextlib.suppress(OSError):
+            handler.close()
+    _LOG_HANDLERS.clear()
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
     stderr = logging.StreamHandler(sys.stderr)
     stderr.setLevel(logging.DEBUG if verbose else logging.WARNING)
     stderr.setFormatter(_ShortFormatter("%(levelname)s %(name)s: %(message)s"))
-    root.addHandler(stderr)
+    _LOG_HANDLERS.append(stderr)
     if home.logs.is_dir():
-        file = logging.handlers.RotatingFileHandler(home.logs / "dossync.log",
-                                                    maxBytes=5_000_000, backupCount=5)
-        file.setFormatter(logging.Formatter("%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s"))
-        root.addHandler(file)
+        path = home.logs / "dossync.log"
+        try:
+            file = _LogFile(path, maxBytes=5_000_000, backupCount=5, encoding="utf-8")
+        except OSError as exc:  # a read-only HOME: reading commands work all the same
+            _log_file_warning(path, exc)
+        else:
+            file.setFormatter(logging.Formatter(
+                "%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s"))
+            _LOG_HANDLERS.append(file)
+    for handler in _LOG_HANDLERS:
+        root.addHandler(handler)
+
+
+def _wants_json(argv: list[str]) -> bool:
+    """--json (or an abbreviation argparse would take) before any '--'."""
+    for token in argv:
+        if token == "--":
+            return False
+        if len(token) >= 4 and "--json".startswith(token):
+            return True
+    return False
+
+
+def _message(exc: BaseException) -> str:
+    """The error's words, and those of earlier failures it interrupted that it does not
+    repeat: a failed run that could not be recorded still says why it failed."""
+    text = str(exc) or type(exc).__name__
+    earlier, depth = exc, 0
+    while depth < 5:
+        earlier = earlier.__cause__ or (None if earlier.__suppress_context__
+                                        else earlier.__context__)
+        if earlier is None:
+            break
+        depth += 1
+        first = (str(earlier).strip().splitlines() or [type(earlier).__name__])[0]
+        if first not in text:
+            text += f" (while handling an earlier failure: {first})"
+    return text
+
+
+_DISK_FULL = ("No space left on device", "database or disk is full", "Disk quota exceeded")
+_READ_ONLY = ("Read-only file system", "attempt to write a readonly database")
+
+
+def _environment_message(exc: BaseException) -> str | None:
+    """The machine said no (a full disk, a read-only HOME, permissions): what to do, or None."""
+    if isinstance(exc, OSError) and exc.errno is not None:
+        where = f"{exc.filename}: " if exc.filename else ""
+        reason = exc.strerror or str(exc)
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return (f"{where}{reason}: the disk is full; free some space there, then run the "
+                    f"command again")
+        if exc.errno == errno.EROFS:
+            return (f"{where}{reason}: run this command where HOME is writable (status, report, "
+                    f"reconcile and dossier list only read, and work on a read-only HOME)")
+        if exc.errno in (errno.EACCES, errno.EPERM):
+            return f"{where}{reason}: run dossync as the user that owns HOME, or fix the rights"
+        return f"{where}{reason}"
+    text = str(exc)
+    first = (text.strip().splitlines() or [type(exc).__name__])[0]
+    if any(s in text for s in _DISK_FULL):
+        return f"the disk is full ({first}); free some space there, then run the command again"
+    if any(s in text for s in _READ_ONLY):
+        return (f"a file cannot be written ({first}); run this command where HOME and the "
+                f"ledgers are writable")
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    home = Home.resolve(args.home)
-    _setup_logging(home, args.verbose)
+    """Run one command; return its exit code. With --json, stdout gets exactly one JSON
+    document whatever happens: the command's, or {"error", "exit", ...}."""
+    global _OUTPUT
+    argv = list(sys.argv[1:] if argv is None else argv)
+    output, outer = _Output(_wants_json(argv)), _OUTPUT
+    _OUTPUT = output
     try:
-        return int(args.handler(home, args))
+        return _main(argv, output)
+    finally:
+        _OUTPUT = outer
+
+
+def _main(argv: list[str], output: _Output) -> int:
+    args = None
+    try:
+        with output.capture():
+            args = build_parser().parse_args(argv)
+            output.json = bool(getattr(args, "json", False))
+            home = Home.resolve(args.home)
+            _setup_logging(home, args.verbose)
+            code = int(args.handler(home, args))
+        output.done()
+        return code
+    except _ArgumentError as exc:  # argparse's usage error: exit 2, as argparse would
+        print(exc.usage, end="", file=sys.stderr)
+        print(f"{exc.prog}: error: {exc}", file=sys.stderr)
+        return output.fail(f"{exc.prog}: {exc}", ExitCode.USAGE, usage=exc.usage.strip(),
+                           stderr=False)
     except DossyncError as exc:
-        if getattr(args, "json", False):
-            _emit_json({"error": str(exc), "exit_code": int(exc.exit_code)})
-        print(f"dossync: {exc}", file=sys.stderr)
-        return int(exc.exit_code)
+        if _message(exc) != str(exc):  # the earlier failure's whole story goes to the log
+            log.info("%s failed", getattr(args, "command", "dossync"), exc_info=exc)
+        return output.fail(_message(exc), exc.exit_code)
     except BrokenPipeError:  # `dossync ... | head`: the reader left; not an error of ours
         sys.stderr.close()
         return int(ExitCode.OK)
     except KeyboardInterrupt:
-        print("dossync: interrupted; a sync in progress changed nothing", file=sys.stderr)
-        return int(ExitCode.FAILED)
-    except Exception as exc:  # a defect: say so plainly, keep the traceback in the log
-        log.exception("unexpected error in %s", args.command)
-        print(f"dossync: unexpected error ({type(exc).__name__}: {exc}); details in "
-              f"{home.logs / 'dossync.log'}", file=sys.stderr)
-        return int(ExitCode.FAILED)
+        return output.fail("interrupted; a sync in progress changed nothing", ExitCode.FAILED)
+    except MemoryError:
+        return output.fail("out of memory: close other programs, or give smaller numbers "
+                           "(see the command's --help)", ExitCode.FAILED)
+    except Exception as exc:
+        known = _environment_message(exc)
+        if known is not None:  # not a defect: the message says what to do
+            log.info("%s failed", getattr(args, "command", "dossync"), exc_info=exc)
+            return output.fail(_message_with(known, exc), ExitCode.FAILED)
+        # a defect: say so plainly, keep the traceback in the log
+        log.exception("unexpected error in %s", getattr(args, "command", "dossync"))
+        where = _log_file()
+        return output.fail(f"unexpected error ({type(exc).__name__}: {_message(exc)})"
+                           + (f"; details in {where}" if where else ""), ExitCode.FAILED)
+
+
+def _message_with(text: str, exc: BaseException) -> str:
+    """`text` (the explanation of `exc`) followed by the earlier failures `exc` interrupted."""
+    whole, own = _message(exc), str(exc) or type(exc).__name__
+    return text + whole[len(own):] if whole.startswith(own) else text
 
 
 def entry() -> None:

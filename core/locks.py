@@ -15,17 +15,19 @@ import sys
 import time
 from pathlib import Path
 
-from core.model import DossierBusy
+from core.model import DossierBusy, UsageError
+from core.validate import code_problem
 
 
 class DossierLock:
     def __init__(self, locks_dir: Path, code: str) -> None:
-        self.path = locks_dir / f"{code}.lock"
+        self.path = lock_path(locks_dir, code)
         self._fd: int | None = None
 
     def acquire(self, purpose: str = "sync") -> "DossierLock":
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        # never through a link: the file truncated below is this lock, nothing else
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -36,8 +38,12 @@ class DossierLock:
                   "command": " ".join(os.path.basename(a) if i == 0 else a
                                       for i, a in enumerate(sys.argv)),
                   "since": time.strftime("%Y-%m-%d %H:%M:%S")}
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(holder).encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(holder).encode(), 0)
+        except OSError as exc:  # a full disk: let go at once (this process may live on)
+            os.close(fd)
+            raise OSError(exc.errno, exc.strerror, str(self.path)) from None
         self._fd = fd
         return self
 
@@ -73,7 +79,7 @@ class DossierLock:
             return False  # its holder died: the kernel already released the lock
         except PermissionError:
             return True
-        return True
+        return not _dead(pid)
 
     def release(self) -> None:
         if self._fd is not None:
@@ -87,3 +93,33 @@ class DossierLock:
 
     def __exit__(self, *exc) -> None:
         self.release()
+
+
+def _dead(pid: int) -> bool:
+    """A process that has ended but is not reaped yet (a zombie) holds no files, so no
+    lock: the orphaned worker of a killed nightly waits for init to reap it, which
+    can take seconds, or for ever under a container's init that does not reap."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return Path("/proc/self/stat").exists()  # gone since we looked (where /proc exists)
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[:1] in (["Z"], ["X"])
+
+
+def lock_path(locks_dir: Path, code: str) -> Path:
+    """HOME/locks/CODE.lock, refused when `code` would lead anywhere else.
+
+    The CLI checks codes where they come in; this is the last line: a lock is
+    truncated and written, so a code such as '../x' must never reach a path.
+    """
+    problem = code_problem(code) if isinstance(code, str) else "is not text"
+    path = locks_dir / f"{code}.lock"
+    if problem is None:
+        inside = locks_dir.resolve()
+        if path.resolve().parent != inside or path.parent.resolve() != inside:
+            problem = f"leads outside {locks_dir}"
+    if problem:
+        raise UsageError(f"dossier code {code!r} {problem}; nothing was changed")
+    return path

@@ -12,15 +12,33 @@ from pathlib import Path
 from typing import Literal
 
 from core import money, portal
+from core.model import UsageError
 
 Report = Literal["dashboard", "trial-balance", "pnl", "archive"]
 REPORTS: tuple[str, ...] = ("dashboard", "trial-balance", "pnl", "archive")
+
+
+def check_period(path: Path, code: str, period: str | None) -> None:
+    """Refuse a period the dossier's books do not have: a report 'up to 9999-12' would
+    silently show another year (the fiscal year is found from the period)."""
+    if period is None:
+        return
+    known = [p["code"] for p in portal.periods(path, code)]
+    if period in known:
+        return
+    if not known:
+        raise UsageError(f"--period {period}: dossier {code} has no periods in the portal yet; "
+                         f"sync it first ('dossync sync {code}')")
+    raise UsageError(f"--period {period}: dossier {code} has no such period; its {len(known)} "
+                     f"periods run {known[0]}..{known[-1]}: give one of those, or leave "
+                     f"--period out")
 
 
 def trial_balance(path: Path, code: str, period: str | None = None,
                   validated_only: bool = False) -> list[dict]:
     """Per account (and per commodity other than the dossier's currency): debit, credit and
     balance rounded to the cent from the exact sums; `balance_exact` unrounded."""
+    check_period(path, code, period)
     return [{"account": account, "name": name, "class": cls, "commodity": commodity,
              "debit": money.to_str(debit), "credit": money.to_str(credit),
              "balance": money.to_str(debit - credit),
@@ -30,6 +48,7 @@ def trial_balance(path: Path, code: str, period: str | None = None,
 
 
 def pnl(path: Path, code: str, period: str | None = None, validated_only: bool = False) -> dict:
+    check_period(path, code, period)
     data = portal.report_pnl(path, code, period, validated_only)
     revenue = sum((a for _, _, cls, a in data["accounts"] if cls == "revenue"), Decimal(0))
     costs = sum((a for _, _, cls, a in data["accounts"] if cls == "cost"), Decimal(0))
@@ -59,6 +78,7 @@ def payment_status(amount, paid) -> str:
 
 def archive(path: Path, code: str, period: str | None = None,
             validated_only: bool = False) -> list[dict]:
+    check_period(path, code, period)
     return [{"ref": ref, "journal": journal, "date": date, "due_date": due, "relation": relation,
              "amount": money.to_str(amount),
              "booking_status": "provisional" if provisional else "booked",
