@@ -24,12 +24,12 @@ demo: $(STAMP)
 
 # The whole suite: on every core, then the tests that must run alone (tests/conftest.py).
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n $(JOBS) -m "not serial"
+	$(BIN)/python -m pytest -q -n $(JOBS) --dist worksteal -m "not serial"
 	$(BIN)/python -m pytest -q -m serial
 
 # The fast tier: everything but the slow files (tests/conftest.py: SLOW_FILES).
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -n $(JOBS) -m "not slow and not serial"
+	$(BIN)/python -m pytest -q -n $(JOBS) --dist worksteal -m "not slow and not serial"
 
 # Every benchmark measures its ratios side by side in one run (the machine is shared).
 # A missed target is reported, and the other benchmarks still run.

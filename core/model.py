@@ -201,11 +201,14 @@ class ConnectorSettings:
     the connector derives it from the book, or refuses when it cannot).
     timezone: the zone the package's timestamps are read in (IANA name).
     proposals_file: where a package written as text files takes proposals.
+    allowed_plugins: Beancount plugins the firm trusts beyond Beancount's own
+    (`[beancount] allowed_plugins` in HOME/dossync.toml; the default: none).
     """
 
     currency: str | None = None
     timezone: str = DEFAULT_TIMEZONE
     proposals_file: str | None = None
+    allowed_plugins: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -296,7 +299,9 @@ class Progress:
 class RunContext:
     """Knobs a caller passes down to one run (kept out of the signatures)."""
 
-    max_rows_per_second: int = 0
+    # rows per second a whole-ledger read (a full sync, an activation) may take;
+    # None: [full_sync] max_rows_per_second in dossync.toml (0 = unthrottled)
+    max_rows_per_second: int | None = None
     cancel_requested: object = None  # threading.Event-like: .is_set()
     on_progress: object = None  # Callable[[Progress], None]
     extra: dict = field(default_factory=dict)

@@ -17,6 +17,7 @@ import random
 import threading
 import time
 from contextlib import contextmanager
+from datetime import datetime, timedelta
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Callable, Iterator, Literal
@@ -30,7 +31,7 @@ from core import money
 from core.classes import mar_sql
 from core.connectors.base import DELETIONS
 from core.model import (DEFAULT_TIMEZONE, ConservationError, Dossier, PortalBusy, QuarantinedRow, RowCounts,
-                        StreamCounts, SyncResult, UsageError)
+                        StreamCounts, SyncResult, TerminalError, UsageError)
 from core.streams import BY_NAME, STREAMS, Stream
 
 # 4: exact money (DECIMAL(18,6) instead of cents), account classes, lines in
@@ -54,7 +55,7 @@ _DDL = [
         synced_at TIMESTAMP, PRIMARY KEY (dossier, stream))""",
     """CREATE TABLE IF NOT EXISTS ledger_position (
         dossier VARCHAR PRIMARY KEY, high_water BIGINT NOT NULL,
-        deletion_log_from BIGINT NOT NULL, synced_at TIMESTAMP NOT NULL)""",
+        deletion_log_from BIGINT NOT NULL, synced_at TIMESTAMP NOT NULL, history VARCHAR)""",
     """CREATE TABLE IF NOT EXISTS sync_runs (
         run_id VARCHAR PRIMARY KEY, dossier VARCHAR NOT NULL, kind VARCHAR NOT NULL,
         status VARCHAR NOT NULL, started_at TIMESTAMP NOT NULL, finished_at TIMESTAMP NOT NULL,
@@ -71,8 +72,9 @@ _DDL = [
     """CREATE TABLE IF NOT EXISTS provisional_lines (
         dossier VARCHAR NOT NULL, booking_id BIGINT NOT NULL, line_no BIGINT, account VARCHAR,
         debit {MONEY}, credit {MONEY}, vat_code VARCHAR, relation_id BIGINT)""",
-    # Proposals the package could not take yet (GnuCash had the book open):
-    # shown as provisional already, sent by the next sync, oldest first.
+    # Proposals the package has not confirmed yet (GnuCash had the book open,
+    # or the sender was killed): shown as provisional already, sent by the next
+    # sync, oldest first; attempts counts the hand-overs to the package.
     """CREATE TABLE IF NOT EXISTS proposal_queue (
         dossier VARCHAR NOT NULL, ref VARCHAR NOT NULL, proposal VARCHAR NOT NULL,
         queued_at TIMESTAMP NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, last_error VARCHAR,
@@ -165,17 +167,62 @@ def _connect(path: Path, *, read_only: bool, wait: float) -> Iterator[duckdb.Duc
             mode = read_only
             retry = _is_lock_conflict(exc) or _is_other_configuration(exc)
             if not retry:
-                raise
+                raise _file_problem(path, exc) or exc
             if time.monotonic() > deadline:
                 raise PortalBusy(
                     f"the portal file {path} stayed locked for {wait:.0f}s by another process: "
                     f"{exc}; try again when it is done") from exc
             time.sleep(delay * (1 + random.random()))
             delay = min(delay * 2, 0.5)
+        except duckdb.Error as exc:
+            raise _file_problem(path, exc) or exc
     try:
         yield con
+    except duckdb.Error as exc:  # the file itself failing mid-work: a damaged block, a full disk
+        raise _file_problem(path, exc) or exc
     finally:
         con.close()
+
+
+def _file_problem(path: Path, exc: Exception) -> TerminalError | None:
+    """What DuckDB's words about the portal file itself mean for the user, or None.
+
+    A damaged file, a full disk, a read-only one: no retry helps, no traceback
+    either. DuckDB has changed nothing when it says so (a failed commit is
+    rolled back), so the portal is as the last successful command left it.
+    """
+    chain, seen = [], exc  # a failed ROLLBACK after a failed COMMIT hides the commit's reason
+    while seen is not None and len(chain) < 5:
+        chain.append(seen)
+        seen = None if seen.__suppress_context__ else seen.__context__
+    for cause in chain:
+        problem = _file_problem_of(path, str(cause) or type(cause).__name__)
+        if problem is not None:
+            return problem
+    return None
+
+
+def _file_problem_of(path: Path, text: str) -> TerminalError | None:
+    first = text.splitlines()[0]
+    if any(s in text for s in ("not a valid DuckDB database", "Corrupt database file",
+                               "does not match stored checksum")):
+        problem = (f"the portal file {path} is damaged ({first}); dossync changed nothing: "
+                   f"restore {path.name} from the latest backup (with the scheduler stopped); "
+                   f"syncs then bring the dossiers up to date")
+    elif "file with version number" in text or "newer version of DuckDB" in text:
+        problem = (f"the portal file {path} was written by a newer version of dossync "
+                   f"({first}); dossync changed nothing: use that version, or restore "
+                   f"{path.name} from a backup made with this one")
+    elif "No space left on device" in text or "Disk quota exceeded" in text:
+        problem = (f"the disk holding the portal file {path} is full ({first}); the portal was "
+                   f"left as it was: free some space there, then run the command again")
+    elif "Read-only file system" in text or "Permission denied" in text:
+        problem = (f"the portal file {path} cannot be written ({first}); the portal was left as "
+                   f"it was: run this command where HOME is writable, as the user that owns it "
+                   f"(status, report, reconcile and dossier list only read, and work as they are)")
+    else:
+        return None
+    return TerminalError(problem)
 
 
 def initialise(path: Path) -> None:
@@ -205,8 +252,20 @@ def _create_schema(con) -> None:
                     [str(SCHEMA_VERSION)])
         con.execute("COMMIT")
     except BaseException:
-        con.execute("ROLLBACK")
+        _rollback(con)
         raise
+
+
+def _rollback(con) -> None:
+    """Undo the open transaction before the error that ended it is raised on.
+
+    A COMMIT that failed (a full disk) has already ended the transaction:
+    DuckDB then refuses the ROLLBACK, and that refusal must not hide the
+    error that matters, which the caller raises next."""
+    try:
+        con.execute("ROLLBACK")
+    except duckdb.TransactionException:
+        pass  # no transaction left to undo: the caller's own error follows
 
 
 def _has_table(con, name: str) -> bool:
@@ -228,6 +287,9 @@ def _cents_to_money(column: str) -> str:
 _ADDED_IN_5: dict[str, tuple[tuple[str, str], ...]] = {
     # an email is claimed by one sender before it is sent (two flushes never send it twice)
     "outbox": (("claimed_by", "VARCHAR"), ("claimed_at", "TIMESTAMP")),
+    # the package's id for the point of its history the portal last saw (a restored
+    # backup that has moved on since no longer knows it)
+    "ledger_position": (("history", "VARCHAR"),),
 }
 
 
@@ -404,6 +466,8 @@ class SyncState:
     probe: dict[str, pa.Table]
     last_run: str | None = None  # the newest sync run: any sync since changes it
     queued: int = 0  # proposals waiting in the portal's queue for the package
+    history: str | None = None  # the package's history id at the cursor, if it keeps one
+    quarantined: dict[str, list[str]] = field(default_factory=dict)  # keys in quarantine, per stream
 
 
 def sync_state(path: Path, code: str, probe: int = 20, codes: bool | None = None,
@@ -427,7 +491,7 @@ def _sync_state(con, code: str, probe: int = 20, codes: bool | None = None,
                 last_run: bool = False) -> SyncState:
     row = _one(con.execute(f"SELECT {_DOSSIER_COLS} FROM dossiers WHERE code = ?",
                            [code]).fetchall())
-    pos = _one(con.execute("SELECT high_water, deletion_log_from FROM ledger_position "
+    pos = _one(con.execute("SELECT high_water, deletion_log_from, history FROM ledger_position "
                            "WHERE dossier = ?", [code]).fetchall())
     recent: dict[str, list[tuple[str, int]]] = {"bookings": [], "matchings": [], "relations": []}
     accounts = journals = periods = frozenset()
@@ -450,9 +514,15 @@ def _sync_state(con, code: str, probe: int = 20, codes: bool | None = None,
                             [code]).fetchall()) if last_run else None
     queued = con.execute("SELECT count(*) FROM proposal_queue WHERE dossier = ?",
                          [code]).fetchall()[0][0]
+    quarantined: dict[str, list[str]] = {}
+    if probe:  # a simple sync judges the quarantined rows again
+        for stream, key in con.execute("SELECT DISTINCT stream, key FROM quarantine "
+                                       "WHERE dossier = ? ORDER BY ALL", [code]).fetchall():
+            quarantined.setdefault(stream, []).append(key)
     return SyncState(dossier=_dossier(row) if row else None, last_run=last[0] if last else None,
                      queued=queued,
                      cursor=pos[0] if pos else None, deletion_log_from=pos[1] if pos else None,
+                     history=pos[2] if pos else None, quarantined=quarantined,
                      recent=recent, accounts=accounts, journals=journals, periods=periods,
                      probe=tables)
 
@@ -510,6 +580,7 @@ class StagedSync:
     repair_bookings: tuple[int, ...] = ()  # repair: the bookings reloaded (ids)
     stream_reads: dict[str, int] = field(default_factory=dict)  # rows staged per stream
     currency: str | None = None  # the book currency the connector read the money in
+    history: str | None = None  # the package's history id at high_water, if it keeps one
 
 
 @dataclass(frozen=True)
@@ -706,8 +777,9 @@ def apply_sync(path: Path, code: str, staged: StagedSync,
                     f"FROM {stream.name} WHERE dossier = $dossier" for stream in written),
                 {**params, "cursor": staged.high_water})
             _apply_quarantine(con, code, staged, result.run_id)
-            con.execute("INSERT OR REPLACE INTO ledger_position VALUES (?, ?, ?, now())",
-                        [code, staged.high_water, staged.deletion_log_from])
+            con.execute("INSERT OR REPLACE INTO ledger_position (dossier, high_water, "
+                        "deletion_log_from, synced_at, history) VALUES (?, ?, ?, now(), ?)",
+                        [code, staged.high_water, staged.deletion_log_from, staged.history])
             if staged.active_period:
                 con.execute("UPDATE dossiers SET active_period = ? WHERE code = ? "
                             "AND active_period IS NULL", [staged.active_period, code])
@@ -723,7 +795,7 @@ def apply_sync(path: Path, code: str, staged: StagedSync,
             failpoints.hit("commit")
             con.execute("COMMIT")
         except BaseException:
-            con.execute("ROLLBACK")
+            _rollback(con)
             raise
         after = _dossier(_one(con.execute(f"SELECT {_DOSSIER_COLS} FROM dossiers WHERE code = ?",
                                           [code]).fetchall()))
@@ -1151,7 +1223,7 @@ def add_proposals(path: Path, code: str, bookings: pa.Table, lines: pa.Table,
             con.execute("DROP TABLE numbered")
             con.execute("COMMIT")
         except BaseException:
-            con.execute("ROLLBACK")
+            _rollback(con)
             raise
     return int(counter)
 
@@ -1164,6 +1236,27 @@ def queued_proposals(path: Path, code: str) -> list[tuple[str, str]]:
         return [tuple(r) for r in con.execute(
             "SELECT ref, proposal FROM proposal_queue WHERE dossier = ? ORDER BY queued_at, ref",
             [code]).fetchall()]
+
+
+def claim_proposals(path: Path, code: str) -> list[tuple[str, str, bool]]:
+    """(ref, proposal as JSON, handed over before) of the queued proposals, oldest first,
+    each marked as handed over to the package from now (`attempts` counts these), in
+    one commit before the package is called: a proposal never marked was certainly never
+    handed over, whoever was killed since."""
+    with connect(path) as con:
+        con.execute("BEGIN TRANSACTION")
+        try:
+            rows = con.execute("SELECT ref, proposal, attempts > 0 FROM proposal_queue "
+                               "WHERE dossier = ? ORDER BY queued_at, ref", [code]).fetchall()
+            if rows:
+                con.execute("UPDATE proposal_queue SET attempts = attempts + 1 "
+                            "WHERE dossier = ? AND list_contains(?, ref)",
+                            [code, [r[0] for r in rows]])
+            con.execute("COMMIT")
+        except BaseException:
+            _rollback(con)
+            raise
+    return [(ref, doc, bool(before)) for ref, doc, before in rows]
 
 
 def proposals_delivered(path: Path, code: str, refs: list[str]) -> None:
@@ -1191,14 +1284,17 @@ def withdraw_proposals(path: Path, code: str, refs: list[str]) -> int:
                         "WHERE code = ?", [len(ids), code])
             con.execute("COMMIT")
         except BaseException:
-            con.execute("ROLLBACK")
+            _rollback(con)
             raise
     return len(ids)
 
 
 def proposals_attempted(path: Path, code: str, refs: list[str], error: str) -> None:
+    """Why the last delivery of these queued proposals failed (claim_proposals counted it)."""
+    if not refs:
+        return
     with connect(path) as con:
-        con.execute("UPDATE proposal_queue SET attempts = attempts + 1, last_error = ? "
+        con.execute("UPDATE proposal_queue SET last_error = ? "
                     "WHERE dossier = ? AND list_contains(?, ref)", [error, code, list(refs)])
 
 
@@ -1270,11 +1366,41 @@ def outbox_message(path: Path, email_id: str) -> bytes:
         return bytes(con.execute("SELECT message FROM outbox WHERE id = ?", [email_id]).fetchall()[0][0])
 
 
-def mark_email(path: Path, email_id: str, status: str, error: str | None = None) -> None:
+def claim_email(path: Path, email_id: str, claimer: str, stale_after: float) -> bytes | None:
+    """Claim a queued or failed email for one sender: its message if `claimer` holds it now.
+
+    One UPDATE decides (one writer at a time, a row lock on a server
+    database): only an email nobody holds, or whose claim is older than
+    `stale_after` seconds (its sender was killed), changes hands; reading
+    the claim back in the same visit tells who won. A sent email is never
+    claimed again.
+    """
+    now = datetime.now()
+    with connect(path) as con:
+        con.execute("UPDATE outbox SET claimed_by = ?, claimed_at = ? WHERE id = ? "
+                    "AND status IN ('queued', 'failed') "
+                    "AND (claimed_by IS NULL OR claimed_at IS NULL OR claimed_at < ?)",
+                    [claimer, now, email_id, now - timedelta(seconds=stale_after)])
+        row = _one(con.execute("SELECT claimed_by, message FROM outbox WHERE id = ? "
+                               "AND status IN ('queued', 'failed')", [email_id]).fetchall())
+    return bytes(row[1]) if row and row[0] == claimer else None
+
+
+def mark_email(path: Path, email_id: str, status: str, error: str | None = None,
+               claim: str | None = None) -> None:
+    """Record a delivery attempt and let go of the claim.
+
+    A sent email is recorded sent whatever happened meanwhile. Any other
+    outcome is recorded only while `claim` still holds the email (or nobody
+    does): a sender whose stale claim was taken over never overwrites the
+    newer attempt, nor a sent email.
+    """
     with connect(path) as con:
         con.execute("UPDATE outbox SET status = ?, attempts = attempts + 1, last_error = ?, "
-                    "sent_at = CASE WHEN ? = 'sent' THEN now() ELSE sent_at END WHERE id = ?",
-                    [status, error, status, email_id])
+                    "sent_at = CASE WHEN ? = 'sent' THEN now() ELSE sent_at END, "
+                    "claimed_by = NULL, claimed_at = NULL WHERE id = ? AND (? = 'sent' OR "
+                    "(status <> 'sent' AND (claimed_by IS NULL OR claimed_by = ?)))",
+                    [status, error, status, email_id, status, claim])
 
 
 # --- reconciliation figures ---

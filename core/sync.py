@@ -29,10 +29,11 @@ from typing import Callable, Iterator
 
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from core import failpoints, money, portal
-from core.connectors import open_connector
+from core.connectors import connector_settings, open_connector
 from core.connectors.base import Connector, LedgerPosition
 from core.home import Home
 from core.locks import DossierLock
@@ -83,6 +84,8 @@ def sync_dossier(home: Home, code: str, kind: SyncKind = "simple",
     """
     ctx = ctx or RunContext()
     home.require()
+    if ctx.max_rows_per_second is None:
+        ctx = replace(ctx, max_rows_per_second=full_sync_rate(home))
     lock = DossierLock(home.locks, code).acquire(purpose=f"{kind} sync")
     try:
         # under the lock: nobody moves it now (a full sync needs no rewind probe)
@@ -121,17 +124,15 @@ def sync_dossier(home: Home, code: str, kind: SyncKind = "simple",
                       record or (lambda run: portal.record_run(home.portal, run)),
                       fresh=known is None)
     except SyncCancelled as exc:
-        result = replace(base, finished_at=_now(), error=str(exc) or "cancelled: nothing was changed")
-        portal.record_run(home.portal, result)
+        result = _record_failure(home, replace(
+            base, finished_at=_now(), error=str(exc) or "cancelled: nothing was changed"))
     except DossyncError as exc:
-        result = replace(base, finished_at=_now(), error=str(exc))
-        portal.record_run(home.portal, result)
+        result = _record_failure(home, replace(base, finished_at=_now(), error=str(exc)))
     except Exception as exc:  # a bug or an unforeseen failure: recorded, logged, never silent
         log.exception("sync %s of %s failed unexpectedly", run_id, code)
-        result = replace(base, finished_at=_now(),
-                         error=f"unexpected error ({type(exc).__name__}: {exc}); "
-                               f"see the log in {home.logs}")
-        portal.record_run(home.portal, result)
+        result = _record_failure(home, replace(
+            base, finished_at=_now(),
+            error=f"unexpected error ({type(exc).__name__}: {exc}); see the log in {home.logs}"))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
         progress_file.close()
@@ -140,11 +141,26 @@ def sync_dossier(home: Home, code: str, kind: SyncKind = "simple",
         email_id, recipient, _, message = planned.email
         from core import notify  # email and TLS modules load only when there is mail
 
-        status, error = notify.deliver(home, email_id, message, recipient)
+        status, error = notify.deliver(home, email_id, message, recipient,
+                                       cancel=ctx.cancel_requested)
         result = replace(result, email=status,
                          warnings=result.warnings + ((f"client email not delivered yet: {error}; "
                                                       f"'dossync outbox --flush' retries it",)
                                                      if error else ()))
+    return result
+
+
+def _record_failure(home: Home, result: SyncResult) -> SyncResult:
+    """Record a failed run in the portal; when the portal cannot take even that
+    (a full disk, a damaged file), the run is logged and its result says so."""
+    try:
+        portal.record_run(home.portal, result)
+    except Exception as exc:  # the failure itself is what the user must see: keep it
+        log.error("sync %s of %s failed (%s) and could not be recorded in the portal: %s",
+                  result.run_id, result.dossier, result.error, exc)
+        return replace(result, warnings=result.warnings + (
+            f"this failed run could not be recorded in the portal ({exc}); it is in the log "
+            f"in {home.logs}",))
     return result
 
 
@@ -200,7 +216,8 @@ def _run(home: Home, dossier, kind: SyncKind, base: SyncResult, staging: Path,
         warnings.append("first sync of this dossier: the whole ledger was loaded (activation)")
     if state.queued:  # proposals the package could not take before: first, so they are read
         warnings.extend(_deliver_queued(home, dossier))
-    connector = open_connector(dossier.package, dossier.source, dossier.settings())
+    connector = open_connector(dossier.package, dossier.source,
+                               connector_settings(home, dossier))
     # Without a change cursor a simple sync reads everything and writes only
     # what changed (rows carry a content hash as their version).
     diff = not full and not connector.capabilities.change_cursor
@@ -227,7 +244,11 @@ def _run(home: Home, dossier, kind: SyncKind, base: SyncResult, staging: Path,
         if not fresh:  # real work ahead: the state as it is now, not as the batch saw it
             state = portal.sync_state(home.portal, dossier.code)
         since = None if full or diff else max(0, state.cursor - LOOKBACK)
-        files, reads = _stage(connector, since, staging, ctx)
+        # a whole-ledger read (a full sync, an activation) is throttled as configured
+        rate = (ctx.max_rows_per_second or 0) if full else 0
+        files, reads = _stage(connector, since, staging, replace(ctx, max_rows_per_second=rate))
+        if since is not None and state.quarantined:
+            _rejudge(connector, state.quarantined, files, reads)
         rows_read = sum(reads.values())
         deletions = None if since is None else connector.deletions(since)
         if deletions is not None:
@@ -247,7 +268,7 @@ def _run(home: Home, dossier, kind: SyncKind, base: SyncResult, staging: Path,
         deletions=deletions, quarantine=quarantine, high_water=position.high_water,
         deletion_log_from=position.deletion_log_from, rows_read=rows_read,
         active_period=position.active_period, options=options, stream_reads=reads,
-        currency=currency)
+        currency=currency, history=position.history)
     if quarantine:
         warnings.append(f"{len(quarantine)} ledger row(s) quarantined: see "
                         f"'dossync dossier show {dossier.code}' for the reasons")
@@ -284,7 +305,8 @@ def _repair(home: Home, dossier, base: SyncResult, staging: Path, ctx: RunContex
     """
     from core.reconcile import reconcile, remembered
 
-    connector = open_connector(dossier.package, dossier.source, dossier.settings())
+    connector = open_connector(dossier.package, dossier.source,
+                               connector_settings(home, dossier))
     try:
         if not (hasattr(connector, "read_bookings") and hasattr(connector, "booking_fingerprints")):
             raise UsageError(f"the {dossier.package} connector cannot reload single bookings: "
@@ -317,7 +339,7 @@ def _repair(home: Home, dossier, base: SyncResult, staging: Path, ctx: RunContex
         mode="repair", files=files, bad=bad, deletions=None, quarantine=quarantine,
         high_water=state.cursor, deletion_log_from=state.deletion_log_from or 1,
         rows_read=rows_read, options=options, repair_bookings=tuple(booking_ids),
-        stream_reads=reads)
+        stream_reads=reads, history=state.history)
     result = replace(base, status="succeeded", finished_at=_now(), warnings=(
         f"repaired {len(wanted)} period(s): {', '.join(wanted)} "
         f"({len(booking_ids)} booking(s) differed and were reloaded)",))
@@ -373,6 +395,35 @@ def _write(path: Path, stream, batches, ctx: RunContext, *, total: int | None = 
     return rows
 
 
+def _rejudge(connector: Connector, quarantined: dict[str, list[str]], files: dict[str, Path],
+             reads: dict[str, int]) -> None:
+    """Add the ledger's rows now in quarantine to a simple sync's staged changes.
+
+    They are judged afresh with the changes: a booking kept out for an
+    account the ledger lacked comes in once the account exists, although the
+    booking itself did not change. Rows this sync read already are not read twice.
+    """
+    for name, keys in quarantined.items():
+        stream = BY_NAME.get(name)
+        if stream is None or stream.follows is not None or name not in files:
+            continue
+        parts = [(name, stream.key[0])] + ([("lines", "booking_id")] if name == "bookings" else [])
+        staged_keys = pq.read_table(files[name], columns=[stream.key[0]]).column(0)
+        for part, key in parts:
+            extra = connector.read_keys(part, keys)
+            extra = extra.filter(pc.invert(pc.is_in(extra[key], value_set=staged_keys)))
+            if not extra.num_rows:
+                continue
+            staged = pq.read_table(files[part])
+            pq.write_table(pa.concat_tables([staged, extra.cast(staged.schema)]), files[part])
+            reads[part] = reads.get(part, 0) + extra.num_rows
+
+
+def full_sync_rate(home: Home) -> int:
+    """[full_sync] max_rows_per_second (checked with the rest of dossync.toml): 0 = unthrottled."""
+    return home.config().get("full_sync", {}).get("max_rows_per_second", 0)
+
+
 def ledger_history_problem(connector: Connector, position: LedgerPosition,
                            state: portal.SyncState, code: str) -> str | None:
     """Why a simple sync cannot be trusted now, or None.
@@ -390,15 +441,22 @@ def ledger_history_problem(connector: Connector, position: LedgerPosition,
         return ("the package's deletion log no longer reaches back to the last sync "
                 f"(it starts at change {position.deletion_log_from}, the last sync was at {cursor}): "
                 f"deletions in between cannot be seen; run a full sync (dossync sync {code} --full)")
-    oldest = min((rv for recent in state.recent.values() for _, rv in recent), default=cursor)
-    deleted = connector.deletions(max(0, oldest - 1))
+    if state.history and connector.capabilities.history:
+        # The package names each point of its history: the one the portal saw
+        # must still be in it, however far the ledger has moved on since.
+        if connector.history_at(cursor) != state.history:
+            return restored.format(f"the package no longer knows the point of its history "
+                                   f"the portal last saw (change {cursor})", code)
+    # In one history, a record the portal saw at version rv is still at rv, or
+    # was changed (or deleted) after the last sync: past the cursor.
+    deleted = connector.deletions(cursor)
     gone = set(zip(deleted.column("stream").to_pylist(), deleted.column("key").to_pylist()))
     for stream, recent in state.recent.items():
         if not recent:
             continue
         now = connector.versions(stream, [k for k, _ in recent])
         for key, rv in recent:
-            if key in now and now[key] >= rv:
+            if key in now and (now[key] == rv or now[key] > cursor):
                 continue
             if key not in now and (stream, key) in gone:
                 continue
@@ -552,7 +610,7 @@ def validate(files: dict[str, Path], state: portal.SyncState | None
     what the portal already holds to the known accounts/journals/periods.
     """
     # a repair stages only some streams: the others are empty here
-    scan = {stream.name: pl.scan_parquet(files[stream.name]) if stream.name in files
+    scan = {stream.name: pl.scan_parquet(files[stream.name], glob=False) if stream.name in files
             else pl.from_arrow(stream.schema.empty_table()).lazy() for stream in STREAMS}
     quarantine: list[QuarantinedRow] = []
     bad: dict[str, pl.DataFrame] = {}

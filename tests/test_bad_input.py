@@ -57,6 +57,33 @@ def test_fixed_rows_leave_quarantine_on_the_next_sync(tmp_path, bad_ledger):
     assert str(spoiled["unbalanced"]) in keys
 
 
+def test_quarantined_booking_is_judged_again_once_its_account_exists(tmp_path, bad_ledger):
+    """The booking did not change; the account it lacked was opened: the next simple sync lets it in."""
+    path, spoiled = bad_ledger
+    home = tmp_path / "home"
+    assert cli_json(home, "dossier", "add", "BAD", "--package", "demo", "--source", str(path))[0] == 0
+    with sqlite3.connect(path) as con:  # the accountant opens the account, as the package would
+        counter = int(con.execute("SELECT value FROM meta WHERE key='change_counter'").fetchone()[0]) + 1
+        con.execute("INSERT INTO accounts VALUES ('999999', 'Nieuwe rekening', ?)", (counter,))
+        con.execute("UPDATE meta SET value = ? WHERE key = 'change_counter'", (str(counter),))
+    status, run = cli_json(home, "sync", "BAD")
+    assert status == 0 and run["status"] == "succeeded", run
+    keys = {q["key"] for q in portal.quarantined(home / "portal.duckdb", "BAD")}
+    assert str(spoiled["unknown account"]) not in keys
+    assert {str(spoiled[k]) for k in ("unbalanced", "impossible date", "duplicate")} <= keys
+    still_bad = [spoiled[k] for k in ("unbalanced", "impossible date", "duplicate")]
+    with sqlite3.connect(path) as con:
+        expected = {a: (d, c) for a, d, c in con.execute(
+            f"SELECT account, sum(debit), sum(credit) FROM booking_lines WHERE booking_id NOT IN "
+            f"({','.join('?' * len(still_bad))}) GROUP BY account", still_bad) if (d, c) != (0, 0)}
+    assert portal_trial_balance(home, "BAD") == expected  # the booking is in, account 999999 too
+    assert "999999" in expected
+    # judged again at every sync, never counted twice: a second sync changes nothing
+    status, again = cli_json(home, "sync", "BAD")
+    assert status == 0 and again["rows"]["inserted"] == 0, again
+    assert portal_trial_balance(home, "BAD") == expected
+
+
 def test_missing_ledger_file_fails_with_its_name(demo_home):
     code = codes(demo_home)[0]
     ledger = ledger_path(demo_home, code)

@@ -3,9 +3,15 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import (YES_EVENTS, assert_portal_equals_ledger, cli, cli_json, codes, ledger_path,
-                      ledger_trial_balance, portal_trial_balance)
-from core import demo_package
+import sqlite3
+import time
+
+import duckdb
+
+from conftest import (YES_EVENTS, assert_portal_equals_ledger, build_demo, cli, cli_json, codes,
+                      ledger_path, ledger_trial_balance, portal_trial_balance)
+from core import demo_package, portal
+from core.cli import main
 
 
 def test_demo_activates_every_dossier_equal_to_its_ledger(demo_home):
@@ -113,6 +119,52 @@ def test_restored_backup_that_moved_on_is_still_detected(demo_home):
     assert any("back in time" in w for w in run["warnings"])
 
 
+def _restore_and_move_on(home, code: str, *, new: str = "45") -> dict:
+    """The hostile tester's replay: a backup put back, then a day of work on it."""
+    for event in (("snapshot", "monday"), ("new-bookings", "30")):
+        assert cli(home, "ledger", code, *event).returncode == 0
+    assert cli_json(home, "sync", code)[0] == 0
+    for event in (("restore-backup", "monday"), ("delete-bookings", "12"), ("new-bookings", new)):
+        assert cli(home, "ledger", code, *event).returncode == 0
+    return portal_trial_balance(home, code)
+
+
+@pytest.mark.parametrize("seed", [1, 3, 42])
+def test_restored_backup_is_detected_however_far_the_ledger_moved_on(tmp_path_factory, seed):
+    home = build_demo(tmp_path_factory, f"restored{seed}", 1, 5000, seed)
+    code = codes(home)[0]
+    before = _restore_and_move_on(home, code)
+    status, run = cli_json(home, "sync", code)
+    assert status == 1 and run["status"] == "failed", run
+    assert any("back in time" in w and "--full" in w for w in run["warnings"]), run
+    assert portal_trial_balance(home, code) == before  # nothing applied
+    # A portal from before the package's history ids: the versions it saw decide.
+    con = duckdb.connect(str(home / "portal.duckdb"))
+    con.execute("UPDATE ledger_position SET history = NULL")
+    con.close()
+    status, run = cli_json(home, "sync", code)
+    assert status == 1 and any("back in time" in w for w in run["warnings"]), run
+    status, verdict = cli_json(home, "reconcile", code)
+    assert status == 5 and verdict["verdict"] == "full_sync", verdict
+    status, run = cli_json(home, "sync", code, "--full")
+    assert status == 0, run
+    assert_portal_equals_ledger(home, code)
+    assert cli_json(home, "reconcile", code)[1]["verdict"] == "in_sync"
+    assert cli_json(home, "sync", code)[0] == 0  # and simple syncs go on from there
+
+
+def test_restored_backup_back_at_the_same_counter_is_detected(demo_home):
+    """The cheap nightly path (the counter did not move) still asks the package's history."""
+    code = codes(demo_home)[0]
+    ledger = ledger_path(demo_home, code)
+    _restore_and_move_on(demo_home, code, new="5")
+    seen = portal.sync_state(demo_home / "portal.duckdb", code).cursor
+    with sqlite3.connect(ledger) as con:  # the restored ledger happens to reach the same counter
+        con.execute("UPDATE meta SET value = ? WHERE key = 'change_counter'", (str(seen),))
+    status, run = cli_json(demo_home, "sync", code)
+    assert status == 1 and any("back in time" in w for w in run["warnings"]), run
+
+
 def test_purged_deletion_log_is_detected(demo_home):
     code = codes(demo_home)[1]
     cli(demo_home, "ledger", code, "delete-bookings", "3")
@@ -187,3 +239,60 @@ def test_a_deleted_id_handed_out_again_survives_the_lookback(tmp_path):
     status, run = cli_json(home, "sync", code)
     assert status == 0
     assert_portal_equals_ledger(home, code)
+
+
+# --- the office server's throttle applies to every whole-ledger read ------------------------
+def test_activation_and_a_first_simple_sync_obey_the_throttle(demo_home, tmp_path):
+    code = codes(demo_home)[-1]  # the smallest dossier
+    copy = tmp_path / "copy.sqlite"
+    copy.write_bytes(ledger_path(demo_home, code).read_bytes())
+    rows = cli_json(demo_home, "sync", code, "--full")[1]["rows"]["read"]
+    rate = max(200, rows // 3)  # about three seconds a read; unthrottled it takes a fraction
+    (demo_home / "dossync.toml").write_text(f"[full_sync]\nmax_rows_per_second = {rate}\n")
+    bound = 0.8 * rows / rate
+
+    started = time.monotonic()
+    status, added = cli_json(demo_home, "dossier", "add", "THROTTLED", "--package", "demo",
+                             "--source", str(copy))
+    assert status == 0, added
+    assert time.monotonic() - started >= bound, "dossier add read the ledger at full speed"
+
+    con = duckdb.connect(str(demo_home / "portal.duckdb"))  # as if never synced
+    con.execute("DELETE FROM ledger_position WHERE dossier = 'THROTTLED'")
+    con.execute("DELETE FROM sync_state WHERE dossier = 'THROTTLED'")
+    con.close()
+    started = time.monotonic()
+    status, run = cli_json(demo_home, "sync", "THROTTLED")
+    assert status == 0 and any("activation" in w for w in run["warnings"]), run
+    assert time.monotonic() - started >= bound, "a first simple sync read at full speed"
+    assert_portal_equals_ledger(demo_home, "THROTTLED")
+
+    # an ordinary simple sync reads only the changes: no throttle to wait for
+    (demo_home / "dossync.toml").write_text("[full_sync]\nmax_rows_per_second = 1\n")
+    assert cli(demo_home, "ledger", "THROTTLED", "new-bookings", "2").returncode == 0
+    status, run = cli_json(demo_home, "sync", "THROTTLED")
+    assert status == 0, run
+
+
+@pytest.mark.parametrize("value", ['"fast"', "-5", "2.5", "true"])
+def test_a_bad_throttle_is_named(demo_home, value):
+    (demo_home / "dossync.toml").write_text(f"[full_sync]\nmax_rows_per_second = {value}\n")
+    status, doc = cli_json(demo_home, "sync", codes(demo_home)[0], "--full")
+    assert status == 2, doc
+    assert "max_rows_per_second" in doc["error"] and "dossync.toml" in doc["error"], doc
+
+
+def test_a_home_whose_path_holds_brackets(tmp_path):
+    """Staging files under such a path are read as files, never as glob patterns."""
+    home = tmp_path / "office [2026] {a,b} *" / "firm"
+    assert main(["--home", str(home), "demo", "--dossiers", "1", "--lines", "800",
+                 "--seed", "3"]) == 0
+    code = codes(home)[0]
+    assert cli(home, "ledger", code, "new-bookings", "3").returncode == 0
+    status, run = cli_json(home, "sync", code)
+    assert status == 0, run
+    assert_portal_equals_ledger(home, code)
+    assert cli_json(home, "reconcile", code)[1]["verdict"] == "in_sync"
+    assert cli_json(home, "sync", code, "--full")[0] == 0
+    listed = cli(home, "dossier", "list")
+    assert listed.returncode == 0 and "[2026]" in listed.stdout, listed.stdout  # not read as markup
