@@ -129,9 +129,9 @@ def _restore_and_move_on(home, code: str, *, new: str = "45") -> dict:
     return portal_trial_balance(home, code)
 
 
-@pytest.mark.parametrize("seed", [1, 3, 42])
-def test_restored_backup_is_detected_however_far_the_ledger_moved_on(tmp_path_factory, seed):
-    home = build_demo(tmp_path_factory, f"restored{seed}", 1, 5000, seed)
+def test_restored_backup_is_detected_however_far_the_ledger_moved_on(tmp_path_factory):
+    """The hostile tester's firm (--lines 5000, seed 1; seeds 3 and 42 behave alike)."""
+    home = build_demo(tmp_path_factory, "restored", 1, 5000, 1)
     code = codes(home)[0]
     before = _restore_and_move_on(home, code)
     status, run = cli_json(home, "sync", code)
