@@ -31,7 +31,8 @@ SLOW_FILES = {"test_kill.py", "test_tui_e2e.py", "test_property.py", "test_night
               "test_tui_snapshots.py", "test_reconcile_cli.py", "test_corpus_gnucash.py",
               "test_corpus_beancount.py", "test_options.py", "test_repair.py", "test_sync.py",
               "test_tui.py", "test_bad_input.py", "test_email_faults.py",
-              "test_nightly_kill.py", "test_propose_kill.py", "test_beancount_security.py"}
+              "test_nightly_kill.py", "test_propose_kill.py", "test_beancount_security.py",
+              "test_bad_input_more.py"}
 # Run on their own, not beside other tests (`make test` runs the others on every core):
 # they watch how fast the UI answers in a real terminal.
 SERIAL_FILES = {"test_tui_e2e.py"}
