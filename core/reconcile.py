@@ -28,7 +28,7 @@ several scans of the ledger; now an in-sync dossier costs about one.
 Provisional proposals never enter the comparison: it is ledger against the
 portal's mirrored (definitive) bookings. A ledger that went back in time or
 whose deletion log no longer reaches back to the last sync
-(`sync.ledger_history_problem`) makes every difference unexplained: the
+(`history.ledger_history_problem`) makes every difference unexplained: the
 cursor cannot be trusted, only a full sync is safe.
 
 The checksum of a segment is the sum over its lines of
@@ -63,7 +63,7 @@ from core.connectors.base import Connector
 from core.home import Home
 from core.model import DossyncError, TerminalError
 from core.streams import BY_NAME, STREAMS
-from core.sync import LOOKBACK, ledger_history_problem
+from core.history import LOOKBACK, ledger_history_problem
 
 Verdict = Literal["in_sync", "simple_sync", "full_sync"]
 Explanation = Literal["pending_changes", "provisional"]

@@ -22,3 +22,58 @@ def test_core_never_imports_textual_or_tui():
 def test_only_portal_speaks_duckdb():
     users = sorted(p.name for p in CORE.rglob("*.py") if "import duckdb" in p.read_text())
     assert users == ["portal.py"]
+
+
+def _core_imports() -> dict[str, set[str]]:
+    """Each core module and the core modules it imports: at the top, inside
+    functions, and by name through importlib."""
+    modules = {}
+    for path in CORE.rglob("*.py"):
+        parts = path.relative_to(CORE.parent).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        modules[name] = path
+    graph: dict[str, set[str]] = {name: set() for name in modules}
+    for name, path in modules.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        for node in ast.walk(ast.parse(path.read_text())):
+            targets: list[str] = []
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    up = package.split(".")[:len(package.split(".")) - node.level + 1]
+                    base = ".".join(up + ([node.module] if node.module else []))
+                targets = [base] + [f"{base}.{a.name}" for a in node.names]
+            elif (isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "import_module"
+                  and node.args and isinstance(node.args[0], ast.Constant)):
+                targets = [str(node.args[0].value)]
+            graph[name] |= {t for t in targets if t in modules and t != name}
+    return graph
+
+
+def test_core_has_no_import_cycle():
+    graph = _core_imports()
+    assert "core.reconcile" in graph and "core.history" in graph["core.reconcile"]
+    cycles = []
+
+    def visit(node: str, path: list[str], done: set[str]) -> None:
+        for target in sorted(graph[node]):
+            if target in path:
+                cycles.append(" -> ".join(path[path.index(target):] + [target]))
+            elif target not in done:
+                visit(target, path + [target], done)
+        done.add(node)
+
+    done: set[str] = set()
+    for start in sorted(graph):
+        if start not in done:
+            visit(start, [start], done)
+    assert cycles == [], cycles
+
+
+def test_the_engine_never_imports_the_monitor():
+    """The monitor starts CLI processes; the engine only writes its progress file."""
+    graph = _core_imports()
+    for engine in ("core.sync", "core.nightly", "core.reconcile", "core.worklist"):
+        assert "core.monitor" not in graph[engine], engine

@@ -25,6 +25,7 @@ from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
 from core import monitor
+from core.progress import read_progress as progress_of
 from core.home import Home
 from core.model import DossyncError, ExitCode, ManualOptions
 from tui.messages import MonitorLoaded, ProgressRead, SyncFinished, SyncStarted
@@ -135,7 +136,7 @@ class DossyncApp(App[int]):
         try:
             rows = monitor.monitor_rows(self.home)
             progress = {r["code"]: p for r in rows if r["state"] == "syncing"
-                        for p in [monitor.read_progress(self.home, r["code"])] if p}
+                        for p in [progress_of(self.home, r["code"])] if p}
         except DossyncError as exc:
             self.report(exc, "reading the monitor")
             return
@@ -202,7 +203,7 @@ class DossyncApp(App[int]):
     @work(thread=True, exclusive=True, group="progress", exit_on_error=False)
     def read_progress(self, codes: list[str]) -> None:
         try:
-            progress = {c: p for c in codes for p in [monitor.read_progress(self.home, c)] if p}
+            progress = {c: p for c in codes for p in [progress_of(self.home, c)] if p}
         except Exception as exc:  # noqa: BLE001 - a progress file is a courtesy, never fatal
             self.report(exc, "reading progress")
             return

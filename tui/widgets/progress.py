@@ -1,6 +1,6 @@
 """Progress of one running sync: per stream rows done, rate, ETA, a bar.
 
-Fed from the sync's progress file (core.monitor.read_progress), which the
+Fed from the sync's progress file (core.progress.read_progress), which the
 syncing process rewrites a few times a second; hidden when nothing syncs.
 """
 from __future__ import annotations

@@ -1,0 +1,68 @@
+"""A running sync's progress, for other processes to read.
+
+The sync engine writes it (`ProgressFile`, a small JSON file next to the
+dossier's lock, rewritten at most five times a second); the monitor and the
+terminal UI read it (`read_progress`) to show rows done, rate and ETA.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+from core.home import Home
+from core.model import Progress
+
+log = logging.getLogger(__name__)
+
+
+def progress_path(home: Home, code: str) -> Path:
+    return home.locks / f"{code}.progress.json"
+
+
+class ProgressFile:
+    """Writes a sync's progress for other processes to read (at most 5 times a second)."""
+
+    def __init__(self, home: Home, code: str, kind: str) -> None:
+        self.path = progress_path(home, code)
+        self.kind = kind
+        self.started = time.time()
+        self.streams: dict[str, dict] = {}
+        self._last = 0.0
+
+    def __call__(self, event: Progress) -> None:
+        if event.stream != "all":
+            self.streams[event.stream] = {"done": event.done, "total": event.total}
+        now = time.monotonic()
+        if event.phase == "read" and now - self._last < 0.2 and event.done != event.total:
+            return
+        self._last = now
+        doc = {"pid": os.getpid(), "kind": self.kind, "started": self.started,
+               "phase": event.phase, "stream": event.stream, "streams": self.streams,
+               "updated": time.time()}
+        tmp = self.path.with_suffix(".tmp")
+        try:
+            tmp.write_text(json.dumps(doc))
+            tmp.replace(self.path)
+        except OSError as exc:  # progress is a courtesy to onlookers; the sync goes on
+            log.debug("progress file %s not written: %s", self.path, exc)
+
+    def close(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def read_progress(home: Home, code: str) -> dict | None:
+    """The running sync's progress with rows done, rate and ETA, or None."""
+    try:
+        doc = json.loads(progress_path(home, code).read_text())
+    except (OSError, ValueError):
+        return None
+    done = sum(s["done"] for s in doc["streams"].values())
+    total = sum((s["total"] or 0) for s in doc["streams"].values())
+    elapsed = max(1e-3, doc["updated"] - doc["started"])
+    rate = done / elapsed
+    doc.update(done=done, total=total, rate=rate,
+               eta=(total - done) / rate if rate > 0 and total >= done else None)
+    return doc
