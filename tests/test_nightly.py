@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import signal
+import sqlite3
 import subprocess
 import time
 from datetime import datetime, timedelta
 
-from conftest import DOSSYNC, ROOT, cli, cli_json, codes, ledger_path
+from conftest import (DOSSYNC, ROOT, assert_portal_equals_ledger, cli, cli_json, codes,
+                      ledger_path, ledger_trial_balance, portal_trial_balance)
 from core import portal
 from core.locks import DossierLock
 
@@ -102,17 +104,36 @@ def test_scheduler_runs_the_nightly_and_stops_on_sigterm(demo_home):
 
 def test_sigterm_during_the_nightly_lets_commits_finish(demo_home):
     """Stopped mid-run: every dossier is either synced completely or not at all."""
-    _all_nightly(demo_home)
+    nightly = _all_nightly(demo_home)
+    for code in nightly:  # work for every sync
+        assert cli(demo_home, "ledger", code, "new-bookings", "3").returncode == 0
+    before = {code: portal_trial_balance(demo_home, code) for code in nightly}
+    busy = nightly[0]
+    # The package is writing to the first ledger: its sync waits inside the read,
+    # holding the dossier, so the signal surely comes while the nightly runs.
+    package = sqlite3.connect(ledger_path(demo_home, busy), isolation_level=None, timeout=5)
+    package.execute("BEGIN EXCLUSIVE")
     _schedule(demo_home, 2)
     service = subprocess.Popen([*DOSSYNC, "--home", str(demo_home), "scheduler"], cwd=ROOT,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        time.sleep(2.3)
+        deadline = time.monotonic() + 60
+        while not DossierLock(demo_home / "locks", busy).is_held():
+            assert time.monotonic() < deadline, "the nightly never started its sync of " + busy
+            assert service.poll() is None, service.stderr.read()
+            time.sleep(0.1)
         service.send_signal(signal.SIGTERM)
-        assert service.wait(timeout=30) == 0
+        assert service.wait(timeout=60) == 0
     finally:
+        package.execute("ROLLBACK")
+        package.close()
         if service.poll() is None:
             service.kill()
-    for code in codes(demo_home):
+    for code in nightly:
         assert not DossierLock(demo_home / "locks", code).is_held()
+        synced = portal_trial_balance(demo_home, code)
+        assert synced in (before[code], ledger_trial_balance(demo_home, code)), code
         assert cli_json(demo_home, "sync", code)[0] == 0
+        assert_portal_equals_ledger(demo_home, code)
+
+
