@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Iterator, Literal
 
 from core import portal
+from core.files import write_atomically
 from core.home import Home
 from core.model import Dossier, PortalBusy, UsageError
 
@@ -279,7 +280,7 @@ def _deliver_claimed(home: Home, settings: SmtpSettings | None, email_id: str, m
 
 def _keep(home: Home, eml: Path, message: bytes) -> None:
     home.outbox.mkdir(parents=True, exist_ok=True)
-    eml.write_bytes(message)
+    write_atomically(eml, message)  # a reader of the outbox never finds half a message
 
 
 def _release(home: Home, email_id: str, claim: str, error: str) -> None:

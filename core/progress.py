@@ -12,6 +12,7 @@ import os
 import time
 from pathlib import Path
 
+from core.files import write_atomically
 from core.home import Home
 from core.model import Progress
 
@@ -42,10 +43,8 @@ class ProgressFile:
         doc = {"pid": os.getpid(), "kind": self.kind, "started": self.started,
                "phase": event.phase, "stream": event.stream, "streams": self.streams,
                "updated": time.time()}
-        tmp = self.path.with_suffix(".tmp")
         try:
-            tmp.write_text(json.dumps(doc))
-            tmp.replace(self.path)
+            write_atomically(self.path, json.dumps(doc))
         except OSError as exc:  # progress is a courtesy to onlookers; the sync goes on
             log.debug("progress file %s not written: %s", self.path, exc)
 

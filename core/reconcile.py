@@ -63,6 +63,7 @@ from core.connectors.base import Connector
 from core.home import Home
 from core.model import DossyncError, TerminalError
 from core.streams import BY_NAME, STREAMS
+from core.files import write_atomically
 from core.history import LOOKBACK, ledger_history_problem
 
 Verdict = Literal["in_sync", "simple_sync", "full_sync"]
@@ -585,9 +586,7 @@ def _remember(home: Home, result: Reconciliation) -> None:
            "bookings": None if result.bookings is None else list(result.bookings)}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(doc), encoding="utf-8")
-        tmp.replace(path)
+        write_atomically(path, json.dumps(doc))
     except OSError as exc:  # a read-only home: the repair just reconciles again
         log.warning("could not keep the reconcile verdict of %s in %s: %s",
                     result.dossier, path, exc)

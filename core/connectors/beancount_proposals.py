@@ -43,7 +43,6 @@ from __future__ import annotations
 import fcntl
 import os
 import re
-import tempfile
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
@@ -53,6 +52,7 @@ from beancount.core import data
 
 from core.connectors.beancount_book import (DRAFT_FLAG, PROPOSAL_KEY, operating_currency,
                                             read_ledger)
+from core.files import fsync_folder, write_atomically
 from core.model import ConnectorSettings, LedgerUnavailable, Proposal, TerminalError
 
 DEFAULT_FILE = "proposals.beancount"
@@ -131,32 +131,6 @@ def _folder_lock(folder: Path) -> Iterator[None]:
         os.close(fd)  # closing lets the lock go
 
 
-def _write_atomically(path: Path, content: bytes, mode: int | None) -> None:
-    """The file's new content in full, or its old one: temp file in the same folder, fsync,
-    rename over it, fsync the folder."""
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(content)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if mode is not None:
-            os.chmod(temp, mode)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-    _fsync_folder(path.parent)
-
-
-def _fsync_folder(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _mode(path: Path) -> int | None:
     try:
         return path.stat().st_mode & 0o7777
@@ -229,14 +203,14 @@ def receive_proposals(path: Path, settings: ConnectorSettings | None,
                     base, mode = HEADER.encode(), _mode(ledger)
                     target.parent.mkdir(parents=True, exist_ok=True)
                 written.append((target, target_old if target != ledger else ledger_old, mode))
-                _write_atomically(target, _appended(base, text), mode)
+                write_atomically(target, _appended(base, text), mode=mode, durable=True)
             if needs_include:
                 if ledger.read_bytes() != ledger_old:
                     raise TerminalError(f"{ledger} changed while dossync was writing proposals: "
                                         f"nothing was written; try again")
                 written.append((ledger, ledger_old, _mode(ledger)))
-                _write_atomically(ledger, _appended(ledger_old, _include_line(ledger, target)),
-                                  _mode(ledger))
+                write_atomically(ledger, _appended(ledger_old, _include_line(ledger, target)),
+                                 mode=_mode(ledger), durable=True)
             try:
                 after, _ = read_ledger(ledger, settings.allowed_plugins)
             except LedgerUnavailable as exc:
@@ -258,6 +232,6 @@ def _put_back(written: list[tuple[Path, bytes | None, int | None]]) -> None:
     for file, old, mode in reversed(written):
         if old is None:
             file.unlink(missing_ok=True)
-            _fsync_folder(file.parent)
+            fsync_folder(file.parent)
         else:
-            _write_atomically(file, old, mode)
+            write_atomically(file, old, mode=mode, durable=True)
