@@ -41,15 +41,22 @@ def test_bad_rows_are_quarantined_and_the_rest_synced(tmp_path, bad_ledger):
     assert shown.returncode == 0 and "unbalanced" in shown.stdout
 
 
+def _tracked(ledger: Path, statement: str, *args) -> None:
+    """A change the package tracks: `statement` takes the next change-counter value first."""
+    with sqlite3.connect(ledger) as con:
+        counter = int(con.execute("SELECT value FROM meta WHERE key='change_counter'")
+                      .fetchone()[0]) + 1
+        con.execute(statement, (counter, *args))
+        con.execute("UPDATE meta SET value = ? WHERE key = 'change_counter'", (str(counter),))
+
+
 def test_fixed_rows_leave_quarantine_on_the_next_sync(tmp_path, bad_ledger):
     path, spoiled = bad_ledger
     home = tmp_path / "home"
     assert cli_json(home, "dossier", "add", "BAD", "--package", "demo", "--source", str(path))[0] == 0
-    with sqlite3.connect(path) as con:  # the accountant corrects the date, as the package would
-        counter = int(con.execute("SELECT value FROM meta WHERE key='change_counter'").fetchone()[0]) + 1
-        con.execute("UPDATE bookings SET date = '2025-02-28', rv = ? WHERE id = ?",
-                    (counter, spoiled["impossible date"]))
-        con.execute("UPDATE meta SET value = ? WHERE key = 'change_counter'", (str(counter),))
+    # the accountant corrects the date, as the package would
+    _tracked(path, "UPDATE bookings SET date = '2025-02-28', rv = ? WHERE id = ?",
+             spoiled["impossible date"])
     status, run = cli_json(home, "sync", "BAD")
     assert status == 0
     keys = {q["key"] for q in portal.quarantined(home / "portal.duckdb", "BAD")}
@@ -62,10 +69,8 @@ def test_quarantined_booking_is_judged_again_once_its_account_exists(tmp_path, b
     path, spoiled = bad_ledger
     home = tmp_path / "home"
     assert cli_json(home, "dossier", "add", "BAD", "--package", "demo", "--source", str(path))[0] == 0
-    with sqlite3.connect(path) as con:  # the accountant opens the account, as the package would
-        counter = int(con.execute("SELECT value FROM meta WHERE key='change_counter'").fetchone()[0]) + 1
-        con.execute("INSERT INTO accounts VALUES ('999999', 'Nieuwe rekening', ?)", (counter,))
-        con.execute("UPDATE meta SET value = ? WHERE key = 'change_counter'", (str(counter),))
+    # the accountant opens the account, as the package would
+    _tracked(path, "INSERT INTO accounts VALUES ('999999', 'Nieuwe rekening', ?)")
     status, run = cli_json(home, "sync", "BAD")
     assert status == 0 and run["status"] == "succeeded", run
     keys = {q["key"] for q in portal.quarantined(home / "portal.duckdb", "BAD")}

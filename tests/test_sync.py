@@ -268,12 +268,6 @@ def test_activation_and_a_first_simple_sync_obey_the_throttle(demo_home, tmp_pat
     assert time.monotonic() - started >= bound, "a first simple sync read at full speed"
     assert_portal_equals_ledger(demo_home, "THROTTLED")
 
-    # an ordinary simple sync reads only the changes: no throttle to wait for
-    (demo_home / "dossync.toml").write_text("[full_sync]\nmax_rows_per_second = 1\n")
-    assert cli(demo_home, "ledger", "THROTTLED", "new-bookings", "2").returncode == 0
-    status, run = cli_json(demo_home, "sync", "THROTTLED")
-    assert status == 0, run
-
 
 @pytest.mark.parametrize("value", ['"fast"', "-5", "2.5", "true"])
 def test_a_bad_throttle_is_named(demo_home, value):

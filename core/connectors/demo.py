@@ -19,6 +19,7 @@ that stays open while any reader of this process holds the file (`_held`).
 """
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -237,11 +238,17 @@ class DemoConnector:
             history=self.history_at(high_water),
         )
 
+    @functools.cached_property
+    def _keeps_history(self) -> bool:
+        """Whether the ledger has its history log (asked once per snapshot)."""
+        return bool(self._fetch(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'history'"))
+
     def history_at(self, counter: int) -> str | None:
         """The package's history id of the commit that brought its change counter
         to `counter`; None when its history log holds no such commit (a ledger
         written before the log existed has none at all)."""
-        if not self._fetch("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'history'"):
+        if not self._keeps_history:
             return None
         row = self._fetch("SELECT id FROM history WHERE counter = ?", (counter,))
         return str(row[0][0]) if row else None
