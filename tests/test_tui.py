@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from textual.widgets import Checkbox, DataTable, Input, RadioButton, Select, Static
+from textual.widgets import Button, Checkbox, DataTable, Input, RadioButton, Select, Static
 
 from core import portal
 from core.cli import main
@@ -76,9 +76,15 @@ async def open_dialog(pilot, code: str) -> SyncDialog:
     return dialog
 
 
+async def press(pilot, selector: str) -> None:
+    """Press a button from the keyboard: a click lands on whatever toast covers it."""
+    await pilot.pause()  # let the screen lay out what the values changed
+    pilot.app.screen.query_one(selector, Button).focus()
+    await pilot.press("enter")
+
+
 async def press_start(pilot) -> None:
-    await pilot.pause()  # let the dialog lay out what the values changed
-    await pilot.click("#start")
+    await press(pilot, "#start")
 
 
 async def finished(pilot, code: str) -> None:
@@ -242,16 +248,16 @@ async def test_settings_edit(home):
         screen = app.screen
         email = screen.query_one("#email", Input)
         email.value = "not an address"
-        await pilot.click("#save")
-        await pilot.pause(0.3)
+        await press(pilot, "#save")
         error = screen.query_one("#email-error", Static)
-        assert error.display and "not a valid email address" in str(error.render())
+        await until(pilot, lambda: error.display, 10, "the email error")
+        assert "not a valid email address" in str(error.render())
         assert any("not a valid email address" in n for n in app.notes)
         assert portal.get_dossier(home / "portal.duckdb", code).email == "contact@dumont-bouw.be"
         email.value = "boekhouding@dumont.be"
         screen.query_one("#language", Select).value = "en"
         screen.query_one("#nightly", Checkbox).value = False
-        await pilot.click("#save")
+        await press(pilot, "#save")
         await until(pilot, lambda: any("settings saved" in n for n in app.notes), 10, "saving")
         assert not error.display
     dossier = portal.get_dossier(home / "portal.duckdb", code)
