@@ -47,9 +47,9 @@ def timed(module, name, label):
             timings[label] = timings.get(label, 0.0) + time.perf_counter() - t
     setattr(module, name, wrapper)
 
-from core import portal, sync
-from core.cli import main
-from core.connectors import beancount_book, snapshot
+from dossync.core import portal, sync
+from dossync.core.cli import main
+from dossync.core.connectors import beancount_book, snapshot
 timings["imports"] = time.perf_counter() - T0
 timed(beancount_book, "load", "loader")
 timed(beancount_book, "convert_ledger", "connector_convert")

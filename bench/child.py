@@ -29,7 +29,7 @@ from pathlib import Path
 T_START = time.perf_counter()
 
 REPO = Path(__file__).resolve().parent.parent
-# The orchestrator points every child at one snapshot of core/ taken when the
+# The orchestrator points every child at one snapshot of dossync/core taken when the
 # run started (others edit core/ while a run is in progress); PathFinder comes
 # before the editable-install finder, so this copy is the one imported.
 CORE_ROOT = os.environ.get("BENCH_CORE_ROOT") or str(REPO)
@@ -68,7 +68,7 @@ def _write_timing(path: str | None, doc: dict) -> None:
 
 # --- gen / counts ---------------------------------------------------------------
 def mode_gen(lines: int, seed: int, out: str) -> dict:
-    from core import demo_package
+    from dossync.core import demo_package
 
     company = demo_package.demo_companies(1, lines, seed)[0]
     t0 = time.perf_counter()
@@ -82,9 +82,9 @@ def mode_dossync(argv: list[str], profile: str | None) -> tuple[dict, int]:
     import functools
 
     t_import0 = time.perf_counter()
-    import core.cli as cli
-    import core.portal as portal
-    import core.sync as sync
+    import dossync.core.cli as cli
+    import dossync.core.portal as portal
+    import dossync.core.sync as sync
 
     t_import = time.perf_counter() - t_import0
     phases: dict[str, float] = {}
@@ -134,7 +134,7 @@ def mode_dossync(argv: list[str], profile: str | None) -> tuple[dict, int]:
 def mode_portal_counts(home: str, code: str) -> dict:
     import duckdb
 
-    from core.streams import STREAMS
+    from dossync.core.streams import STREAMS
 
     con = duckdb.connect(str(Path(home) / "portal.duckdb"), read_only=True)
     try:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results"
-DOSSYNC = [sys.executable, "-m", "core.cli"]
+DOSSYNC = [sys.executable, "-m", "dossync.core.cli"]
 
 
 def run(home: Path, *args: str) -> float:
@@ -48,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
                        cwd=BENCH.parent)
         build = time.perf_counter() - started
         sys.path.insert(0, str(BENCH.parent))
-        from core import portal  # noqa: E402  (after the build: the child processes made it)
+        # after the build: the child processes made it
+        from dossync.core import portal  # noqa: E402
 
         path = home / "portal.duckdb"
         codes = [d.code for d in portal.list_dossiers(path)]

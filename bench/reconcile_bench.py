@@ -36,11 +36,11 @@ BENCH = Path(__file__).resolve().parent
 sys.path[:0] = [str(BENCH.parent), str(BENCH)]
 
 import run  # noqa: E402  (bench/run.py: cached ledgers, activation through the CLI)
-from core import demo_package, portal  # noqa: E402
-from core.home import Home  # noqa: E402
-from core.model import UsageError  # noqa: E402
-from core.reconcile import reconcile  # noqa: E402
-from core.sync import sync_dossier  # noqa: E402
+from dossync.core import demo_package, portal  # noqa: E402
+from dossync.core.home import Home  # noqa: E402
+from dossync.core.model import UsageError  # noqa: E402
+from dossync.core.reconcile import reconcile  # noqa: E402
+from dossync.core.sync import sync_dossier  # noqa: E402
 
 CODE = "PEETERS"
 TARGETS = {"reconcile_vs_scan": 3.0, "repair_rows_share": 0.05, "repair_speedup": 10.0}

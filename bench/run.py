@@ -77,7 +77,7 @@ def run_child(args: list[str], *, label: str, workdir: Path, env: dict | None = 
     cmd = [PYTHON, str(CHILD), *args, "--timing", timing_path]
     full_env = {**os.environ, "RUNTIME__DLTHUB_TELEMETRY": "false", **(env or {})}
     if SNAPSHOT is not None:
-        full_env["BENCH_CORE_ROOT"] = str(SNAPSHOT)
+        full_env["BENCH_CORE_ROOT"] = str(SNAPSHOT.parent)  # holds the package dossync/
     with out_path.open("wb") as out, err_path.open("wb") as err:
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
@@ -134,7 +134,8 @@ def fingerprint(root: Path, only: tuple[str, ...] | None = None) -> str:
 
 
 def take_snapshot(workdir: Path) -> Path:
-    root = workdir / "src"
+    """src/dossync/{core,data}: the folders as the import package dossync lays them out."""
+    root = workdir / "src" / "dossync"
     for f in code_files(REPO):
         target = root / f.relative_to(REPO)
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -60,15 +60,15 @@ def cached_home(count: int) -> Path:
 
 
 def build_home(home: Path, count: int) -> Path:
-    from core import portal
-    from core.cli import main
+    from dossync.core import portal
+    from dossync.core.cli import main
 
     assert main(["--home", str(home), "demo", "--dossiers", "1", "--lines", "300",
                  "--seed", "3"]) == 0
     path = home / "portal.duckdb"
     first = portal.list_dossiers(path)[0]
     run = portal.runs(path, first.code, 1)[0]
-    from core.model import RowCounts, SyncResult
+    from dossync.core.model import RowCounts, SyncResult
 
     template = SyncResult(run_id="", dossier="", kind="full", status="succeeded",
                           rows=RowCounts(read=run["read"], inserted=run["inserted"]),
@@ -89,10 +89,10 @@ def build_home(home: Path, count: int) -> Path:
 # --- the child: one start-up ----------------------------------------------------------------
 def child(home: str, expected: int) -> None:
     t_start = time.perf_counter()
-    from core.home import Home
+    from dossync.core.home import Home
     from textual.widgets import DataTable
-    from tui.app import DossyncApp
-    from tui.screens.monitor import MonitorScreen
+    from dossync.tui.app import DossyncApp
+    from dossync.tui.screens.monitor import MonitorScreen
 
     t_imported = time.perf_counter()
     marks: dict[str, float] = {}
@@ -138,8 +138,8 @@ def child(home: str, expected: int) -> None:
 def one_run(home: Path, count: int) -> dict:
     """Wall time from spawning the UI's process to its first painted monitor."""
     # a cached home written by an older version: let the CLI bring it up to date first
-    subprocess.run([sys.executable, "-m", "core.cli", "--home", str(home), "dossier", "list",
-                    "--json"], capture_output=True, cwd=REPO)
+    subprocess.run([sys.executable, "-m", "dossync.core.cli", "--home", str(home), "dossier",
+                    "list", "--json"], capture_output=True, cwd=REPO)
     started = time.perf_counter()
     errors = tempfile.TemporaryFile(mode="w+")
     process = subprocess.Popen([sys.executable, __file__, "--child", str(home), str(count)],

@@ -22,14 +22,16 @@ from datetime import date
 from pathlib import Path
 from typing import Callable
 
-from core import money, portal, reports
-from core.home import MAX_JOBS, Home
-from core.ledger_events import LEDGER_EVENTS
-from core.model import (DEFAULT_TIMEZONE, LANGUAGES, PACKAGES, Dossier, DossyncError, ExitCode,
-                        ManualOptions, Progress, RunContext, SyncResult, UsageError)
-from core.monitor import monitor_rows
-from core.sync import sync_dossier
-from core.validate import CODE_RULE, address_problem, code_problem, name_problem, new_code_problem
+from dossync.core import money, portal, reports
+from dossync.core.home import MAX_JOBS, Home
+from dossync.core.ledger_events import LEDGER_EVENTS
+from dossync.core.model import (DEFAULT_TIMEZONE, LANGUAGES, PACKAGES, Dossier, DossyncError,
+                                ExitCode, ManualOptions, Progress, RunContext, SyncResult,
+                                UsageError)
+from dossync.core.monitor import monitor_rows
+from dossync.core.sync import sync_dossier
+from dossync.core.validate import (CODE_RULE, address_problem, code_problem, name_problem,
+                                   new_code_problem)
 
 log = logging.getLogger("dossync")
 
@@ -162,7 +164,7 @@ def _sync_exit(result: SyncResult) -> int:
 
 # --- commands ---------------------------------------------------------------------
 def cmd_demo(home: Home, args) -> int:
-    from core import demo_package
+    from dossync.core import demo_package
 
     if (home.portal.exists() or home.ledgers.exists() and any(home.ledgers.iterdir())) \
             and not args.force:
@@ -248,8 +250,8 @@ def _check_proposals_file(package: str, source: str, proposals_file: str | None)
     """A Beancount proposals file must lie in the ledger's folder: refused before anything
     changes (the writer's own rule, `proposals_path`)."""
     if package == "beancount" and proposals_file:
-        from core.connectors.beancount_proposals import proposals_path
-        from core.model import ConnectorSettings, TerminalError
+        from dossync.core.connectors.beancount_proposals import proposals_path
+        from dossync.core.model import ConnectorSettings, TerminalError
 
         try:
             proposals_path(Path(source), ConnectorSettings(proposals_file=proposals_file))
@@ -391,7 +393,7 @@ def cmd_sync(home: Home, args) -> int:
 def _check_client_email(home: Home, code: str) -> None:
     """--notify: refuse, before anything is synced, a client email that cannot be written
     from what the portal holds (an address or a name that came in before it was checked)."""
-    from core import notify
+    from dossync.core import notify
 
     dossier = portal.get_dossier(home.portal, code)
     if dossier is None or not dossier.email:
@@ -410,7 +412,7 @@ def _check_client_email(home: Home, code: str) -> None:
 
 
 def cmd_propose(home: Home, args) -> int:
-    from core.worklist import propose
+    from dossync.core.worklist import propose
 
     code = args.code.upper()
     proposals, counter, delivery = propose(home, code, args.count)
@@ -430,7 +432,7 @@ def cmd_propose(home: Home, args) -> int:
 
 
 def cmd_outbox(home: Home, args) -> int:
-    from core import notify
+    from dossync.core import notify
 
     home.require()
     tried = notify.flush(home) if args.flush else []
@@ -450,7 +452,7 @@ def cmd_outbox(home: Home, args) -> int:
 
 
 def cmd_nightly(home: Home, args) -> int:
-    from core.nightly import run_nightly
+    from dossync.core.nightly import run_nightly
 
     home.require()
     settings = home.config().get("nightly", {})
@@ -497,7 +499,7 @@ RECONCILE_TABLE_ROWS = 40
 
 
 def cmd_reconcile(home: Home, args) -> int:
-    from core.reconcile import reconcile, render_html
+    from dossync.core.reconcile import reconcile, render_html
 
     home.require()
     if args.all and args.code:
@@ -541,7 +543,7 @@ def cmd_reconcile(home: Home, args) -> int:
 
 
 def cmd_scheduler(home: Home, args) -> int:
-    from core.scheduler import serve
+    from dossync.core.scheduler import serve
 
     return serve(home)
 
@@ -587,7 +589,7 @@ def cmd_report(home: Home, args) -> int:
 
 
 def cmd_ledger(home: Home, args) -> int:
-    from core import demo_package
+    from dossync.core import demo_package
 
     home.require()
     code = args.code.upper()
@@ -624,7 +626,7 @@ def cmd_tui(home: Home, args) -> int:
     # core/ has no dependency on the UI: `dossync tui` hands over to the tui
     # package by name, at run time, the way a plugin would be loaded.
     try:
-        app = importlib.import_module("tui.app")
+        app = importlib.import_module("dossync.tui.app")
     except ModuleNotFoundError as exc:
         raise UsageError(f"the terminal UI is not part of this version yet ({exc}); "
                          f"use 'dossync status' for the monitor") from exc

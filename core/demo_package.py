@@ -31,7 +31,7 @@ from datetime import date, datetime, timedelta, timezone
 from functools import lru_cache
 from pathlib import Path
 
-from core.ledger_events import LEDGER_EVENTS
+from dossync.core.ledger_events import LEDGER_EVENTS
 
 __all__ = [
     "DEMO_AS_OF",

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from core import portal
-from core.connectors.base import Connector, LedgerPosition
+from dossync.core import portal
+from dossync.core.connectors.base import Connector, LedgerPosition
 
 # Row versions read again on every simple sync, in case a package hands out
 # versions a little out of commit order (long transactions).

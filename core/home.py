@@ -13,8 +13,8 @@ from datetime import time as clock
 from pathlib import Path
 from typing import Callable
 
-from core.model import LANGUAGES, UsageError
-from core.validate import address_problem
+from dossync.core.model import LANGUAGES, UsageError
+from dossync.core.validate import address_problem
 
 PORTAL_FILE = "portal.duckdb"
 

@@ -15,8 +15,8 @@ import sys
 import time
 from pathlib import Path
 
-from core.model import DossierBusy, UsageError
-from core.validate import code_problem
+from dossync.core.model import DossierBusy, UsageError
+from dossync.core.validate import code_problem
 
 
 class DossierLock:

@@ -26,7 +26,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from core.model import TerminalError
+from dossync.core.model import TerminalError
 
 SCALE = 6
 PRECISION = 18

@@ -14,12 +14,11 @@ import os
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
-from core import portal
-from core.home import Home
-from core.locks import DossierLock
-from core.model import Dossier, ManualOptions, SyncKind
+from dossync.core import portal
+from dossync.core.home import Home
+from dossync.core.locks import DossierLock
+from dossync.core.model import Dossier, ManualOptions, SyncKind
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +55,8 @@ def start_detached_sync(home: Home, code: str, kind: SyncKind = "simple",
                         options: ManualOptions | None = None) -> subprocess.Popen:
     """Start `dossync sync` in its own session: it survives the UI and its terminal."""
     options = options or ManualOptions()
-    args = [sys.executable, "-m", "core.cli", "--home", str(home.root), "sync", code, "--json"]
+    args = [sys.executable, "-m", "dossync.core.cli", "--home", str(home.root), "sync", code,
+            "--json"]
     if kind == "full":
         args.append("--full")
     elif kind == "repair":
@@ -74,7 +74,7 @@ def start_detached_sync(home: Home, code: str, kind: SyncKind = "simple",
     try:
         return subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=out,
                                 stderr=subprocess.DEVNULL, start_new_session=True,
-                                cwd=str(Path(__file__).resolve().parent.parent))
+                                cwd=str(home.root))
     finally:
         out.close()
 

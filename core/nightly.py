@@ -49,12 +49,12 @@ from multiprocessing.connection import Connection, wait as wait_for
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 
-from core import portal
-from core.home import Home
-from core.model import (DossierBusy, DossyncError, ExitCode, Progress, RowCounts, RunContext,
-                        SyncResult, UsageError)
-from core.reconcile import Reconciliation, reconcile
-from core.sync import new_run_id, sync_dossier
+from dossync.core import portal
+from dossync.core.home import Home
+from dossync.core.model import (DossierBusy, DossyncError, ExitCode, Progress, RowCounts,
+                                RunContext, SyncResult, UsageError)
+from dossync.core.reconcile import Reconciliation, reconcile
+from dossync.core.sync import new_run_id, sync_dossier
 
 log = logging.getLogger("dossync.nightly")
 

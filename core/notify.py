@@ -36,10 +36,10 @@ from email.utils import formatdate, make_msgid
 from pathlib import Path
 from typing import Iterator, Literal
 
-from core import portal
-from core.files import write_atomically
-from core.home import Home
-from core.model import Dossier, PortalBusy, UsageError
+from dossync.core import portal
+from dossync.core.files import write_atomically
+from dossync.core.home import Home
+from dossync.core.model import Dossier, PortalBusy, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ _TEXT = {
 
 def valid_address(address: str | None) -> bool:
     """The one address rule, shared with `dossier add/set` and the UI (core/validate.py)."""
-    from core.validate import valid_address as shared_rule
+    from dossync.core.validate import valid_address as shared_rule
 
     return shared_rule(address)
 

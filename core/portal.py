@@ -25,14 +25,15 @@ from typing import Callable, Iterator, Literal
 import duckdb
 import pyarrow as pa
 
-from core import failpoints
-from core import figures as fp
-from core import money
-from core.classes import mar_sql
-from core.connectors.base import DELETIONS
-from core.model import (DEFAULT_TIMEZONE, ConservationError, Dossier, PortalBusy, QuarantinedRow, RowCounts,
-                        StreamCounts, SyncResult, TerminalError, UsageError)
-from core.streams import BY_NAME, STREAMS, Stream
+from dossync.core import failpoints
+from dossync.core import figures as fp
+from dossync.core import money
+from dossync.core.classes import mar_sql
+from dossync.core.connectors.base import DELETIONS
+from dossync.core.model import (DEFAULT_TIMEZONE, ConservationError, Dossier, PortalBusy,
+                                QuarantinedRow, RowCounts, StreamCounts, SyncResult, TerminalError,
+                                UsageError)
+from dossync.core.streams import BY_NAME, STREAMS, Stream
 
 # 4: exact money (DECIMAL(18,6) instead of cents), account classes, lines in
 #    other commodities, draft bookings, dossier currency/time zone/proposals

@@ -12,9 +12,9 @@ import os
 import time
 from pathlib import Path
 
-from core.files import write_atomically
-from core.home import Home
-from core.model import Progress
+from dossync.core.files import write_atomically
+from dossync.core.home import Home
+from dossync.core.model import Progress
 
 log = logging.getLogger(__name__)
 

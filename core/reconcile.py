@@ -55,16 +55,15 @@ from typing import Literal
 import polars as pl
 import pyarrow as pa
 
-import core
-from core import figures as fp
-from core import money, portal
-from core.connectors import connector_settings, open_connector
-from core.connectors.base import Connector
-from core.home import Home
-from core.model import DossyncError, TerminalError
-from core.streams import BY_NAME, STREAMS
-from core.files import write_atomically
-from core.history import LOOKBACK, ledger_history_problem
+from dossync.core import figures as fp
+from dossync.core import money, portal
+from dossync.core.connectors import connector_settings, open_connector
+from dossync.core.connectors.base import Connector
+from dossync.core.home import Home
+from dossync.core.model import DossyncError, TerminalError
+from dossync.core.streams import BY_NAME, STREAMS
+from dossync.core.files import write_atomically
+from dossync.core.history import LOOKBACK, ledger_history_problem
 
 Verdict = Literal["in_sync", "simple_sync", "full_sync"]
 Explanation = Literal["pending_changes", "provisional"]
@@ -74,7 +73,7 @@ log = logging.getLogger(__name__)
 VERDICTS: tuple[str, ...] = ("in_sync", "simple_sync", "full_sync")
 KEY = ["fiscal_year", "period", "journal", "account"]
 FIGURES = ["line_count", "debit", "credit", "checksum"]
-NOTEBOOKS = Path(core.__file__).resolve().parent.parent / "notebooks"
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 NOTEBOOK_TIMEOUT = 600
 P = 2147483647  # the checksum's modulus (a prime below 2**31)
 

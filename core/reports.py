@@ -11,8 +11,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Literal
 
-from core import money, portal
-from core.model import UsageError
+from dossync.core import money, portal
+from dossync.core.model import UsageError
 
 Report = Literal["dashboard", "trial-balance", "pnl", "archive"]
 REPORTS: tuple[str, ...] = ("dashboard", "trial-balance", "pnl", "archive")

@@ -12,9 +12,9 @@ import signal
 import threading
 from datetime import datetime, time as clock, timedelta
 
-from core.home import Home
-from core.model import UsageError
-from core.nightly import NightlyResult, run_nightly
+from dossync.core.home import Home
+from dossync.core.model import UsageError
+from dossync.core.nightly import NightlyResult, run_nightly
 
 log = logging.getLogger("dossync.scheduler")
 

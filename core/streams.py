@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from core import money
+from dossync.core import money
 
 
 @dataclass(frozen=True)

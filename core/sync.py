@@ -32,16 +32,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from core import failpoints, money, portal
-from core.connectors import connector_settings, open_connector
-from core.connectors.base import Connector
-from core.history import LOOKBACK, ledger_history_problem
-from core.home import Home
-from core.locks import DossierLock
-from core.progress import ProgressFile
-from core.model import (DossyncError, ManualOptions, Progress, QuarantinedRow, RowCounts, RunContext,
-                        SyncCancelled, SyncKind, SyncResult, UsageError)
-from core.streams import BY_NAME, STREAMS
+from dossync.core import failpoints, money, portal
+from dossync.core.connectors import connector_settings, open_connector
+from dossync.core.connectors.base import Connector
+from dossync.core.history import LOOKBACK, ledger_history_problem
+from dossync.core.home import Home
+from dossync.core.locks import DossierLock
+from dossync.core.progress import ProgressFile
+from dossync.core.model import (DossyncError, ManualOptions, Progress, QuarantinedRow, RowCounts,
+                                RunContext, SyncCancelled, SyncKind, SyncResult, UsageError)
+from dossync.core.streams import BY_NAME, STREAMS
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +136,7 @@ def sync_dossier(home: Home, code: str, kind: SyncKind = "simple",
         lock.release()
     if planned is not None and planned.email is not None and result.status == "succeeded":
         email_id, recipient, _, message = planned.email
-        from core import notify  # email and TLS modules load only when there is mail
+        from dossync.core import notify  # email and TLS modules load only when there is mail
 
         status, error = notify.deliver(home, email_id, message, recipient,
                                        cancel=ctx.cancel_requested)
@@ -192,7 +192,7 @@ def plan_options(home: Home, dossier, options: ManualOptions) -> portal.SyncOpti
         if not until_for_mail:
             raise UsageError(f"--notify tells the client until when the books are complete: "
                              f"give --until DATE (dossier {dossier.code} has no updated-until date yet)")
-        from core import notify
+        from dossync.core import notify
 
         message = notify.compose(dossier, until_for_mail, notify.sender_of(home))
         email = (notify.new_email_id(), dossier.email, str(message["Subject"]),
@@ -281,7 +281,7 @@ def _run(home: Home, dossier, kind: SyncKind, base: SyncResult, staging: Path,
 def _deliver_queued(home: Home, dossier) -> list[str]:
     """Hand the proposals still queued for the package to it (we hold the dossier's
     lock); what could not be sent is a warning, never a reason to skip the sync."""
-    from core.worklist import deliver
+    from dossync.core.worklist import deliver
 
     try:
         delivery = deliver(home, dossier)
@@ -300,7 +300,7 @@ def _repair(home: Home, dossier, base: SyncResult, staging: Path, ctx: RunContex
     fiscal-year and period tables), not of the whole history. The cursor
     stays where it is: changes elsewhere are left to the next simple sync.
     """
-    from core.reconcile import reconcile, remembered
+    from dossync.core.reconcile import reconcile, remembered
 
     connector = open_connector(dossier.package, dossier.source,
                                connector_settings(home, dossier))

@@ -43,11 +43,11 @@ from decimal import Decimal
 
 import pyarrow as pa
 
-from core import failpoints, money, portal
-from core.connectors import connector_settings, send_proposals
-from core.home import Home
-from core.locks import DossierLock
-from core.model import (Dossier, DossierBusy, DossyncError, LedgerUnavailable, PackageBusy,
+from dossync.core import failpoints, money, portal
+from dossync.core.connectors import connector_settings, send_proposals
+from dossync.core.home import Home
+from dossync.core.locks import DossierLock
+from dossync.core.model import (Dossier, DossierBusy, DossyncError, LedgerUnavailable, PackageBusy,
                         PortalBusy, Proposal, ProposalLine, TerminalError, UsageError)
 
 VAT_RATES = (21, 21, 21, 6)

@@ -13,15 +13,15 @@ from pathlib import Path
 import pytest
 from beancount import loader as beancount_loader
 
-from core import demo_package, portal, reports
-from core.cli import main
+from dossync.core import demo_package, portal, reports
+from dossync.core.cli import main
 
 # The tests' own Beancount loads (the package's figures) leave no pickle cache
 # beside the ledgers: a second test reading the same folder would find it there.
 beancount_loader.initialize(use_cache=False)
 
 ROOT = Path(__file__).resolve().parent.parent
-DOSSYNC = [sys.executable, "-m", "core.cli"]
+DOSSYNC = [sys.executable, "-m", "dossync.core.cli"]
 
 # The slow tier (`make test` runs everything; `make test-fast` leaves these out):
 # real processes killed at random, real terminals, servers, notebooks, property runs,
@@ -32,7 +32,7 @@ SLOW_FILES = {"test_kill.py", "test_tui_e2e.py", "test_property.py", "test_night
               "test_corpus_beancount.py", "test_options.py", "test_repair.py", "test_sync.py",
               "test_tui.py", "test_bad_input.py", "test_email_faults.py",
               "test_nightly_kill.py", "test_propose_kill.py", "test_beancount_security.py",
-              "test_bad_input_more.py"}
+              "test_bad_input_more.py", "test_wheel.py"}
 # Run on their own, not beside other tests (`make test` runs the others on every core):
 # they watch how fast the UI answers in a real terminal.
 SERIAL_FILES = {"test_tui_e2e.py"}

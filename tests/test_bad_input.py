@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from conftest import cli, cli_json, codes, ledger_path, portal_trial_balance
-from core import portal
+from dossync.core import portal
 
 
 def test_bad_rows_are_quarantined_and_the_rest_synced(tmp_path, bad_ledger):
@@ -147,8 +147,8 @@ def _hold_ledger_lock(ledger: Path, seconds: float):
 def test_a_ledger_the_package_is_writing_is_waited_for(demo_home):
     import time
 
-    from core.home import Home
-    from core.sync import sync_dossier
+    from dossync.core.home import Home
+    from dossync.core.sync import sync_dossier
 
     code = codes(demo_home)[0]
     assert cli(demo_home, "ledger", code, "new-bookings", "3").returncode == 0
@@ -162,9 +162,9 @@ def test_a_ledger_the_package_is_writing_is_waited_for(demo_home):
 
 
 def test_a_ledger_locked_too_long_fails_clearly_and_changes_nothing(demo_home, monkeypatch):
-    from core.connectors import demo
-    from core.home import Home
-    from core.sync import sync_dossier
+    from dossync.core.connectors import demo
+    from dossync.core.home import Home
+    from dossync.core.sync import sync_dossier
 
     code = codes(demo_home)[0]
     before = portal_trial_balance(demo_home, code)

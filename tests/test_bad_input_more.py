@@ -20,12 +20,12 @@ from pathlib import Path
 import pytest
 
 from conftest import codes, copy_home, ledger_path, portal_trial_balance
-from core import cli, portal, reports
-from core.cli import main
-from core.home import Home, check_config
-from core.locks import DossierLock
-from core.model import DossyncError, ExitCode, TerminalError, UsageError
-from core.validate import address_problem
+from dossync.core import cli, portal, reports
+from dossync.core.cli import main
+from dossync.core.home import Home, check_config
+from dossync.core.locks import DossierLock
+from dossync.core.model import DossyncError, ExitCode, TerminalError, UsageError
+from dossync.core.validate import address_problem
 
 
 @dataclass
@@ -161,7 +161,7 @@ def test_a_code_that_is_a_path_touches_nothing(shared_home, dossync, code):
 
 def test_the_lock_refuses_a_path_whatever_the_caller(demo_home):
     """The last line behind the CLI's check: the engine called directly."""
-    from core.sync import sync_dossier
+    from dossync.core.sync import sync_dossier
 
     victim = demo_home.parent / "victim.lock"
     victim.write_text("precious")
@@ -231,7 +231,7 @@ ADDRESSES = [
 
 
 def test_one_address_rule_for_dossier_set_and_notify(demo_home, dossync):
-    from core.notify import valid_address
+    from dossync.core.notify import valid_address
 
     code = codes(demo_home)[0]
     for address, valid in ADDRESSES:
@@ -430,7 +430,7 @@ def test_a_log_file_on_a_full_disk_is_one_warning(tmp_path, capsys):
 
 
 def test_a_full_disk_when_taking_the_lock(demo_home, dossync, monkeypatch):
-    from core import locks
+    from dossync.core import locks
 
     code = codes(demo_home)[0]
     before, runs = portal_trial_balance(demo_home, code), _runs(demo_home, code)

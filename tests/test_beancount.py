@@ -26,7 +26,7 @@ from beancount import loader  # noqa: E402
 from beancount.core import compare, convert, data  # noqa: E402
 from beancount.core.amount import Amount  # noqa: E402
 
-from core.model import ConnectorSettings, LedgerUnavailable, TerminalError  # noqa: E402
+from dossync.core.model import ConnectorSettings, LedgerUnavailable, TerminalError  # noqa: E402
 from test_corpus_beancount import (assert_conserved, assert_portal_equals_beancount,  # noqa: E402
                                    beancount_balances, cli_here)
 
@@ -234,8 +234,8 @@ ODD_BOOKINGS = [
 
 
 def _converted(entries: list, options: dict) -> tuple[dict, list[str]]:
-    from core.connectors.beancount_book import convert_ledger
-    from core.connectors.snapshot import with_versions
+    from dossync.core.connectors.beancount_book import convert_ledger
+    from dossync.core.connectors.snapshot import with_versions
 
     tables, warnings = convert_ledger(entries, options)
     return {k: t.to_pydict() for k, t in with_versions(tables).items()}, warnings
@@ -253,7 +253,7 @@ def _through_reference_path(entries: list) -> list:
 def _expected_ids(entries: list) -> list[int]:
     """stable_id(hash_entry(txn), n-th time seen) of every transaction, straight from
     beancount."""
-    from core.connectors.snapshot import stable_id
+    from dossync.core.connectors.snapshot import stable_id
 
     seen: collections.Counter = collections.Counter()
     ids = []
@@ -371,8 +371,8 @@ def test_versions_do_not_depend_on_row_order():
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from core.connectors.beancount_book import convert_ledger
-    from core.connectors.snapshot import with_versions
+    from dossync.core.connectors.beancount_book import convert_ledger
+    from dossync.core.connectors.snapshot import with_versions
 
     entries, options = _load_string(ODD_LEDGER)
     tables, _ = convert_ledger(entries, options)
@@ -397,8 +397,8 @@ def test_reconcile_and_the_monitor_work_on_a_beancount_dossier(ledger, tmp_path)
 
     from textual.widgets import DataTable
 
-    from core.home import Home
-    from tui.app import DossyncApp
+    from dossync.core.home import Home
+    from dossync.tui.app import DossyncApp
 
     home = tmp_path / "firm"
     assert cli_json(home, "dossier", "add", "BC", "--package", "beancount",
@@ -436,7 +436,7 @@ def _write(path: Path, text: str) -> Path:
 
 
 def _connector_tables(path: Path) -> dict:
-    from core.connectors.beancount_book import BeancountConnector
+    from dossync.core.connectors.beancount_book import BeancountConnector
 
     return {k: t.to_pydict() for k, t in BeancountConnector(path).tables.items()}
 
@@ -445,7 +445,7 @@ def test_a_file_that_is_not_utf8_is_refused_with_file_and_line(tmp_path):
     """beancount skips bad bytes in a comment without a word (and trips over them in a
     string with a lexer error); dossync refuses either, naming the file and line, the
     included files too."""
-    from core.connectors.beancount_book import BeancountConnector
+    from dossync.core.connectors.beancount_book import BeancountConnector
 
     main = _write(tmp_path / "books" / "main.beancount",
                   'option "operating_currency" "EUR"\n2024-01-01 open Assets:Bank\n'
@@ -465,7 +465,7 @@ def test_a_file_that_is_not_utf8_is_refused_with_file_and_line(tmp_path):
 
 
 def test_account_classes_follow_the_root_names_the_name_and_the_open_metadata(tmp_path):
-    from core.connectors.beancount_book import BeancountConnector
+    from dossync.core.connectors.beancount_book import BeancountConnector
 
     ledger = _write(tmp_path / "main.beancount", '''option "operating_currency" "EUR"
 option "name_assets" "Activa"
@@ -645,7 +645,7 @@ def test_proposals_round_trip_through_the_ledger(tmp_path):
 
 
 def _proposal(ref: str, *lines: tuple[str, str, str], name: str | None = "Brouwerij Peeters"):
-    from core.model import Proposal, ProposalLine
+    from dossync.core.model import Proposal, ProposalLine
 
     return Proposal(ref=ref, journal="BC-SALES", kind="sales", date="2024-01-20",
                     relation_id=None, amount=Decimal("121.00"), relation_name=name,
@@ -658,7 +658,7 @@ SALE = (("Assets:Receivable", "121.00", "0"), ("Income:Sales", "0", "100.00"),
 
 
 def test_proposals_are_idempotent_and_read_back_as_written(tmp_path):
-    from core.connectors.beancount_proposals import receive_proposals
+    from dossync.core.connectors.beancount_proposals import receive_proposals
 
     ledger = _write(tmp_path / "books" / "main.beancount", INVOICES)
     odd = _proposal("WL-KP-0000000A", *SALE, name='Café "De Zwaan" \\ Gent')
@@ -681,7 +681,7 @@ def test_proposals_are_idempotent_and_read_back_as_written(tmp_path):
 
 
 def test_a_proposal_that_would_break_the_ledger_changes_nothing(tmp_path):
-    from core.connectors.beancount_proposals import receive_proposals
+    from dossync.core.connectors.beancount_proposals import receive_proposals
 
     ledger = _write(tmp_path / "books" / "main.beancount", INVOICES)
     original = ledger.read_bytes()
@@ -702,7 +702,7 @@ def test_a_proposal_that_would_break_the_ledger_changes_nothing(tmp_path):
 
 
 def test_a_proposals_file_outside_the_ledger_folder_is_refused(tmp_path):
-    from core.connectors.beancount_proposals import receive_proposals
+    from dossync.core.connectors.beancount_proposals import receive_proposals
 
     ledger = _write(tmp_path / "books" / "main.beancount", INVOICES)
     original = ledger.read_bytes()
@@ -727,7 +727,7 @@ def test_a_proposals_file_outside_the_ledger_folder_is_refused(tmp_path):
     assert cli(home, "dossier", "add", "KQ", "--package", "beancount", "--source", str(ledger),
                "--proposals-file", "/tmp/out.beancount").returncode == 2
     # ...and propose refuses one that got there otherwise (the ledger moved): exit 1
-    from core import portal
+    from dossync.core import portal
     portal.update_dossier(home / "portal.duckdb", "KP", proposals_file="../out.beancount")
     before = ledger.read_bytes()
     done = cli(home, "propose", "KP", "--count", "1")

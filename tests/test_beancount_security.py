@@ -21,10 +21,10 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, cli
-from core.model import ConnectorSettings, ExitCode, TerminalError, UsageError
+from dossync.core.model import ConnectorSettings, ExitCode, TerminalError, UsageError
 
 pytest.importorskip("beancount")
-from core.connectors.beancount_guard import LedgerRefused, allowed_plugins  # noqa: E402
+from dossync.core.connectors.beancount_guard import LedgerRefused, allowed_plugins  # noqa: E402
 
 BOOKS = '''option "operating_currency" "EUR"
 2024-01-01 open Assets:Bank:KBC
@@ -228,7 +228,7 @@ def test_a_plugin_the_firm_lists_in_dossync_toml_runs(tmp_path):
 # --- the connector and the proposals writer ------------------------------------------------
 
 def _open(ledger: Path, allowed: tuple[str, ...] = ()):
-    from core.connectors import open_connector
+    from dossync.core.connectors import open_connector
 
     return open_connector("beancount", ledger, ConnectorSettings(allowed_plugins=allowed))
 
@@ -238,8 +238,8 @@ def _descriptions(ledger: Path, allowed: tuple[str, ...] = ()) -> list:
 
 
 def test_the_proposals_writer_refuses_before_writing_anything(evil):
-    from core.connectors.beancount_proposals import receive_proposals
-    from core.model import Proposal, ProposalLine
+    from dossync.core.connectors.beancount_proposals import receive_proposals
+    from dossync.core.model import Proposal, ProposalLine
 
     ledger, marker = evil
     folder = _files(ledger.parent)
@@ -329,9 +329,9 @@ def test_an_allowed_plugin_runs_and_others_beside_it_do_not(tmp_path, monkeypatc
 
 
 def test_the_firms_list_comes_from_dossync_toml(tmp_path):
-    from core.connectors import connector_settings
-    from core.home import Home
-    from core.model import Dossier
+    from dossync.core.connectors import connector_settings
+    from dossync.core.home import Home
+    from dossync.core.model import Dossier
 
     home = Home(tmp_path)
     dossier = Dossier(code="ACME", name="Acme", package="beancount", source="x.beancount")
@@ -438,7 +438,7 @@ def test_the_guarded_load_equals_beancounts_own(name):
     from beancount import loader
     from beancount.core import compare
 
-    from core.connectors.beancount_guard import load_ledger
+    from dossync.core.connectors.beancount_guard import load_ledger
 
     path = str(CORPUS / f"{name}.beancount")
     expected = loader._uncached_load_file(path, None, None, None)

@@ -4,8 +4,8 @@ from __future__ import annotations
 import json
 
 from conftest import cli, cli_json, codes
-from core import portal
-from core.model import ExitCode
+from dossync.core import portal
+from dossync.core.model import ExitCode
 
 
 def test_help_documents_exit_codes_and_examples(tmp_path):
@@ -147,7 +147,7 @@ def test_adding_a_dossier_twice_is_refused_and_keeps_the_first(demo_home):
 
 def test_a_ledger_whose_path_has_uri_characters_works(tmp_path):
     """'#', '?', '%' and spaces are ordinary in file names; SQLite URIs give them meaning."""
-    from core import demo_package
+    from dossync.core import demo_package
 
     folder = tmp_path / "Klant #12? 100% zeker"
     folder.mkdir()

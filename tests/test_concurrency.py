@@ -16,11 +16,11 @@ import time
 from pathlib import Path
 
 from conftest import DOSSYNC, ROOT, assert_portal_equals_ledger, cli, cli_json, codes, ledger_path
-from core import demo_package, portal
-from core.home import Home
-from core.locks import DossierLock
-from core.model import DossierBusy
-from core.sync import sync_dossier
+from dossync.core import demo_package, portal
+from dossync.core.home import Home
+from dossync.core.locks import DossierLock
+from dossync.core.model import DossierBusy
+from dossync.core.sync import sync_dossier
 
 LOCK_ERRORS = ("database is locked", "could not set lock", "conflicting lock", "is busy")
 
@@ -161,7 +161,7 @@ def test_status_shows_a_running_sync_as_syncing(demo_home):
 _POLL_LOCK = """
 import sys, time
 from pathlib import Path
-from core.locks import DossierLock
+from dossync.core.locks import DossierLock
 lock = DossierLock(Path(sys.argv[1]), sys.argv[2])
 deadline = time.monotonic() + 60
 while time.monotonic() < deadline:

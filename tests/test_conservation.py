@@ -13,10 +13,10 @@ import sqlite3
 import duckdb
 
 from conftest import cli, cli_json, codes, portal_trial_balance
-from core import portal
-from core.home import Home
-from core.streams import STREAMS
-from core.sync import sync_dossier
+from dossync.core import portal
+from dossync.core.home import Home
+from dossync.core.streams import STREAMS
+from dossync.core.sync import sync_dossier
 
 
 def assert_conserved(run: dict) -> dict:

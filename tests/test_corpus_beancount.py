@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from conftest import cli, cli_json
-from core.cli import main
+from dossync.core.cli import main
 
 beancount = pytest.importorskip("beancount")
 from beancount import loader  # noqa: E402

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from core.demo_package import (
+from dossync.core.demo_package import (
     DEMO_AS_OF,
     LEDGER_EVENTS,
     DemoCompany,

@@ -9,7 +9,7 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from conftest import cli, cli_json, codes
-from core import portal
+from dossync.core import portal
 
 
 class Inbox:

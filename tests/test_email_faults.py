@@ -26,9 +26,9 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from conftest import DOSSYNC, ROOT, cli_json, codes
-from core import notify, portal
-from core.home import Home
-from core.model import UsageError
+from dossync.core import notify, portal
+from dossync.core.home import Home
+from dossync.core.model import UsageError
 
 UNTIL = "2026-10-31"
 

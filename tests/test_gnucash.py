@@ -30,8 +30,8 @@ from pathlib import Path
 import pytest
 
 from conftest import cli, cli_json
-from core import portal
-from core.cli import main
+from dossync.core import portal
+from dossync.core.cli import main
 
 piecash = pytest.importorskip("piecash")
 
@@ -546,7 +546,7 @@ def test_reconcile_says_what_an_edit_of_the_book_needs(book, tmp_path):
     ("2023-03-05", None, None),
 ])
 def test_due_dates_follow_the_bill_terms(posted, terms, due):
-    from core.connectors.gnucash import _due_by_terms
+    from dossync.core.connectors.gnucash import _due_by_terms
 
     assert _due_by_terms(posted, terms) == due
 
@@ -560,7 +560,7 @@ def test_due_dates_follow_the_bill_terms(posted, terms, due):
     (None, None, None), ("", None, None), ("not a date", None, None),
 ])
 def test_dates_of_gnucash_2_and_3_books_read_as_gnucash_shows_them(stored, brussels, new_york):
-    from core.connectors.gnucash import local_dates
+    from dossync.core.connectors.gnucash import local_dates
 
     assert local_dates([stored], "Europe/Brussels") == [brussels]
     assert local_dates([stored], "America/New_York") == [new_york]
@@ -569,7 +569,7 @@ def test_dates_of_gnucash_2_and_3_books_read_as_gnucash_shows_them(stored, bruss
 def test_split_amounts_are_exact_fractions_and_converted_lines_balance_exactly():
     from fractions import Fraction
 
-    from core.connectors.gnucash import Account, Chart, Currency, _amounts, exact
+    from dossync.core.connectors.gnucash import Account, Chart, Currency, _amounts, exact
 
     eur, usd = "e" * 32, "u" * 32
     book = Chart({g: Account(g, g, g, kind, commodity, 100) for g, kind, commodity in (
@@ -761,7 +761,7 @@ def test_proposals_wait_while_gnucash_has_the_book_open(tmp_path):
 
 
 def _proposal(ref: str, day: str, *lines: tuple, kind: str = "sales", relation=None):
-    from core.model import Proposal, ProposalLine
+    from dossync.core.model import Proposal, ProposalLine
 
     return Proposal(ref=ref, journal="GNC-SALES" if kind == "sales" else "GNC-PURCH",
                     kind=kind, date=day, relation_id=relation,
@@ -773,9 +773,9 @@ def _proposal(ref: str, day: str, *lines: tuple, kind: str = "sales", relation=N
 def test_the_same_queue_sent_twice_goes_into_a_gnucash_2_6_book_once(tmp_path):
     """Written straight by the core function into all_account_types (GnuCash 2.6): its own
     date format, each reference once however often it is sent, all or nothing."""
-    from core.connectors.gnucash import GnuCashConnector
-    from core.connectors.gnucash_proposals import receive_proposals
-    from core.model import ConnectorSettings, PackageBusy, TerminalError
+    from dossync.core.connectors.gnucash import GnuCashConnector
+    from dossync.core.connectors.gnucash_proposals import receive_proposals
+    from dossync.core.model import ConnectorSettings, PackageBusy, TerminalError
 
     book = tmp_path / "all_account_types.gnucash"
     shutil.copy(CORPUS / book.name, book)

@@ -17,7 +17,7 @@ import pytest
 
 from conftest import (DOSSYNC, ROOT, assert_portal_equals_ledger, cli, codes, ledger_path,
                       ledger_trial_balance, portal_trial_balance)
-from core import demo_package, portal
+from dossync.core import demo_package, portal
 
 KILLED = -signal.SIGKILL  # subprocess returncode of a child killed by SIGKILL
 

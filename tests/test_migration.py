@@ -15,8 +15,8 @@ from pathlib import Path
 
 import duckdb
 
-from core import portal, reports
-from core.home import Home
+from dossync.core import portal, reports
+from dossync.core.home import Home
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "portal-0.3.0"
 

@@ -9,8 +9,8 @@ from datetime import datetime, timedelta
 
 from conftest import (DOSSYNC, ROOT, assert_portal_equals_ledger, cli, cli_json, codes,
                       ledger_path, ledger_trial_balance, portal_trial_balance)
-from core import portal
-from core.locks import DossierLock
+from dossync.core import portal
+from dossync.core.locks import DossierLock
 
 
 def _all_nightly(home) -> list[str]:

@@ -30,10 +30,10 @@ import pytest
 
 from conftest import (DOSSYNC, ROOT, assert_portal_equals_ledger, cli, cli_json, codes,
                       ledger_path, ledger_trial_balance, portal_trial_balance)
-from core import demo_package, portal
-from core.home import Home
-from core.locks import DossierLock
-from core.monitor import cancel_sync
+from dossync.core import demo_package, portal
+from dossync.core.home import Home
+from dossync.core.locks import DossierLock
+from dossync.core.monitor import cancel_sync
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not Path("/proc/self/stat").exists(),
@@ -45,7 +45,7 @@ GONE_WITHIN = 10.0  # seconds from the signal until no process of the nightly is
 # still notice a killed parent, by the pipe they watch (systems without prctl).
 WITHOUT_PRCTL = [sys.executable, "-c",
                  "import sys, core.nightly as n; n._set_death_signal = lambda: None; "
-                 "from core.cli import main; sys.exit(main(sys.argv[1:]))"]
+                 "from dossync.core.cli import main; sys.exit(main(sys.argv[1:]))"]
 
 
 def nightly_firm(home: Path) -> dict[str, dict]:

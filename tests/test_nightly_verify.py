@@ -4,9 +4,9 @@ from __future__ import annotations
 import re
 
 from conftest import (assert_portal_equals_ledger, cli, cli_json, codes, portal_trial_balance)
-from core import portal
-from core.home import Home
-from core.monitor import monitor_rows
+from dossync.core import portal
+from dossync.core.home import Home
+from dossync.core.monitor import monitor_rows
 
 
 def _ledger(home, code: str, *args: str) -> str:

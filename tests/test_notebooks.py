@@ -10,8 +10,8 @@ import sys
 import nbformat
 
 from conftest import ROOT, cli, codes
-from core.home import Home
-from core.reconcile import NOTEBOOKS, reconcile, render_html
+from dossync.core.home import Home
+from dossync.core.reconcile import NOTEBOOKS, reconcile, render_html
 
 
 def text_of(page: str) -> str:

@@ -14,10 +14,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import assert_portal_equals_ledger, build_demo, codes, copy_home, ledger_path
-from core import demo_package
-from core.demo_package import LedgerEventError
-from core.home import Home
-from core.sync import sync_dossier
+from dossync.core import demo_package
+from dossync.core.demo_package import LedgerEventError
+from dossync.core.home import Home
+from dossync.core.sync import sync_dossier
 
 
 @pytest.fixture(scope="module")

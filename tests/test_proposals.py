@@ -82,9 +82,9 @@ def _package_refs(home, code) -> list[str]:
 def test_proposals_the_package_did_not_get_go_with_the_next_sync(demo_home, monkeypatch):
     """Killed (or refused) between the portal's commit and the package: nothing is lost,
     nothing is sent twice; the portal ends up with exactly what the package received."""
-    from core import worklist
-    from core.home import Home
-    from core.model import PackageBusy
+    from dossync.core import worklist
+    from dossync.core.home import Home
+    from dossync.core.model import PackageBusy
 
     code = codes(demo_home)[0]
     home = Home(demo_home)
@@ -111,9 +111,9 @@ def test_proposals_the_package_did_not_get_go_with_the_next_sync(demo_home, monk
 
 
 def test_a_queue_sent_twice_reaches_the_package_once(demo_home):
-    from core import portal, worklist
-    from core.connectors import send_proposals
-    from core.home import Home
+    from dossync.core import portal, worklist
+    from dossync.core.connectors import send_proposals
+    from dossync.core.home import Home
 
     code = codes(demo_home)[1]
     home = Home(demo_home)
@@ -128,9 +128,9 @@ def test_a_queue_sent_twice_reaches_the_package_once(demo_home):
 
 
 def test_proposals_wait_while_a_sync_holds_the_dossier(demo_home, monkeypatch):
-    from core import worklist
-    from core.home import Home
-    from core.locks import DossierLock
+    from dossync.core import worklist
+    from dossync.core.home import Home
+    from dossync.core.locks import DossierLock
 
     code = codes(demo_home)[0]
     home = Home(demo_home)
@@ -147,7 +147,7 @@ def test_proposals_wait_while_a_sync_holds_the_dossier(demo_home, monkeypatch):
 
 
 def test_proposals_the_package_refuses_are_not_shown(demo_home):
-    from core import portal
+    from dossync.core import portal
     from conftest import ledger_path
 
     code = codes(demo_home)[0]

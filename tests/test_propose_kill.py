@@ -21,11 +21,11 @@ from pathlib import Path
 import pytest
 
 from conftest import DOSSYNC, ROOT, cli, codes, ledger_path
-from core import portal, worklist
-from core.cli import main
-from core.home import Home
-from core.locks import DossierLock
-from core.model import LedgerUnavailable, PortalBusy, TerminalError
+from dossync.core import portal, worklist
+from dossync.core.cli import main
+from dossync.core.home import Home
+from dossync.core.locks import DossierLock
+from dossync.core.model import LedgerUnavailable, PortalBusy, TerminalError
 
 KILLED = -signal.SIGKILL
 COUNT = 40  # proposals per propose

@@ -12,12 +12,12 @@ import pytest
 
 from conftest import (YES_EVENTS, assert_portal_equals_ledger, cli, codes, ledger_path,
                       ledger_trial_balance, portal_trial_balance)
-from core import portal
-from core.connectors import open_connector
-from core.home import Home
-from core.model import LedgerUnavailable
-from core.reconcile import ledger_figures, portal_figures, reconcile
-from core.sync import sync_dossier
+from dossync.core import portal
+from dossync.core.connectors import open_connector
+from dossync.core.home import Home
+from dossync.core.model import LedgerUnavailable
+from dossync.core.reconcile import ledger_figures, portal_figures, reconcile
+from dossync.core.sync import sync_dossier
 
 PROVISIONAL_DDL = [
     """CREATE TABLE IF NOT EXISTS provisional_bookings (dossier VARCHAR, id BIGINT, ref VARCHAR,
@@ -341,7 +341,7 @@ def test_a_silent_edit_is_found_in_its_periods_and_repaired(demo_home, kind):
 
 
 def test_quarantined_bookings_are_left_out_of_both_fingerprints(tmp_path):
-    from core import demo_package
+    from dossync.core import demo_package
 
     company = demo_package.demo_companies(1, 2500, seed=11)[0]
     ledger = tmp_path / "bad.sqlite"

@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 
 from conftest import assert_portal_equals_ledger, cli, cli_json, codes, portal_trial_balance
-from core.home import Home
-from core.reconcile import reconcile
-from core.sync import sync_dossier
+from dossync.core.home import Home
+from dossync.core.reconcile import reconcile
+from dossync.core.sync import sync_dossier
 
 
 @pytest.mark.parametrize("event", ["edit-closed-period", "restructure-fiscal-year"])
@@ -71,16 +71,16 @@ def test_repair_killed_at_commit_changes_nothing(demo_home):
 # --- a reconcile's verdict serves the repair that follows, while it holds --------------------
 def _count_reconciles(monkeypatch) -> list[str]:
     """Record every fresh reconcile the repair makes (a reused verdict makes none)."""
-    import core.reconcile
+    from dossync.core import reconcile as reconcile_module
 
     calls: list[str] = []
-    real = core.reconcile.reconcile
+    real = reconcile_module.reconcile
 
     def counted(home, code):
         calls.append(code)
         return real(home, code)
 
-    monkeypatch.setattr(core.reconcile, "reconcile", counted)
+    monkeypatch.setattr(reconcile_module, "reconcile", counted)
     return calls
 
 

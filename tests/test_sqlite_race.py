@@ -30,11 +30,11 @@ import pyarrow.compute as pc
 import pytest
 
 from conftest import ROOT, codes, ledger_path
-from core import figures as fp
-from core.connectors.demo import DemoConnector
-from core.home import Home
-from core.reconcile import reconcile
-from core.streams import BY_NAME
+from dossync.core import figures as fp
+from dossync.core.connectors.demo import DemoConnector
+from dossync.core.home import Home
+from dossync.core.reconcile import reconcile
+from dossync.core.streams import BY_NAME
 
 ROUNDS = 80
 SECONDS = 15  # per race; the rounds stop at whichever comes first
@@ -47,7 +47,7 @@ SHARED_FIRST = 0x40000000 + 2
 WRITER = """
 import sys
 from pathlib import Path
-from core import demo_package
+from dossync.core import demo_package
 ledger, stop = Path(sys.argv[1]), Path(sys.argv[2])
 commits = 0
 while not stop.exists():
@@ -60,7 +60,7 @@ print(commits)
 ONE_COMMIT = """
 import sys
 from pathlib import Path
-from core import demo_package
+from dossync.core import demo_package
 print(demo_package.apply_event(Path(sys.argv[1]), "new-bookings", ["5"]))
 """
 

@@ -10,8 +10,8 @@ import duckdb
 
 from conftest import (YES_EVENTS, assert_portal_equals_ledger, build_demo, cli, cli_json, codes,
                       ledger_path, ledger_trial_balance, portal_trial_balance)
-from core import demo_package, portal
-from core.cli import main
+from dossync.core import demo_package, portal
+from dossync.core.cli import main
 
 
 def test_demo_activates_every_dossier_equal_to_its_ledger(demo_home):

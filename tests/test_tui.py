@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 from textual.widgets import Button, Checkbox, DataTable, Input, RadioButton, Select, Static
 
-from core import portal
-from core.cli import main
-from core.home import Home
-from core.locks import DossierLock
-from tui.app import DossyncApp
-from tui.screens.dossier import DossierScreen
-from tui.screens.monitor import MonitorScreen
-from tui.screens.sync_dialog import SyncDialog, default_until
+from dossync.core import portal
+from dossync.core.cli import main
+from dossync.core.home import Home
+from dossync.core.locks import DossierLock
+from dossync.tui.app import DossyncApp
+from dossync.tui.screens.dossier import DossierScreen
+from dossync.tui.screens.monitor import MonitorScreen
+from dossync.tui.screens.sync_dialog import SyncDialog, default_until
 
 pytestmark = pytest.mark.anyio  # async tests through anyio's pytest plugin (on asyncio)
 

@@ -19,11 +19,11 @@ import pytest
 from textual.widgets import DataTable
 
 from conftest import build_demo
-from core import monitor, portal
-from core.home import Home
-from core.locks import DossierLock
-from tui.app import DossyncApp
-from tui.screens.monitor import MonitorScreen
+from dossync.core import monitor, portal
+from dossync.core.home import Home
+from dossync.core.locks import DossierLock
+from dossync.tui.app import DossyncApp
+from dossync.tui.screens.monitor import MonitorScreen
 
 ROOT = Path(__file__).resolve().parent.parent
 TMUX = shutil.which("tmux")
@@ -36,7 +36,7 @@ class Terminal:
 
     def __init__(self, name: str, home: Path) -> None:
         self.name = name
-        command = f"{sys.executable} -m core.cli --home {home} tui"
+        command = f"{sys.executable} -m dossync.core.cli --home {home} tui"
         env = {k: v for k, v in os.environ.items() if not k.startswith("TMUX")}
         subprocess.run([TMUX, "new-session", "-d", "-s", name, "-x", "120", "-y", "40", command],
                        check=True, cwd=ROOT, env={**env, "TERM": "xterm-256color"})

@@ -14,11 +14,11 @@ import pytest
 from textual.widgets import DataTable
 
 from conftest import copy_home
-from core.home import Home
-from tui.app import DossyncApp
-from tui.screens.dossier import DossierScreen
-from tui.screens.monitor import MonitorScreen
-from tui.screens.sync_dialog import SyncDialog
+from dossync.core.home import Home
+from dossync.tui.app import DossyncApp
+from dossync.tui.screens.dossier import DossierScreen
+from dossync.tui.screens.monitor import MonitorScreen
+from dossync.tui.screens.sync_dialog import SyncDialog
 
 SIZES = [(80, 24), (120, 40)]
 

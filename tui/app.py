@@ -24,11 +24,11 @@ from textual.app import App
 from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
-from core import monitor
-from core.progress import read_progress as progress_of
-from core.home import Home
-from core.model import DossyncError, ExitCode, ManualOptions
-from tui.messages import MonitorLoaded, ProgressRead, SyncFinished, SyncStarted
+from dossync.core import monitor
+from dossync.core.progress import read_progress as progress_of
+from dossync.core.home import Home
+from dossync.core.model import DossyncError, ExitCode, ManualOptions
+from dossync.tui.messages import MonitorLoaded, ProgressRead, SyncFinished, SyncStarted
 
 REFRESH_SECONDS = 3.0
 PROGRESS_SECONDS = 0.5
@@ -106,7 +106,7 @@ class DossyncApp(App[int]):
 
     # --- lifecycle -------------------------------------------------------------------
     def on_mount(self) -> None:
-        from tui.screens.monitor import MonitorScreen
+        from dossync.tui.screens.monitor import MonitorScreen
 
         self.push_screen(MonitorScreen())
         self.refresh_monitor()
@@ -228,7 +228,7 @@ class DossyncApp(App[int]):
     @work(thread=True, exclusive=False, group="start", exit_on_error=False)
     def _start_sync(self, code: str, kind: str, options: ManualOptions) -> None:
         try:
-            from core.locks import DossierLock
+            from dossync.core.locks import DossierLock
 
             lock = DossierLock(self.home.locks, code)
             if code in self.started or lock.is_held():
@@ -277,12 +277,12 @@ class DossyncApp(App[int]):
 
     # --- navigation ------------------------------------------------------------------------
     def open_dossier(self, code: str) -> None:
-        from tui.screens.dossier import DossierScreen
+        from dossync.tui.screens.dossier import DossierScreen
 
         self.push_screen(DossierScreen(code))
 
     def open_sync_dialog(self, code: str) -> None:
-        from tui.screens.sync_dialog import SyncDialog, SyncRequest
+        from dossync.tui.screens.sync_dialog import SyncDialog, SyncRequest
 
         if self.is_syncing(code):
             self.notify(f"{code} is syncing now: wait for it, or press c to cancel it",
@@ -296,19 +296,19 @@ class DossyncApp(App[int]):
         self.push_screen(SyncDialog(code), chosen)
 
     def action_outbox(self) -> None:
-        from tui.screens.outbox import OutboxScreen
+        from dossync.tui.screens.outbox import OutboxScreen
 
         if not isinstance(self.screen, OutboxScreen):
             self.push_screen(OutboxScreen())
 
     def action_run_log(self) -> None:
-        from tui.screens.runlog import RunLogScreen
+        from dossync.tui.screens.runlog import RunLogScreen
 
         if not isinstance(self.screen, RunLogScreen):
             self.push_screen(RunLogScreen())
 
     def action_help(self) -> None:
-        from tui.screens.help import HelpScreen
+        from dossync.tui.screens.help import HelpScreen
 
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen())

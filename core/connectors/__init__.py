@@ -4,8 +4,8 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from core.connectors.base import Capabilities, Connector, LedgerPosition
-from core.model import ConnectorSettings, Proposal, UsageError
+from dossync.core.connectors.base import Capabilities, Connector, LedgerPosition
+from dossync.core.model import ConnectorSettings, Proposal, UsageError
 
 
 def connector_settings(home, dossier) -> ConnectorSettings:
@@ -16,7 +16,7 @@ def connector_settings(home, dossier) -> ConnectorSettings:
     settings = dossier.settings()
     if dossier.package != "beancount":
         return settings
-    from core.connectors.beancount_guard import allowed_plugins
+    from dossync.core.connectors.beancount_guard import allowed_plugins
 
     return replace(settings, allowed_plugins=allowed_plugins(home.config()))
 
@@ -30,15 +30,15 @@ def open_connector(package: str, source: str | Path,
     the defaults when None (Beancount: only Beancount's own plugins run)."""
     settings = settings or ConnectorSettings()
     if package == "demo":
-        from core.connectors.demo import DemoConnector
+        from dossync.core.connectors.demo import DemoConnector
 
         return DemoConnector(Path(source))
     if package == "gnucash":
-        from core.connectors.gnucash import GnuCashConnector
+        from dossync.core.connectors.gnucash import GnuCashConnector
 
         return GnuCashConnector(Path(source), settings)
     if package == "beancount":
-        from core.connectors.beancount_book import BeancountConnector
+        from dossync.core.connectors.beancount_book import BeancountConnector
 
         return BeancountConnector(Path(source), settings)
     raise UsageError(f"unknown package {package!r}: this version reads 'demo', 'gnucash' "
@@ -58,11 +58,11 @@ def send_proposals(package: str, source: str | Path, settings: ConnectorSettings
     """
     settings = settings or ConnectorSettings()
     if package == "demo":
-        from core.connectors.demo import receive_proposals
+        from dossync.core.connectors.demo import receive_proposals
     elif package == "gnucash":
-        from core.connectors.gnucash_proposals import receive_proposals
+        from dossync.core.connectors.gnucash_proposals import receive_proposals
     elif package == "beancount":
-        from core.connectors.beancount_proposals import receive_proposals
+        from dossync.core.connectors.beancount_proposals import receive_proposals
     else:
         raise UsageError(f"unknown package {package!r}")
     receive_proposals(Path(source), settings, proposals)

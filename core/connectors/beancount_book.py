@@ -87,12 +87,12 @@ from beancount.core.display_context import DEFAULT_FORMATTER
 from beancount.core.position import Cost, CostSpec
 from beancount.parser import printer
 
-from core import money
-from core.classes import CLASSES
-from core.connectors.beancount_guard import load_ledger
-from core.connectors.snapshot import (SnapshotConnector, calendar, period_columns, stable_id,
-                                      stable_ids, table)
-from core.model import ConnectorSettings, DossyncError, LedgerUnavailable, TerminalError
+from dossync.core import money
+from dossync.core.classes import CLASSES
+from dossync.core.connectors.beancount_guard import load_ledger
+from dossync.core.connectors.snapshot import (SnapshotConnector, calendar, period_columns,
+                                              stable_id, stable_ids, table)
+from dossync.core.model import ConnectorSettings, DossyncError, LedgerUnavailable, TerminalError
 
 JOURNAL, SALES, PURCHASES = "BC", "BC-SALES", "BC-PURCH"
 JOURNALS = ((JOURNAL, "Beancount transactions", "misc"),

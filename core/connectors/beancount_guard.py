@@ -55,7 +55,7 @@ from beancount.core import data
 from beancount.ops import validation
 from beancount.parser import _parser, booking, grammar, options
 
-from core.model import LedgerUnavailable, TerminalError, UsageError
+from dossync.core.model import LedgerUnavailable, TerminalError, UsageError
 
 OWN_PLUGINS = ("beancount.plugins.", "beancount.ops.")
 CONFIG_KEY = "[beancount] allowed_plugins in HOME/dossync.toml"

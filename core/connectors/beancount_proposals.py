@@ -50,10 +50,10 @@ from typing import Iterator
 
 from beancount.core import data
 
-from core.connectors.beancount_book import (DRAFT_FLAG, PROPOSAL_KEY, operating_currency,
+from dossync.core.connectors.beancount_book import (DRAFT_FLAG, PROPOSAL_KEY, operating_currency,
                                             read_ledger)
-from core.files import fsync_folder, write_atomically
-from core.model import ConnectorSettings, LedgerUnavailable, Proposal, TerminalError
+from dossync.core.files import fsync_folder, write_atomically
+from dossync.core.model import ConnectorSettings, LedgerUnavailable, Proposal, TerminalError
 
 DEFAULT_FILE = "proposals.beancount"
 CENT = Decimal("0.01")

@@ -31,12 +31,12 @@ import adbc_driver_sqlite.dbapi as adbc
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from core import figures as fp
-from core import money
-from core.classes import mar_sql
-from core.connectors.base import DELETIONS, Capabilities, LedgerPosition, sqlite_uri
-from core.model import DossyncError, LedgerUnavailable
-from core.streams import BY_NAME, Stream
+from dossync.core import figures as fp
+from dossync.core import money
+from dossync.core.classes import mar_sql
+from dossync.core.connectors.base import DELETIONS, Capabilities, LedgerPosition, sqlite_uri
+from dossync.core.model import DossyncError, LedgerUnavailable
+from dossync.core.streams import BY_NAME, Stream
 
 BATCH_ROWS = 65_536
 LOCK_WAIT_MS = 30_000  # how long a read waits while the package holds the ledger locked
@@ -549,7 +549,7 @@ class DemoConnector:
 def receive_proposals(path: Path, settings, proposals) -> None:
     """The demo package receives booking proposals (core.connectors.send_proposals);
     a reference it already holds is not taken twice."""
-    from core import demo_package
+    from dossync.core import demo_package
 
     try:
         demo_package.receive_proposals(path, [

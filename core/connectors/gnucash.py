@@ -92,10 +92,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import polars as pl
 import pyarrow as pa
 
-from core import money
-from core.connectors.base import sqlite_uri
-from core.connectors.snapshot import SnapshotConnector, calendar, period_columns, table
-from core.model import ConnectorSettings, LedgerUnavailable, TerminalError
+from dossync.core import money
+from dossync.core.connectors.base import sqlite_uri
+from dossync.core.connectors.snapshot import SnapshotConnector, calendar, period_columns, table
+from dossync.core.model import ConnectorSettings, LedgerUnavailable, TerminalError
 
 JOURNAL = "GNC"
 SALES, PURCHASES = "GNC-SALES", "GNC-PURCH"

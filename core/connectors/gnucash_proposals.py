@@ -42,9 +42,10 @@ from pathlib import Path
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
-from core.connectors.gnucash import (OPEN_ITEM_SLOT, PROPOSAL_SLOT, RELATION_SLOT, book_currency,
-                                     chart, guid_id, read_tables, refuse_xml, zone)
-from core.model import (ConnectorSettings, LedgerUnavailable, PackageBusy, Proposal,
+from dossync.core.connectors.gnucash import (OPEN_ITEM_SLOT, PROPOSAL_SLOT, RELATION_SLOT,
+                                             book_currency, chart, guid_id, read_tables, refuse_xml,
+                                             zone)
+from dossync.core.model import (ConnectorSettings, LedgerUnavailable, PackageBusy, Proposal,
                         TerminalError)
 
 # GnuCash's KvpValue types as its SQL backend stores them in slots.slot_type

@@ -21,8 +21,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from core.connectors.base import DELETIONS, Capabilities, LedgerPosition
-from core.streams import BY_NAME, STREAMS
+from dossync.core.connectors.base import DELETIONS, Capabilities, LedgerPosition
+from dossync.core.streams import BY_NAME, STREAMS
 
 BATCH_ROWS = 65_536
 MASK63 = (1 << 63) - 1

@@ -17,11 +17,11 @@ from textual.screen import Screen
 from textual.widgets import (Button, DataTable, Footer, Header, Input, Label, Select, Sparkline,
                              Static, Checkbox)
 
-from core import portal, reports
-from core.model import LANGUAGES, DossyncError
-from core.notify import valid_address
-from tui.messages import DossierLoaded, ReconcileDone, SettingsSaved
-from tui.widgets.progress import SyncProgress
+from dossync.core import portal, reports
+from dossync.core.model import LANGUAGES, DossyncError
+from dossync.core.notify import valid_address
+from dossync.tui.messages import DossierLoaded, ReconcileDone, SettingsSaved
+from dossync.tui.widgets.progress import SyncProgress
 
 FIGURES = [("revenue", "revenue"), ("costs", "costs"), ("result", "result"), ("bank", "bank"),
            ("receivables", "receivables"), ("payables", "payables"),
@@ -223,7 +223,7 @@ class DossierScreen(Screen):
 
     @work(thread=True, exclusive=True, group="reconcile", exit_on_error=False)
     def reconcile(self) -> None:
-        from core.reconcile import reconcile
+        from dossync.core.reconcile import reconcile
 
         try:
             result = reconcile(self.app.home, self.code)

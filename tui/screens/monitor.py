@@ -14,7 +14,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
-from tui.widgets.progress import SyncProgress
+from dossync.tui.widgets.progress import SyncProgress
 
 SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 FIRST_CHUNK = 100  # rows in the table before the first paint (more than a screenful)

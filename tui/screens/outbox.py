@@ -8,7 +8,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
-from core import notify, portal
+from dossync.core import notify, portal
 
 STATUS_STYLE = {"sent": "green", "queued": "bold yellow", "failed": "bold red"}
 

@@ -18,9 +18,9 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label, RadioButton, RadioSet, Static
 
-from core import portal
-from core.model import ManualOptions
-from tui.screens.dossier import show_error
+from dossync.core import portal
+from dossync.core.model import ManualOptions
+from dossync.tui.screens.dossier import show_error
 
 
 @dataclass(frozen=True)
