@@ -22,14 +22,13 @@ demo: $(STAMP)
 	@if [ ! -f $(HOME_DIR)/portal.duckdb ]; then $(BIN)/dossync --home $(HOME_DIR) demo; fi
 	$(BIN)/dossync --home $(HOME_DIR) tui
 
-# The whole suite: on every core, then the tests that must run alone (tests/conftest.py).
+# The whole suite, on every core (what CI runs).
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n $(JOBS) --dist worksteal -m "not serial"
-	$(BIN)/python -m pytest -q -m serial
+	$(BIN)/python -m pytest -q -n $(JOBS) --dist worksteal
 
 # The fast tier: everything but the slow files (tests/conftest.py: SLOW_FILES).
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -n $(JOBS) --dist worksteal -m "not slow and not serial"
+	$(BIN)/python -m pytest -q -n $(JOBS) --dist worksteal -m "not slow"
 
 # Every benchmark measures its ratios side by side in one run (the machine is shared).
 # A missed target is reported, and the other benchmarks still run.
@@ -40,6 +39,7 @@ bench: $(STAMP)
 	-$(BIN)/python bench/reconcile_bench.py
 	-$(BIN)/python bench/beancount_activation.py
 	-$(BIN)/python bench/tui_startup.py
+	-$(BIN)/python bench/tui_responsiveness.py
 
 clean-demo:
 	rm -rf $(HOME_DIR)/portal.duckdb $(HOME_DIR)/portal.duckdb.wal $(HOME_DIR)/ledgers \

@@ -33,17 +33,12 @@ SLOW_FILES = {"test_kill.py", "test_tui_e2e.py", "test_property.py", "test_night
               "test_tui.py", "test_bad_input.py", "test_email_faults.py",
               "test_nightly_kill.py", "test_propose_kill.py", "test_beancount_security.py",
               "test_bad_input_more.py", "test_wheel.py"}
-# Run on their own, not beside other tests (`make test` runs the others on every core):
-# they watch how fast the UI answers in a real terminal.
-SERIAL_FILES = {"test_tui_e2e.py"}
 
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.path.name in SLOW_FILES:
             item.add_marker(pytest.mark.slow)
-        if item.path.name in SERIAL_FILES:
-            item.add_marker(pytest.mark.serial)
 
 
 def build_demo(tmp_path_factory, name: str, dossiers: int, lines: int, seed: int) -> Path:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from textual.widgets import Button, Checkbox, DataTable, Input, RadioButton, Select, Static
 
-from dossync.core import portal
+from dossync.core import monitor, portal
 from dossync.core.cli import main
 from dossync.core.home import Home
 from dossync.core.locks import DossierLock
@@ -316,3 +316,37 @@ async def test_views_help_and_palette(home):
         await until(pilot, lambda: app.screen.verdict is not None, 30, "the reconcile verdict")
         assert app.screen.verdict == "in_sync"
         assert not [n for n in app.notes if "Traceback" in n]
+
+
+async def test_the_monitor_answers_while_a_full_sync_runs(home):
+    """Filter edits reach the table while a detached full sync runs, the monitor shows the
+    sync and its progress, and picks up the finished run by itself. (How fast: the
+    timings are measured in `make bench`, bench/tui_responsiveness.py.)"""
+    code = "VAN-DEN-BOSSCHE"  # the largest; throttled so edits happen while it runs
+    (home / "dossync.toml").write_text("[full_sync]\nmax_rows_per_second = 1000\n")
+    runs_before = len(portal.runs(home / "portal.duckdb", code, 100))
+    app = RecordingApp(home)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        table = monitor_table(app)
+        shown = table.row_count
+        process = monitor.start_detached_sync(app.home, code, "full")
+        await until(pilot, lambda: app.is_syncing(code), 20, "the monitor to show the sync")
+        await pilot.press("slash")
+        edits = saw_progress = 0
+        while process.poll() is None or edits == 0:
+            for key, rows in (("z", 0), ("backspace", shown)):  # "z" matches no dossier
+                await pilot.press(key)
+                await until(pilot, lambda: table.row_count == rows, 10, f"the filter {key!r}")
+            edits += 1
+            saw_progress = saw_progress or code in app.progress
+        await until(pilot, lambda: not app.is_syncing(code)
+                    and not DossierLock(app.home.locks, code).is_held(), WAIT, "the sync's end")
+        await until(pilot, lambda: row_of(app, code)["state"] == "ok"
+                    and row_of(app, code)["last_sync"]["kind"] == "full", 20,
+                    "the finished run on the monitor")
+    runs = portal.runs(home / "portal.duckdb", code, 100)
+    assert len(runs) == runs_before + 1 and runs[0]["status"] == "succeeded", runs[0]
+    assert saw_progress, "the monitor never showed the sync's progress"
+    assert edits >= 2, "the sync ended before the filter could be tried beside it"
+    assert not [n for n in app.notes if "error" in n.lower() or "locked" in n.lower()], app.notes
