@@ -27,26 +27,26 @@ def monitor_rows(home: Home) -> list[dict]:
     """One row per dossier: the contract's status fields plus `reason` in words."""
     rows = []
     for entry in portal.monitor(home.portal):
-        d: Dossier = entry["dossier"]
-        last = entry["last_sync"]
+        d: Dossier = entry.dossier
+        last = entry.last_sync
         reason = None
         if DossierLock(home.locks, d.code).is_held():
             state = "syncing"
-        elif entry["needs_full_sync"]:
-            state, reason = "action_required", entry["error"]
-        elif entry["quarantined"]:
+        elif entry.needs_full_sync:
+            state, reason = "action_required", entry.error
+        elif entry.quarantined:
             state = "action_required"
-            reason = (f"{entry['quarantined']} ledger row(s) quarantined: "
+            reason = (f"{entry.quarantined} ledger row(s) quarantined: "
                       f"'dossync dossier show {d.code}' gives the reasons")
-        elif last and last["status"] == "failed":
-            state, reason = "failed", entry["error"]
+        elif last and last.status == "failed":
+            state, reason = "failed", entry.error
         else:
             state = "ok"
         rows.append({"code": d.code, "name": d.name, "package": d.package,
                      "updated_until": d.updated_until, "active_period": d.active_period,
                      "pending_proposals": d.pending_proposals, "state": state,
-                     "nightly": d.nightly, "last_sync": last,
-                     "quarantined": entry["quarantined"], "reason": reason})
+                     "nightly": d.nightly, "last_sync": last.to_json() if last else None,
+                     "quarantined": entry.quarantined, "reason": reason})
     return rows
 
 

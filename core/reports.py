@@ -39,35 +39,34 @@ def trial_balance(path: Path, code: str, period: str | None = None,
     """Per account (and per commodity other than the dossier's currency): debit, credit and
     balance rounded to the cent from the exact sums; `balance_exact` unrounded."""
     check_period(path, code, period)
-    return [{"account": account, "name": name, "class": cls, "commodity": commodity,
-             "debit": money.to_str(debit), "credit": money.to_str(credit),
-             "balance": money.to_str(debit - credit),
-             "balance_exact": money.exact_str(debit - credit)}
-            for account, name, cls, commodity, debit, credit
-            in portal.report_trial_balance(path, code, period, validated_only)]
+    return [{"account": row.account, "name": row.name, "class": row.account_class,
+             "commodity": row.commodity, "debit": money.to_str(row.debit),
+             "credit": money.to_str(row.credit), "balance": money.to_str(row.debit - row.credit),
+             "balance_exact": money.exact_str(row.debit - row.credit)}
+            for row in portal.report_trial_balance(path, code, period, validated_only)]
 
 
 def pnl(path: Path, code: str, period: str | None = None, validated_only: bool = False) -> dict:
     check_period(path, code, period)
     data = portal.report_pnl(path, code, period, validated_only)
-    revenue = sum((a for _, _, cls, a in data["accounts"] if cls == "revenue"), Decimal(0))
-    costs = sum((a for _, _, cls, a in data["accounts"] if cls == "cost"), Decimal(0))
-    return {"fiscal_year": data["fiscal_year"], "period": period,
+    revenue = sum((a.amount for a in data.accounts if a.account_class == "revenue"), Decimal(0))
+    costs = sum((a.amount for a in data.accounts if a.account_class == "cost"), Decimal(0))
+    return {"fiscal_year": data.fiscal_year, "period": period,
             "revenue": money.to_str(revenue), "costs": money.to_str(costs),
             "result": money.to_str(revenue - costs),
-            "accounts": [{"account": acc, "name": name, "class": cls, "amount": money.to_str(amount)}
-                         for acc, name, cls, amount in data["accounts"]]}
+            "accounts": [{"account": a.account, "name": a.name, "class": a.account_class,
+                          "amount": money.to_str(a.amount)} for a in data.accounts]}
 
 
 def dashboard(path: Path, code: str, validated_only: bool = False) -> dict:
     dossier = portal.get_dossier(path, code)
     figures = portal.report_dashboard(path, code, validated_only)
     return {"updated_until": dossier.updated_until, "active_period": dossier.active_period,
-            "fiscal_year": figures["fiscal_year"], "currency": dossier.book_currency,
-            **{k: money.to_str(figures[k]) for k in
+            "fiscal_year": figures.fiscal_year, "currency": dossier.book_currency,
+            **{k: money.to_str(getattr(figures, k)) for k in
                ("revenue", "costs", "result", "bank", "receivables", "payables", "vat_position")},
-            "monthly_revenue": [{"period": p, "revenue": money.to_str(a)}
-                                for p, a in figures["monthly_revenue"]]}
+            "monthly_revenue": [{"period": m.period, "revenue": money.to_str(m.revenue)}
+                                for m in figures.monthly_revenue]}
 
 
 def payment_status(amount, paid) -> str:
@@ -79,9 +78,8 @@ def payment_status(amount, paid) -> str:
 def archive(path: Path, code: str, period: str | None = None,
             validated_only: bool = False) -> list[dict]:
     check_period(path, code, period)
-    return [{"ref": ref, "journal": journal, "date": date, "due_date": due, "relation": relation,
-             "amount": money.to_str(amount),
-             "booking_status": "provisional" if provisional else "booked",
-             "payment_status": payment_status(amount, paid)}
-            for ref, journal, date, due, relation, amount, paid, provisional
-            in portal.report_archive(path, code, period, validated_only)]
+    return [{"ref": doc.ref, "journal": doc.journal, "date": doc.date, "due_date": doc.due_date,
+             "relation": doc.relation, "amount": money.to_str(doc.amount),
+             "booking_status": "provisional" if doc.provisional else "booked",
+             "payment_status": payment_status(doc.amount, doc.paid)}
+            for doc in portal.report_archive(path, code, period, validated_only)]

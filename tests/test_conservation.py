@@ -91,13 +91,13 @@ def test_a_sync_that_would_lose_records_fails_and_changes_nothing(demo_home, mon
     before = portal_trial_balance(demo_home, code)
     state_before = portal.sync_state(home.portal, code)
     runs_before = len(portal.runs(home.portal, code, limit=1000))
-    original = portal._new_rows
+    original = portal.apply._new_rows  # apply_sync's own planner (core/portal/apply.py)
 
     def leaky(stream, mode):  # loses the first line of every booking it writes
         rows = original(stream, mode)
         return f"SELECT * FROM ({rows}) WHERE line_no > 1" if stream.name == "lines" else rows
 
-    monkeypatch.setattr(portal, "_new_rows", leaky)
+    monkeypatch.setattr(portal.apply, "_new_rows", leaky)
     result = sync_dossier(home, code, "simple")
     assert result.status == "failed"
     assert "lines: the sync would lose records" in result.error

@@ -1,0 +1,222 @@
+"""The portal's tables: their definitions, creating them, and migrations.
+
+`connect` opens the portal at this release's schema: a portal written by an
+older release (tests/fixtures/portal-0.3.0) is brought up to date the first
+time this process opens it, in one transaction, losing nothing. Every job
+module opens the portal through it.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from dossync.core import money
+from dossync.core.classes import mar_sql
+from dossync.core.portal.store import (LOCK_WAIT_SECONDS, _THREADS, CatalogError, Connection,
+                                       _columns, _connect, _has_table, _one, _transaction)
+from dossync.core.streams import STREAMS, Stream
+
+# 4: exact money (DECIMAL(18,6) instead of cents), account classes, lines in
+#    other commodities, draft bookings, dossier currency/time zone/proposals
+#    file, per-stream counts of every run, the package's proposal queue.
+SCHEMA_VERSION = 5
+MONEY = money.SQL
+
+
+_DDL = [
+    """CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)""",
+    """CREATE TABLE IF NOT EXISTS dossiers (
+        code VARCHAR PRIMARY KEY, name VARCHAR NOT NULL, package VARCHAR NOT NULL,
+        source VARCHAR NOT NULL, email VARCHAR, language VARCHAR NOT NULL DEFAULT 'nl',
+        nightly BOOLEAN NOT NULL DEFAULT false, updated_until DATE, active_period VARCHAR,
+        pending_proposals INTEGER NOT NULL DEFAULT 0, created_at TIMESTAMP NOT NULL,
+        currency VARCHAR, timezone VARCHAR, proposals_file VARCHAR, book_currency VARCHAR)""",
+    """CREATE TABLE IF NOT EXISTS sync_state (
+        dossier VARCHAR NOT NULL, stream VARCHAR NOT NULL, cursor BIGINT, row_count BIGINT,
+        synced_at TIMESTAMP, PRIMARY KEY (dossier, stream))""",
+    """CREATE TABLE IF NOT EXISTS ledger_position (
+        dossier VARCHAR PRIMARY KEY, high_water BIGINT NOT NULL,
+        deletion_log_from BIGINT NOT NULL, synced_at TIMESTAMP NOT NULL, history VARCHAR)""",
+    """CREATE TABLE IF NOT EXISTS sync_runs (
+        run_id VARCHAR PRIMARY KEY, dossier VARCHAR NOT NULL, kind VARCHAR NOT NULL,
+        status VARCHAR NOT NULL, started_at TIMESTAMP NOT NULL, finished_at TIMESTAMP NOT NULL,
+        rows_read BIGINT, rows_inserted BIGINT, rows_updated BIGINT, rows_deleted BIGINT,
+        rows_quarantined BIGINT, warnings VARCHAR, error VARCHAR,
+        needs_full_sync BOOLEAN NOT NULL DEFAULT false, stream_counts VARCHAR)""",
+    # Booking proposals sent from the worklist, shown at once as provisional
+    # until the package's definitive booking (same reference) replaces them.
+    # Ids are negative so they never meet a ledger booking's id.
+    """CREATE TABLE IF NOT EXISTS provisional_bookings (
+        dossier VARCHAR NOT NULL, id BIGINT NOT NULL, ref VARCHAR NOT NULL, journal VARCHAR,
+        doc_type VARCHAR, date DATE, due_date DATE, relation_id BIGINT, fiscal_year_id BIGINT,
+        period_id BIGINT, amount {MONEY}, sent_at TIMESTAMP)""",
+    """CREATE TABLE IF NOT EXISTS provisional_lines (
+        dossier VARCHAR NOT NULL, booking_id BIGINT NOT NULL, line_no BIGINT, account VARCHAR,
+        debit {MONEY}, credit {MONEY}, vat_code VARCHAR, relation_id BIGINT)""",
+    # Proposals the package has not confirmed yet (GnuCash had the book open,
+    # or the sender was killed): shown as provisional already, sent by the next
+    # sync, oldest first; attempts counts the hand-overs to the package.
+    """CREATE TABLE IF NOT EXISTS proposal_queue (
+        dossier VARCHAR NOT NULL, ref VARCHAR NOT NULL, proposal VARCHAR NOT NULL,
+        queued_at TIMESTAMP NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, last_error VARCHAR,
+        PRIMARY KEY (dossier, ref))""",
+    """CREATE TABLE IF NOT EXISTS outbox (
+        id VARCHAR PRIMARY KEY, dossier VARCHAR NOT NULL, run_id VARCHAR, recipient VARCHAR NOT NULL,
+        subject VARCHAR NOT NULL, message BLOB NOT NULL, status VARCHAR NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0, last_error VARCHAR, created_at TIMESTAMP NOT NULL,
+        sent_at TIMESTAMP, claimed_by VARCHAR, claimed_at TIMESTAMP)""",
+    # Reconcile verdicts kept by `nightly --verify`: a full-sync need shows in
+    # the monitor until a full sync or a repair succeeds after it.
+    """CREATE TABLE IF NOT EXISTS reconcile_runs (
+        dossier VARCHAR NOT NULL, checked_at TIMESTAMP NOT NULL, verdict VARCHAR NOT NULL,
+        reasons VARCHAR NOT NULL, segments VARCHAR NOT NULL, needs_full_sync BOOLEAN NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS quarantine (
+        dossier VARCHAR NOT NULL, stream VARCHAR NOT NULL, key VARCHAR NOT NULL,
+        reason VARCHAR NOT NULL, detail VARCHAR, run_id VARCHAR, found_at TIMESTAMP)""",
+]
+_DDL = [ddl.replace("{MONEY}", MONEY) for ddl in _DDL]
+
+
+def _mirror_ddl(stream: Stream) -> str:
+    cols = ", ".join(f"{c.name} {c.sql}" for c in stream.columns)
+    return f"CREATE TABLE IF NOT EXISTS {stream.name} (dossier VARCHAR NOT NULL, {cols})"
+
+
+@contextmanager
+def connect(path: Path, *, read_only: bool = False,
+            wait: float = LOCK_WAIT_SECONDS) -> Iterator[Connection]:
+    """Open the portal briefly; wait with backoff while another process holds it.
+
+    Threads of one process take turns here (store._THREADS). A portal at an
+    older schema is brought up to this one first: asked on every visit (one
+    small query), so a long-lived process (the UI, the scheduler) also sees a
+    portal file that was put back from an older backup or built anew meanwhile.
+    """
+    with _THREADS:
+        with _connect(path, read_only=read_only, wait=wait) as con:
+            if _schema_version(con) >= SCHEMA_VERSION:
+                yield con
+                return
+        # written by an older version: bring it up to this schema, then go on
+        initialise(path)
+        with _connect(path, read_only=read_only, wait=wait) as con:
+            yield con
+
+
+def _schema_version(con) -> int:
+    try:
+        row = _one(con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall())
+    except CatalogError:  # no meta table: not initialised yet
+        return 0
+    return int(row[0]) if row else 0
+
+
+def initialise(path: Path) -> None:
+    """Create the portal's tables, or add what a newer version needs (idempotent)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _THREADS, _connect(path, read_only=False, wait=LOCK_WAIT_SECONDS) as con:
+        _create_schema(con)
+
+
+@contextmanager
+def _connect_creating(path: Path) -> Iterator[Connection]:
+    """Open the portal for writing, creating it first if there is none (one visit)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _THREADS, _connect(path, read_only=False, wait=LOCK_WAIT_SECONDS) as con:
+        if _schema_version(con) < SCHEMA_VERSION:
+            _create_schema(con)
+        yield con
+
+
+def _create_schema(con) -> None:
+    """Create what is missing; bring a portal written by an earlier release up to date."""
+    version = _schema_version(con)
+    if version >= SCHEMA_VERSION:
+        return  # another process got here first
+    with _transaction(con):
+        if 0 < version < 4:
+            _migrate_to_4(con)
+        if 0 < version < 5:
+            _migrate_to_5(con)
+        for ddl in _DDL:
+            con.execute(ddl)
+        for stream in STREAMS:
+            con.execute(_mirror_ddl(stream))
+        con.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)",
+                    [str(SCHEMA_VERSION)])
+
+
+def _cents_to_money(column: str) -> str:
+    """An old integer-cents column as exact money (multiplied: DuckDB divides decimals as doubles)."""
+    return f"CAST(CAST({column} AS DECIMAL(36,0)) * CAST(0.01 AS DECIMAL(3,2)) AS {MONEY})"
+
+
+# Columns schema 5 added to tables that existed before (the DDL above has them too).
+_ADDED_IN_5: dict[str, tuple[tuple[str, str], ...]] = {
+    # an email is claimed by one sender before it is sent (two flushes never send it twice)
+    "outbox": (("claimed_by", "VARCHAR"), ("claimed_at", "TIMESTAMP")),
+    # the package's id for the point of its history the portal last saw (a restored
+    # backup that has moved on since no longer knows it)
+    "ledger_position": (("history", "VARCHAR"),),
+}
+
+
+def _migrate_to_5(con) -> None:
+    """Schema 4 to 5, in the caller's transaction: new columns, nothing rewritten."""
+    for table, added in _ADDED_IN_5.items():
+        have = _columns(con, table)
+        for column, sql_type in added:
+            if have and column not in have:
+                con.execute(f"ALTER TABLE {table} ADD COLUMN {column} {sql_type}")
+
+
+def _migrate_to_4(con) -> None:
+    """Schema 3 (0.3.0) to 4, in the caller's transaction, losing nothing.
+
+    Amounts in cents become exact money of the same value; the mirrored
+    tables are rebuilt in the canonical column order (a migrated portal and a
+    new one look alike); the demo package's accounts get their MAR classes
+    (the connector gives them from now on; its change cursor would not read
+    unchanged accounts again); the other packages' accounts get theirs with
+    their next sync, which reads their whole book.
+    """
+    for table, added in (("dossiers", ("currency", "timezone", "proposals_file",
+                                        "book_currency")),
+                         ("sync_runs", ("stream_counts",))):
+        have = _columns(con, table)
+        for column in added:
+            if have and column not in have:
+                con.execute(f"ALTER TABLE {table} ADD COLUMN {column} VARCHAR")
+    demo = "(SELECT code FROM dossiers WHERE package = 'demo')"
+    derived = {("accounts", "class"): f"CASE WHEN dossier IN {demo} THEN {mar_sql('code')} END"}
+    for stream in STREAMS:
+        if not _has_table(con, stream.name):
+            continue
+        have = _columns(con, stream.name)
+        exprs = []
+        for column in stream.columns:
+            if column.name not in have:
+                exprs.append(derived.get((stream.name, column.name), "NULL"))
+            elif column.sql == MONEY and have[column.name].replace(" ", "") != MONEY:
+                exprs.append(_cents_to_money(column.name))
+            else:
+                exprs.append(column.name)
+        _rebuild(con, stream.name, _mirror_ddl(stream),
+                 ["dossier", *stream.names], ["dossier", *exprs])
+    for table, money_columns in (("provisional_bookings", ("amount",)),
+                                 ("provisional_lines", ("debit", "credit"))):
+        if not _has_table(con, table):
+            continue
+        ddl = next(d for d in _DDL if f"EXISTS {table} " in d)
+        have = list(_columns(con, table))
+        _rebuild(con, table, ddl, have,
+                 [_cents_to_money(c) if c in money_columns else c for c in have])
+
+
+def _rebuild(con, table: str, ddl: str, columns: list[str], exprs: list[str]) -> None:
+    con.execute(ddl.replace(f"EXISTS {table} (", f"EXISTS {table}__new (", 1))
+    con.execute(f"INSERT INTO {table}__new ({', '.join(columns)}) "
+                f"SELECT {', '.join(exprs)} FROM {table}")
+    con.execute(f"DROP TABLE {table}")
+    con.execute(f"ALTER TABLE {table}__new RENAME TO {table}")
