@@ -144,9 +144,12 @@ def take_snapshot(workdir: Path) -> Path:
 
 
 def generator_hash() -> str:
+    """The demo package's generator (the whole core/demo_package/), its schema and data."""
     root = SNAPSHOT or REPO
-    return fingerprint(root, ("core/demo_package.py", "core/ledger_schema.sql",
-                              "data/mar.csv", "data/vat_codes.csv"))[:10]
+    package = tuple(rel for f in code_files(root)
+                    if (rel := f.relative_to(root).as_posix()).startswith("core/demo_package/"))
+    return fingerprint(root, package + ("core/ledger_schema.sql", "data/mar.csv",
+                                        "data/vat_codes.csv"))[:10]
 
 
 def cached_ledger(lines: int, seed: int, workdir: Path) -> tuple[Path, dict]:

@@ -1,4 +1,4 @@
-"""Tests of the demo accounting package (core/demo_package.py)."""
+"""Tests of the demo accounting package (core/demo_package/)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,13 @@ import json
 import re
 import shutil
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from dossync.core import demo_package
 from dossync.core.demo_package import (
     DEMO_AS_OF,
     LEDGER_EVENTS,
@@ -21,8 +24,13 @@ from dossync.core.demo_package import (
     demo_companies,
     enterprise_number_valid,
     ledger_trial_balance,
+    receive_proposals,
     snapshot_dir,
 )
+from dossync.core.demo_package.reference import DATA_DIR
+from dossync.core.demo_package.rows import ROW_TYPES, BookingLineRow, Posting
+
+ROOT = Path(__file__).resolve().parent.parent
 
 TABLES = ("meta", "accounts", "journals", "fiscal_years", "periods", "relations", "bookings",
           "booking_lines", "matchings", "deletion_log", "proposals")
@@ -490,4 +498,86 @@ def test_every_event_has_help() -> None:
         "new-bookings", "validate-proposals", "book-vat-return", "year-end-closing",
         "delete-bookings", "purge-deletion-log", "edit-closed-period",
         "restructure-fiscal-year", "snapshot", "restore-backup"}
-    assert all(isinstance(h, str) and "\n" not in h for h in LEDGER_EVENTS.values())
+    for name, event in LEDGER_EVENTS.items():
+        assert event.name == name
+        assert event.help and "\n" not in event.help
+        assert event.summary.endswith("[tracked]" if event.tracked else "[untracked]")
+        assert callable(event.load()), event.handler
+    assert {e.name for e in LEDGER_EVENTS.values() if e.takes_count} == {
+        "new-bookings", "delete-bookings"}
+
+
+def _prepare(path: Path, event: str) -> list[str]:
+    """What `event` needs to find in the ledger at `path`; its arguments."""
+    if event == "validate-proposals":
+        _add_proposals(path)
+    if event == "purge-deletion-log":
+        apply_event(path, "delete-bookings", ["2"])
+    if event == "restore-backup":
+        apply_event(path, "snapshot", ["earlier"])
+        apply_event(path, "new-bookings", ["2"])
+        return ["earlier"]
+    return {"new-bookings": ["3"], "delete-bookings": ["2"], "snapshot": ["now"]}.get(event, [])
+
+
+@pytest.mark.parametrize("event", sorted(LEDGER_EVENTS))
+def test_the_registry_says_which_events_are_tracked(ledger: Path, event: str) -> None:
+    args = _prepare(ledger, event)
+    counter = _counter(ledger)
+    apply_event(ledger, event, args)
+    if LEDGER_EVENTS[event].tracked:
+        assert _counter(ledger) > counter
+    else:  # the counter does not move on (a backup put back even takes it back)
+        assert _counter(ledger) <= counter
+
+
+# --------------------------------------------------------------------------- the package
+
+
+def test_the_event_registry_loads_without_the_simulator() -> None:
+    """`dossync` reads the registry on every start: it must not load SQLite or the
+    generator."""
+    done = subprocess.run([sys.executable, "-c", (
+        "import sys; from dossync.core.demo_package.events import LEDGER_EVENTS; "
+        "print(sorted(m for m in sys.modules if m.startswith('dossync.core.demo_package'))); "
+        "print('sqlite3' in sys.modules)")], capture_output=True, text=True, check=True)
+    assert done.stdout.split("\n")[:2] == [
+        "['dossync.core.demo_package', 'dossync.core.demo_package.events']", "False"]
+
+
+def test_the_public_names_load_from_the_package() -> None:
+    for name in demo_package.__all__:
+        assert getattr(demo_package, name) is not None, name
+    assert set(demo_package.__all__) <= set(dir(demo_package))
+    with pytest.raises(AttributeError, match="no_such_name"):
+        demo_package.no_such_name  # noqa: B018
+
+
+def test_rows_are_named_after_the_schema(base_ledger: Path) -> None:
+    conn = sqlite3.connect(base_ledger)
+    try:
+        for table, row_type in ROW_TYPES.items():
+            columns = tuple(r[1] for r in conn.execute(f"PRAGMA table_info({table})"))
+            assert row_type._fields == columns, table
+    finally:
+        conn.close()
+    # a booked line is the booking's id, its number, then the posting's fields
+    assert BookingLineRow._fields == ("booking_id", "line_no", *Posting._fields)
+
+
+def test_the_reference_data_sits_beside_core() -> None:
+    # core/../data in the source tree, dossync/data in the wheel (tests/test_wheel.py)
+    assert DATA_DIR == ROOT / "data"
+    assert (DATA_DIR / "mar.csv").is_file() and (DATA_DIR / "vat_codes.csv").is_file()
+
+
+def test_a_proposal_received_twice_is_taken_once(ledger: Path) -> None:
+    proposal = {"ref": "WL-0009", "journal": "AANK", "date": "2026-10-05", "relation_id": None,
+                "amount": 100, "lines": [{"account": "440000", "debit": 0, "credit": 100}]}
+    counter = _counter(ledger)
+    receive_proposals(ledger, [proposal])
+    receive_proposals(ledger, [proposal])
+    assert _q(ledger, "SELECT ref, status FROM proposals") == [("WL-0009", "received")]
+    assert _counter(ledger) == counter
+    with pytest.raises(LedgerEventError, match="does not exist"):
+        receive_proposals(ledger.with_name("missing.sqlite"), [proposal])
