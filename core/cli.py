@@ -12,7 +12,6 @@ import errno
 import importlib
 import json
 import logging
-import logging.handlers
 import re
 import shutil
 import signal
@@ -22,9 +21,9 @@ from datetime import date
 from pathlib import Path
 from typing import Callable
 
-from dossync.core import money, portal, reports
+from dossync.core import logs, money, portal, reports
 from dossync.core.home import MAX_JOBS, Home
-from dossync.core.ledger_events import LEDGER_EVENTS
+from dossync.core.demo_package.events import LEDGER_EVENTS
 from dossync.core.model import (DEFAULT_TIMEZONE, LANGUAGES, PACKAGES, Dossier, DossyncError,
                                 ExitCode, ManualOptions, Progress, RunContext, SyncResult,
                                 UsageError)
@@ -455,9 +454,9 @@ def cmd_nightly(home: Home, args) -> int:
     from dossync.core.nightly import run_nightly
 
     home.require()
-    settings = home.config().get("nightly", {})
-    jobs = args.jobs or int(settings.get("jobs", 4))
-    verify = args.verify or bool(settings.get("verify", False))
+    settings = home.settings().nightly
+    jobs = args.jobs or settings.jobs
+    verify = args.verify or settings.verify
     result = run_nightly(home, jobs=jobs, verify=verify)
     if args.json:
         _emit_json(result.to_json())
@@ -600,7 +599,7 @@ def cmd_ledger(home: Home, args) -> int:
     if args.event not in demo_package.LEDGER_EVENTS:
         raise UsageError(f"unknown ledger event {args.event!r}; one of: "
                          + ", ".join(demo_package.LEDGER_EVENTS))
-    if args.event in _COUNTED_EVENTS and len(args.args) == 1:
+    if demo_package.LEDGER_EVENTS[args.event].takes_count and len(args.args) == 1:
         # the package's own checks take N from 1 up (and answer exit 1, as here); the top is ours
         try:
             _whole(args.args[0], MAX_LEDGER_EVENT_N, "documents")
@@ -616,9 +615,6 @@ def cmd_ledger(home: Home, args) -> int:
     else:
         print(f"{code}: {message}")
     return ExitCode.OK
-
-
-_COUNTED_EVENTS = ("new-bookings", "delete-bookings")
 
 
 def cmd_tui(home: Home, args) -> int:
@@ -793,7 +789,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("ledger", cmd_ledger, "simulate an accountant's work in a demo package ledger",
                 "dossync ledger ACME new-bookings 25\n\nevents:\n" + "\n".join(
-                    f"  {name:<24}{text}" for name, text in LEDGER_EVENTS.items()))
+                    f"  {name:<24}{event.summary}" for name, event in LEDGER_EVENTS.items()))
     p.add_argument("code", metavar="CODE", type=_code)
     p.add_argument("event", metavar="EVENT")
     p.add_argument("args", nargs="*", metavar="ARGS",
@@ -873,75 +869,18 @@ def _iso_date(text: str) -> str:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD") from None
 
 
-class _ShortFormatter(logging.Formatter):
-    """One line per record on stderr: tracebacks go to the log file only."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        record = logging.makeLogRecord({**record.__dict__, "exc_info": None, "exc_text": None})
-        return super().format(record)
-
-
-_LOG_HANDLERS: list[logging.Handler] = []  # what main installed (tests run main many times)
-
-
-class _LogFile(logging.handlers.RotatingFileHandler):
-    """HOME/logs/dossync.log. When it cannot be written (a full disk, a read-only HOME)
-    the command goes on with stderr only, after one warning: a log is never a reason
-    to fail."""
-
-    broken = False
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if not self.broken:
-            super().emit(record)
-
-    def handleError(self, record: logging.LogRecord) -> None:
-        if self.broken:
-            return
-        self.broken = True
-        _log_file_warning(self.baseFilename, sys.exc_info()[1])
-        with contextlib.suppress(OSError):  # its last buffered line cannot be written either
-            self.close()
-
-
-def _log_file_warning(path, exc: BaseException | None) -> None:
-    reason = getattr(exc, "strerror", None) or exc or "unknown error"
-    print(f"dossync: warning: the log file {path} cannot be written ({reason}); "
-          f"logging to stderr only", file=sys.stderr)
+# Logging: one configuration for the CLI and the nightly (core/logs.py).
+_LogFile = logs.LogFile
+_LOG_HANDLERS = logs.PROCESS_HANDLERS  # what main installed (tests run main many times)
 
 
 def _log_file() -> Path | None:
     """The log file this command writes, if it can."""
-    for handler in _LOG_HANDLERS:
-        if isinstance(handler, _LogFile) and not handler.broken:
-            return Path(handler.baseFilename)
-    return None
+    return logs.log_file()
 
 
 def _setup_logging(home: Home, verbose: bool) -> None:
-    root = logging.getLogger()
-    for handler in _LOG_HANDLERS:
-        root.removeHandler(handler)
-        with contextlib.suppress(OSError):
-            handler.close()
-    _LOG_HANDLERS.clear()
-    root.setLevel(logging.DEBUG if verbose else logging.INFO)
-    stderr = logging.StreamHandler(sys.stderr)
-    stderr.setLevel(logging.DEBUG if verbose else logging.WARNING)
-    stderr.setFormatter(_ShortFormatter("%(levelname)s %(name)s: %(message)s"))
-    _LOG_HANDLERS.append(stderr)
-    if home.logs.is_dir():
-        path = home.logs / "dossync.log"
-        try:
-            file = _LogFile(path, maxBytes=5_000_000, backupCount=5, encoding="utf-8")
-        except OSError as exc:  # a read-only HOME: reading commands work all the same
-            _log_file_warning(path, exc)
-        else:
-            file.setFormatter(logging.Formatter(
-                "%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s"))
-            _LOG_HANDLERS.append(file)
-    for handler in _LOG_HANDLERS:
-        root.addHandler(handler)
+    logs.configure_logging(home, verbose=verbose)
 
 
 def _wants_json(argv: list[str]) -> bool:

@@ -6,21 +6,25 @@ short portal visits, so threads would only take turns); one dossier's
 failure never stops the others, and a dossier another process is already
 syncing is skipped and reported.
 
+The worker processes are core/workers.py's: this module decides what each
+dossier's task is (`_one`: a simple sync, then `verify_dossier`) and what
+the batch reports; the pool starts, stops and reaps the processes. With one
+job, or one dossier, everything runs in this process.
+
 Stopping. SIGTERM or SIGINT (Ctrl-C) starts nothing new: each running sync
 is cancelled at its next batch (it changes nothing) and a commit already
 under way finishes. A worker still busy STOP_GRACE seconds later (waiting
 for a ledger the package keeps locked, say) is killed, one that is
-committing gets COMMIT_GRACE: a sync is all or nothing per dossier, so the
-portal keeps such a dossier as it was. The nightly then reports what it did
-and exits 1 (FAILED); a second signal kills the workers at once. SIGTERM to
-one worker (the monitor's cancel) cancels that worker's sync only.
+committing gets COMMIT_GRACE (core/workers.py): a sync is all or nothing per
+dossier, so the portal keeps such a dossier as it was. The nightly then
+reports what it did and exits 1 (FAILED; `stopped` in its JSON names the
+signal); a second signal kills the workers at once. SIGTERM to one worker
+(the monitor's cancel) cancels that worker's sync only. The workers die
+with the nightly however it dies, kill -9 included (core/workers.py).
 
-The workers die with the nightly however it dies, kill -9 included: on
-Linux the kernel kills them (prctl PR_SET_PDEATHSIG), and everywhere they
-watch a pipe whose only write end the nightly holds. They never hold the
-caller's stdout or stderr (what they write reaches the nightly's stderr
-through a pipe it reads), so a killed nightly never leaves the caller's
-pipe open.
+Logs go to HOME/logs/nightly.log for the length of the run (core/logs.py:
+the same rotation as the CLI's dossync.log), and through the root logger to
+wherever the caller logs.
 
 With `verify` the nightly heals itself instead of running a blind periodic
 full reload: after its simple sync each dossier is reconciled; segments a
@@ -31,40 +35,27 @@ marked `action_required` in the monitor with the reason.
 """
 from __future__ import annotations
 
-import ctypes
 import logging
-import logging.handlers
-import multiprocessing
-import os
-import pickle
 import signal
-import sys
 import threading
-import time
-from collections import deque
 from contextlib import closing, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
-from multiprocessing.connection import Connection, wait as wait_for
-from multiprocessing.process import BaseProcess
 from pathlib import Path
 
 from dossync.core import portal
 from dossync.core.home import Home
-from dossync.core.model import (DossierBusy, DossyncError, ExitCode, Progress, RowCounts,
-                                RunContext, SyncResult, UsageError)
+from dossync.core.logs import configure_logging
+from dossync.core.model import (DossierBusy, DossyncError, ExitCode, RowCounts, RunContext,
+                                SyncResult, UsageError)
 from dossync.core.reconcile import Reconciliation, reconcile
 from dossync.core.sync import new_run_id, sync_dossier
+from dossync.core.workers import COMMIT_GRACE, STOP_GRACE, ProgressHook, in_workers, now as _now
 
 log = logging.getLogger("dossync.nightly")
 
-# A stopped nightly gives a running sync this long to wind down (it is
-# cancelled at its next batch) before it kills the worker; a worker that is
-# committing gets COMMIT_GRACE, so that a running commit finishes.
-STOP_GRACE = 5.0
-COMMIT_GRACE = 60.0
-_POLL = 0.2  # seconds between the parent's looks at the stop flag while workers run
-_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+__all__ = ["COMMIT_GRACE", "STOP_GRACE", "NightlyResult", "Verification", "run_nightly",
+           "verify_dossier"]
 
 
 @dataclass(frozen=True)
@@ -134,14 +125,6 @@ class NightlyResult:
                 "stopped": self.stopped}
 
 
-def _file_log(home: Home) -> logging.Handler:
-    home.logs.mkdir(parents=True, exist_ok=True)
-    handler = logging.handlers.RotatingFileHandler(home.logs / "nightly.log", maxBytes=2_000_000,
-                                                   backupCount=7, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    return handler
-
-
 def run_nightly(home: Home, jobs: int = 4, stop: threading.Event | None = None,
                 verify: bool = False) -> NightlyResult:
     """Simple-sync every nightly dossier, `jobs` at a time.
@@ -159,9 +142,8 @@ def run_nightly(home: Home, jobs: int = 4, stop: threading.Event | None = None,
         raise UsageError("--jobs must be at least 1")
     own_signals = stop is None
     stop = stop or threading.Event()
-    handler = _file_log(home)
-    log.addHandler(handler)
-    log.setLevel(logging.INFO)
+    logs = configure_logging(home, "nightly", logger=log.name, level=logging.INFO,
+                             make_folder=True)
     result = NightlyResult(started_at=datetime.now().isoformat(timespec="seconds"))
     try:
         with _stop_on_signals(stop) if own_signals else nullcontext([]) as received:
@@ -202,8 +184,7 @@ def run_nightly(home: Home, jobs: int = 4, stop: threading.Event | None = None,
                  f"{sum(v.action_required for v in result.verified)} need a full sync"
                  if verify else "")
     finally:
-        log.removeHandler(handler)
-        handler.close()
+        logs.close()
     return result
 
 
@@ -239,185 +220,14 @@ def _each(home: Home, codes: list[str], states: dict, jobs: int, stop: threading
         for code in codes:
             yield _one(code, states.get(code))
         return
-    yield from _in_workers(home, codes, states, min(jobs, len(codes)), stop, verify)
+    root = str(home.root)
+    yield from in_workers(
+        [(code, states.get(code)) for code in codes], min(jobs, len(codes)), stop,
+        start=lambda halt, progress: _init_worker(root, verify, halt, progress),
+        run=_one, not_started=_not_started, abandoned=_abandoned)
 
 
-# --- worker processes -------------------------------------------------------------
-@dataclass
-class _Worker:
-    """One worker process as the nightly sees it; `code` is the dossier it is on."""
-
-    index: int
-    process: BaseProcess
-    conn: Connection
-    code: str | None = None
-    since: str = ""
-
-
-def _in_workers(home: Home, codes: list[str], states: dict, jobs: int, stop: threading.Event,
-                verify: bool):
-    """Hand the dossiers one at a time to `jobs` worker processes; yield `_one`'s outcomes.
-
-    Every worker is gone when this returns or raises (see the module's
-    docstring: stopping, and dying with the nightly).
-    """
-    context = multiprocessing.get_context("fork")
-    halt = _SharedFlag(context)
-    committing = context.RawArray(ctypes.c_bool, jobs)
-    lifeline = os.pipe()  # the workers watch it: only the parent holds the write end
-    relay = os.pipe()  # the workers' stdout and stderr, copied to the nightly's stderr
-    workers: list[_Worker] = []
-    relay_thread: threading.Thread | None = None
-    pending = deque(codes)
-    stopped_at: float | None = None
-    hurry = False
-    try:
-        try:
-            for index in range(jobs):
-                mine, theirs = context.Pipe()
-                process = context.Process(
-                    target=_worker_main, name=f"dossync-nightly-{index + 1}",
-                    args=(index, theirs, [w.conn for w in workers] + [mine], lifeline, relay,
-                          str(home.root), verify, halt, committing, os.getpid()))
-                process.start()
-                theirs.close()
-                workers.append(_Worker(index, process, mine))
-        finally:
-            os.close(lifeline[0])
-            os.close(relay[1])
-        # started after the forks: a forked child gets no copy of a running thread
-        relay_thread = threading.Thread(target=_relay, args=(relay[0],), name="nightly-relay",
-                                        daemon=True)
-        relay_thread.start()
-        while True:
-            if stopped_at is None and stop.is_set():
-                stopped_at = time.monotonic()
-                halt.set()
-                while pending:
-                    yield _not_started(pending.popleft())
-            for worker in workers:
-                if pending and worker.code is None and worker.process.exitcode is None:
-                    code = pending.popleft()
-                    try:
-                        worker.conn.send((code, states.get(code)))
-                    except OSError:  # it died while idle: another worker takes the dossier
-                        pending.appendleft(code)
-                        _retire(worker)
-                    else:
-                        worker.code, worker.since = code, _now()
-            busy = [w for w in workers if w.code is not None]
-            if not busy:
-                while pending:  # every worker is gone
-                    yield _abandoned(pending.popleft(), "", "not run: the nightly's worker "
-                                     "processes all died; see the log")
-                return
-            if stopped_at is not None:
-                late = time.monotonic() - stopped_at
-                for worker in busy:
-                    if _overdue(worker, committing, late):
-                        code, since = worker.code, worker.since
-                        _retire(worker)
-                        yield _abandoned(code, since, (
-                            f"abandoned: the nightly was stopped and this sync had not ended "
-                            f"{late:.0f}s later; a sync is all or nothing, so the portal keeps "
-                            f"the dossier as it was"))
-            busy = [w for w in workers if w.code is not None]
-            ready = set(wait_for([w.conn for w in busy] + [w.process.sentinel for w in busy],
-                                 timeout=_POLL))
-            for worker in busy:
-                if worker.conn not in ready and worker.process.sentinel not in ready:
-                    continue
-                reply = _receive(worker)
-                code, since = worker.code, worker.since
-                if reply is None:  # gone without a word
-                    _retire(worker)
-                    yield _abandoned(code, since, (
-                        f"its worker process died ({_how(worker.process.exitcode)}) before it "
-                        f"reported; a sync is all or nothing, so the portal shows the dossier "
-                        f"whole, as it was before or after this sync"))
-                    continue
-                worker.code = None
-                tag, value = reply
-                if tag == "raise":  # as it would have been raised in one process
-                    raise value
-                yield value
-    except KeyboardInterrupt:
-        hurry = True  # a second signal, or Ctrl-C where the caller owns signals: no waiting
-        raise
-    finally:
-        halt.set()
-        _wind_down(workers, committing,
-                   stopped_at if stopped_at is not None else time.monotonic(), hurry)
-        os.close(lifeline[1])  # a worker still alive somehow sees its parent go
-        if relay_thread is None:
-            os.close(relay[0])
-        else:
-            relay_thread.join(timeout=2)  # the workers' last words before the summary
-
-
-def _overdue(worker: _Worker, committing, late: float) -> bool:
-    return late > COMMIT_GRACE or (late > STOP_GRACE and not committing[worker.index])
-
-
-def _wind_down(workers: list[_Worker], committing, since: float, hurry: bool) -> None:
-    """Tell every worker to end; kill those not gone within the grace (all at once if `hurry`)."""
-    try:
-        for worker in workers:
-            if worker.process.exitcode is None:
-                try:
-                    worker.conn.send(None)  # read after its running dossier, if any
-                except OSError:
-                    _retire(worker)  # already dead: nothing to tell
-        while live := [w for w in workers if w.process.is_alive()]:
-            late = time.monotonic() - since
-            for worker in live:
-                if hurry or _overdue(worker, committing, late):
-                    worker.process.kill()
-            wait_for([w.process.sentinel for w in live]
-                     + [w.conn for w in live if not w.conn.closed], timeout=_POLL)
-            for worker in live:  # outcomes nobody waits for any more
-                try:
-                    while not worker.conn.closed and worker.conn.poll():
-                        worker.conn.recv()
-                except (EOFError, OSError):
-                    worker.conn.close()
-    finally:
-        for worker in workers:
-            _retire(worker)
-
-
-def _retire(worker: _Worker) -> None:
-    """Make sure the worker is gone (SIGKILL if need be) and reaped."""
-    if worker.process.exitcode is None:
-        worker.process.kill()
-    worker.process.join()
-    worker.conn.close()
-    worker.code = None
-
-
-def _receive(worker: _Worker):
-    """The worker's reply, or None when it is gone without one."""
-    try:
-        if not worker.conn.closed and worker.conn.poll():
-            return worker.conn.recv()
-    except (EOFError, OSError):
-        pass  # its end closed: the caller reports the worker as dead
-    return None
-
-
-def _how(exitcode: int | None) -> str:
-    if exitcode is None or exitcode >= 0:
-        return f"exit code {exitcode}"
-    try:
-        return f"killed by {signal.Signals(-exitcode).name}"
-    except ValueError:
-        return f"killed by signal {-exitcode}"
-
-
-def _now() -> str:
-    return datetime.now().isoformat(timespec="milliseconds")
-
-
+# --- one dossier's task ------------------------------------------------------------
 _NOT_STARTED = "stopped before it started (shutdown)"
 
 
@@ -433,173 +243,13 @@ def _abandoned(code: str, since: str, why: str) -> tuple[str, tuple, list[SyncRe
     return "run", (run, None), [run]
 
 
-def _relay(fd: int) -> None:
-    """Copy what the workers write to the nightly's stderr until the last one is gone."""
-    with open(fd, "rb", buffering=0) as pipe:
-        while chunk := pipe.read(65536):
-            try:
-                out = getattr(sys.stderr, "buffer", None)
-                if out is not None:
-                    out.write(chunk)
-                else:
-                    sys.stderr.write(chunk.decode(errors="replace"))
-                sys.stderr.flush()
-            except (OSError, ValueError, AttributeError):
-                continue  # our stderr is gone: keep draining, or a worker would block writing
-
-
-class _Flag:
-    """A flag a signal handler may set: no lock that the interrupted code might hold."""
-
-    def __init__(self) -> None:
-        self._set = False
-
-    def set(self) -> None:
-        self._set = True
-
-    def clear(self) -> None:
-        self._set = False
-
-    def is_set(self) -> bool:
-        return self._set
-
-
-class _SharedFlag:
-    """The nightly's stop, seen by every worker: one byte of shared memory and no
-    lock (a worker killed while holding a multiprocessing.Event's lock would
-    leave the others waiting on it for ever)."""
-
-    def __init__(self, context) -> None:
-        self._byte = context.RawValue(ctypes.c_bool, False)
-
-    def set(self) -> None:
-        self._byte.value = True
-
-    def is_set(self) -> bool:
-        return bool(self._byte.value)
-
-
-class _AnyOf:
-    def __init__(self, *flags) -> None:
-        self._flags = flags
-
-    def is_set(self) -> bool:
-        return any(flag.is_set() for flag in self._flags)
-
-
-class _CommitFlag:
-    """Progress hook: tells the parent while this worker's sync commits (it may finish)."""
-
-    def __init__(self, flags, index: int) -> None:
-        self._flags, self._index = flags, index
-
-    def __call__(self, event: Progress) -> None:
-        self._flags[self._index] = event.phase == "commit"
-
-    def clear(self) -> None:
-        self._flags[self._index] = False
-
-
-def _worker_main(index: int, conn: Connection, inherited: list[Connection],
-                 lifeline: tuple[int, int], relay: tuple[int, int], root: str, verify: bool,
-                 halt: _SharedFlag, committing, parent: int) -> None:
-    """A worker process: the dossiers its parent hands it, one at a time, until told to end."""
-    _stdio_to(relay)
-    _die_with_parent(parent, lifeline)
-    for other in inherited:  # the parent's ends of the pipes to the workers forked before
-        other.close()
-    cancel = _Flag()
-
-    def cancel_running(_signum, _frame) -> None:
-        cancel.set()  # this worker's running sync only (the monitor's cancel, Ctrl-C)
-
-    signal.signal(signal.SIGTERM, cancel_running)
-    signal.signal(signal.SIGINT, cancel_running)
-    progress = _CommitFlag(committing, index)
-    _init_worker(root, verify, _AnyOf(halt, cancel), progress)
-    while True:
-        try:
-            task = conn.recv()
-        except EOFError:
-            return
-        if task is None:
-            return
-        cancel.clear()
-        code, state = task
-        try:
-            outcome = ("done", _one(code, state))
-        except Exception as exc:  # raised again in the parent, as in one process
-            log.exception("%s: the nightly's worker failed", code)
-            outcome = ("raise", _portable(exc, code))
-        conn.send(outcome)
-
-
-def _portable(exc: Exception, code: str) -> Exception:
-    """The exception itself if it survives the pipe to the parent, else its words."""
-    try:
-        pickle.loads(pickle.dumps(exc))
-    except Exception:  # unpicklable attributes, or an __init__ that unpickling cannot call
-        return DossyncError(f"{code}: {type(exc).__name__}: {exc}")
-    return exc
-
-
-def _stdio_to(relay: tuple[int, int]) -> None:
-    """Stdout and stderr to the parent's pipe, never the caller's: a worker must not keep
-    the caller's pipe open (killed, the nightly could not close it)."""
-    read_end, write_end = relay
-    os.close(read_end)
-    os.dup2(write_end, 1)
-    os.dup2(write_end, 2)
-    os.close(write_end)
-
-
-def _die_with_parent(parent: int, lifeline: tuple[int, int]) -> None:
-    """Do not outlive the nightly, however it dies (kill -9 included)."""
-    watch, keep = lifeline
-    os.close(keep)  # the parent's is then the only write end: its death closes the pipe
-    _set_death_signal()
-    if os.getppid() != parent:  # it died before the death signal was armed
-        os._exit(1)
-    threading.Thread(target=_watch_parent, args=(watch,), name="nightly-parent-watch",
-                     daemon=True).start()
-
-
-def _set_death_signal() -> None:
-    """Linux: the kernel sends this process SIGKILL when its parent dies.
-
-    (Strictly, when the parent's thread that forked it ends: the nightly
-    forks its workers from the thread that runs it and reaps them before
-    it returns.)
-    """
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        failed = libc.prctl(ctypes.c_int(_PR_SET_PDEATHSIG), ctypes.c_ulong(signal.SIGKILL),
-                            ctypes.c_ulong(0), ctypes.c_ulong(0), ctypes.c_ulong(0))
-    except (OSError, AttributeError) as exc:
-        log.warning("no parent-death signal for the nightly's worker (%s); it watches its "
-                    "parent's pipe instead", exc)
-        return
-    if failed:
-        log.warning("no parent-death signal for the nightly's worker (%s); it watches its "
-                    "parent's pipe instead", os.strerror(ctypes.get_errno()))
-
-
-def _watch_parent(fd: int) -> None:
-    """The parent never writes: the read returns when its end closes, that is when it is gone."""
-    try:
-        os.read(fd, 1)
-    except OSError as exc:
-        log.warning("the nightly's worker cannot watch its parent's pipe: %s", exc)
-        return
-    os._exit(1)  # the sync in progress is abandoned: all or nothing, like kill -9
-
-
 _WORKER: dict = {}
 
 
-def _init_worker(root: str, verify: bool, stop, progress: _CommitFlag | None = None) -> None:
+def _init_worker(root: str, verify: bool, stop,
+                 progress: ProgressHook | None = None) -> None:
+    """What `_one` works with, in this process or in each worker (core/workers.py): the
+    home, whether to verify, the stop flag, and the progress hook the pool watches."""
     _WORKER.update(home=Home(Path(root)), verify=verify, stop=stop, progress=progress)
 
 

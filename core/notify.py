@@ -2,7 +2,8 @@
 
 Written in the dossier's language, naming the company and the updated-until
 date in the local date format, as plain text with an HTML alternative.
-Delivered through SMTP as configured in HOME/dossync.toml (`[smtp]`); with
+Delivered through SMTP as configured in HOME/dossync.toml (`[smtp]`, read as
+`home.settings().smtp`: `SmtpSettings` in core/settings.py); with
 no SMTP configured, or while the server is down, the message waits in the
 outbox (the portal's `outbox` table, and an .eml file in HOME/outbox) until
 `dossync outbox --flush` delivers it.
@@ -28,7 +29,6 @@ import ssl
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import date
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -40,6 +40,8 @@ from dossync.core import portal
 from dossync.core.files import write_atomically
 from dossync.core.home import Home
 from dossync.core.model import Dossier, PortalBusy, UsageError
+# the [smtp] settings live with the others; these names stay importable from here
+from dossync.core.settings import CLAIM_STALE_SECONDS, DEFAULT_SENDER, SmtpSettings
 
 log = logging.getLogger(__name__)
 
@@ -92,60 +94,14 @@ def _one_line(text: str) -> str:
 
 
 # One delivery attempt (connect, greeting, TLS, login, message) ends within
-# `[smtp] timeout` seconds; a single read or write waits at most SOCKET_TIMEOUT.
-DEFAULT_TIMEOUT = 30.0
+# `[smtp] timeout` seconds (default DEFAULT_TIMEOUT); a single read or write waits at
+# most SOCKET_TIMEOUT. The [smtp] settings, their defaults and checks: core/settings.py.
 SOCKET_TIMEOUT = 10.0
-# A claim older than this belongs to a sender that was killed: the email is
-# free again (far longer than one attempt may take, portal visits included).
-CLAIM_STALE_SECONDS = 600.0
-
-
-@dataclass(frozen=True)
-class SmtpSettings:
-    host: str
-    port: int = 25
-    sender: str = "boekhouding@kantoor.example"
-    starttls: bool = False
-    username: str = ""
-    timeout: float = DEFAULT_TIMEOUT
-    allow_plain_auth: bool = False
-
-    @classmethod
-    def from_config(cls, config: dict) -> "SmtpSettings | None":
-        smtp = config.get("smtp")
-        if not smtp:
-            return None
-        if not smtp.get("host"):
-            raise UsageError("[smtp] in dossync.toml needs a host")
-        try:
-            timeout = float(smtp.get("timeout", DEFAULT_TIMEOUT))
-        except (TypeError, ValueError):
-            timeout = 0.0
-        if not 0 < timeout <= 3600:
-            raise UsageError(f"[smtp] timeout in dossync.toml is {smtp.get('timeout')!r}: give the "
-                             f"seconds one delivery may take (default {DEFAULT_TIMEOUT:g})")
-        return cls(host=str(smtp["host"]), port=int(smtp.get("port", 25)),
-                   sender=str(smtp.get("sender", cls.sender)),
-                   starttls=bool(smtp.get("starttls", False)),
-                   username=str(smtp.get("username", "")), timeout=timeout,
-                   allow_plain_auth=bool(smtp.get("allow_plain_auth", False)))
-
-    @property
-    def stale_after(self) -> float:
-        return max(CLAIM_STALE_SECONDS, 4 * self.timeout)
-
-    def plain_auth_refused(self) -> str | None:
-        """Why logging in is refused: the password would cross the network in clear text."""
-        if self.username and not self.starttls and not self.allow_plain_auth:
-            return (f"logging in as {self.username!r} with starttls = false would send the password "
-                    f"without TLS; set starttls = true or [smtp] allow_plain_auth = true "
-                    f"in dossync.toml")
-        return None
 
 
 def sender_of(home: Home) -> str:
-    settings = SmtpSettings.from_config(home.config())
-    return settings.sender if settings else SmtpSettings.sender
+    settings = home.settings().smtp
+    return settings.sender if settings else DEFAULT_SENDER
 
 
 def compose(dossier: Dossier, until: str, sender: str) -> EmailMessage:
@@ -197,7 +153,7 @@ def deliver(home: Home, email_id: str, message: bytes, recipient: str, *,
     sending it, this one leaves it alone and answers "queued". `cancel`
     (threading.Event-like) gives the attempt up, as SIGTERM does.
     """
-    settings = SmtpSettings.from_config(home.config())
+    settings = home.settings().smtp
     claim = _new_claim()
     stale_after = settings.stale_after if settings else CLAIM_STALE_SECONDS
     try:
@@ -216,7 +172,7 @@ def flush(home: Home) -> list[dict]:
     delivering its own) is left to it. SIGTERM gives the current attempt
     up, keeps that email queued and ends the flush.
     """
-    settings = SmtpSettings.from_config(home.config())
+    settings = home.settings().smtp
     stale_after = settings.stale_after if settings else CLAIM_STALE_SECONDS
     tried = []
     with _sigterm_gives_up() as stop:

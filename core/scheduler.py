@@ -1,8 +1,9 @@
 """`dossync scheduler`: a foreground service that runs the nightly at its time.
 
 For systemd or a container. It sleeps until `[nightly] time` in
-HOME/dossync.toml (HH:MM, or HH:MM:SS), runs the nightly, and waits for the
-next day. SIGTERM (or SIGINT) lets the running commits finish, starts
+HOME/dossync.toml (HH:MM, or HH:MM:SS), runs the nightly with `[nightly]
+jobs` and `verify` (all three from `home.settings().nightly`), and waits for
+the next day. SIGTERM (or SIGINT) lets the running commits finish, starts
 nothing new, and exits 0.
 """
 from __future__ import annotations
@@ -13,17 +14,9 @@ import threading
 from datetime import datetime, time as clock, timedelta
 
 from dossync.core.home import Home
-from dossync.core.model import UsageError
 from dossync.core.nightly import NightlyResult, run_nightly
 
 log = logging.getLogger("dossync.scheduler")
-
-
-def parse_time(text: str) -> clock:
-    try:
-        return clock.fromisoformat(text)
-    except ValueError:
-        raise UsageError(f"[nightly] time = {text!r} in dossync.toml: use HH:MM (24 h)") from None
 
 
 def next_run(at: clock, now: datetime) -> datetime:
@@ -35,10 +28,8 @@ def serve(home: Home, *, once: bool = False, stop: threading.Event | None = None
           on_result=None) -> int:
     """Run until stopped (or after one nightly when `once`); returns the exit code 0."""
     home.require()
-    settings = home.config().get("nightly", {})
-    at = parse_time(str(settings.get("time", "02:00")))
-    jobs = int(settings.get("jobs", 4))
-    verify = bool(settings.get("verify", False))
+    settings = home.settings().nightly  # checked: a bad time or jobs is a usage error here
+    at, jobs, verify = settings.time, settings.jobs, settings.verify
     stop = stop or threading.Event()
 
     def shutdown(signum, _frame) -> None:

@@ -27,6 +27,7 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from conftest import DOSSYNC, ROOT, cli_json, codes
 from dossync.core import notify, portal
+from dossync.core import settings as settings_module
 from dossync.core.home import Home
 from dossync.core.model import UsageError
 
@@ -344,7 +345,7 @@ def test_the_smtp_timeout_must_be_a_number_of_seconds():
         with pytest.raises(UsageError, match="timeout"):
             notify.SmtpSettings.from_config({"smtp": {"host": "mail", "timeout": bad}})
     settings = notify.SmtpSettings.from_config({"smtp": {"host": "mail"}})
-    assert settings.timeout == notify.DEFAULT_TIMEOUT
+    assert settings.timeout == settings_module.DEFAULT_TIMEOUT
     assert settings.stale_after > settings.timeout  # a live sender's claim never lapses
 
 

@@ -44,7 +44,7 @@ GONE_WITHIN = 10.0  # seconds from the signal until no process of the nightly is
 # The nightly with Linux's parent-death signal switched off: its workers must
 # still notice a killed parent, by the pipe they watch (systems without prctl).
 WITHOUT_PRCTL = [sys.executable, "-c",
-                 "import sys, core.nightly as n; n._set_death_signal = lambda: None; "
+                 "import sys, dossync.core.workers as w; w._set_death_signal = lambda: None; "
                  "from dossync.core.cli import main; sys.exit(main(sys.argv[1:]))"]
 
 

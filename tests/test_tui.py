@@ -350,3 +350,19 @@ async def test_the_monitor_answers_while_a_full_sync_runs(home):
     assert saw_progress, "the monitor never showed the sync's progress"
     assert edits >= 2, "the sync ended before the filter could be tried beside it"
     assert not [n for n in app.notes if "error" in n.lower() or "locked" in n.lower()], app.notes
+
+
+async def test_an_error_in_a_screen_update_is_shown_not_swallowed(home, monkeypatch):
+    """Textual only logs an error raised by a signal's subscriber: the app shows it."""
+    def broken(self, progress) -> None:
+        raise ValueError("the progress could not be drawn (test)")
+
+    monkeypatch.setattr(MonitorScreen, "progress_read", broken)
+    app = RecordingApp(home)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        app.progress_signal.publish({"DUMONT": {"phase": "read"}})
+        await until(pilot, lambda: any("the progress could not be drawn (test)" in n
+                                       for n in app.notes), 10, "the error notification")
+        assert any("could not show an update" in n for n in app.notes), app.notes
+        assert isinstance(app.screen, MonitorScreen) and app.is_running

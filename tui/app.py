@@ -10,11 +10,20 @@ reopening the UI finds them through the monitor (state `syncing`, progress
 file) or, once over, in the last sync of the dossier.
 
 The app owns the two clocks of the screen: the monitor refresh (every few
-seconds) and, while something syncs, the progress refresh. Screens receive
-what these read through `monitor_loaded` / `progress_read`.
+seconds) and, while something syncs, the progress refresh. It broadcasts what
+they read, and the syncs it sees start and end, through Textual signals
+(`textual.signal.Signal`): `monitor_signal` (the monitor's rows),
+`progress_signal` (progress by dossier code), `sync_started_signal` and
+`sync_finished_signal` (the SyncStarted / SyncFinished messages). A screen
+subscribes in its `on_mount` to the ones it shows; a screen that is removed
+(popped) is dropped from them by Textual, so a broadcast reaches exactly the
+screens alive at that moment. Screens subscribe with `immediate=True`: the
+callback runs inside the app's handler, so a screen shows the news in the
+same refresh as the app's own state (rows, progress, what is syncing).
 """
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 from pathlib import Path
@@ -23,12 +32,15 @@ from textual import work
 from textual.app import App
 from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.signal import Signal
 
 from dossync.core import monitor
 from dossync.core.progress import read_progress as progress_of
 from dossync.core.home import Home
 from dossync.core.model import DossyncError, ExitCode, ManualOptions
 from dossync.tui.messages import MonitorLoaded, ProgressRead, SyncFinished, SyncStarted
+
+log = logging.getLogger(__name__)
 
 REFRESH_SECONDS = 3.0
 PROGRESS_SECONDS = 0.5
@@ -103,6 +115,11 @@ class DossyncApp(App[int]):
         self.cancelling: set[str] = set()
         self._syncing: set[str] = set()
         self.loaded = False
+        # Broadcasts to the screens that subscribe (see the module's docstring).
+        self.monitor_signal: Signal[list[dict]] = Signal(self, "monitor")
+        self.progress_signal: Signal[dict[str, dict]] = Signal(self, "progress")
+        self.sync_started_signal: Signal[SyncStarted] = Signal(self, "sync-started")
+        self.sync_finished_signal: Signal[SyncFinished] = Signal(self, "sync-finished")
 
     # --- lifecycle -------------------------------------------------------------------
     def on_mount(self) -> None:
@@ -123,6 +140,21 @@ class DossyncApp(App[int]):
         if not run_id:
             return "-"
         return "········" if self.frozen else run_id
+
+    def subscribe(self, signal: Signal, screen, callback) -> None:
+        """Have `screen` hear `signal` as it is published (so a first paint waits for
+        nothing). Textual would only log an error raised in the callback: here it is
+        shown as a notification and its traceback goes to the log."""
+        def heard(data) -> None:
+            try:
+                callback(data)
+            except Exception as exc:  # noqa: BLE001 - shown, logged, the UI goes on
+                log.exception("%s.%s failed", type(screen).__name__,
+                              getattr(callback, "__name__", "callback"))
+                self.notify(f"{type(screen).__name__}: could not show an update: "
+                            f"{str(exc) or type(exc).__name__}", severity="error", timeout=10)
+
+        signal.subscribe(screen, heard, immediate=True)
 
     def report(self, exc: BaseException, what: str = "") -> None:
         """An error as a notification (from any thread): never a traceback on screen."""
@@ -160,11 +192,8 @@ class DossyncApp(App[int]):
                 del self.started[code]
                 self._finished(code, by_code.get(code), process.returncode, started_here=True)
         self._syncing = now_syncing | set(self.started)
-        for screen in self.screen_stack:
-            if hasattr(screen, "monitor_loaded"):
-                screen.monitor_loaded(message.rows)
-            if hasattr(screen, "progress_read"):
-                screen.progress_read(self.progress)
+        self.monitor_signal.publish(message.rows)
+        self.progress_signal.publish(self.progress)
 
     def _finished(self, code: str, row: dict | None, returncode: int | None,
                   started_here: bool) -> None:
@@ -191,9 +220,7 @@ class DossyncApp(App[int]):
         else:
             self.notify(f"{code}: {message.error or 'the sync failed'}", title="sync failed",
                         severity="error", timeout=15)
-        for screen in self.screen_stack:
-            if hasattr(screen, "sync_finished"):
-                screen.sync_finished(message)
+        self.sync_finished_signal.publish(message)
 
     # --- progress ------------------------------------------------------------------------
     def _tick_progress(self) -> None:
@@ -214,9 +241,7 @@ class DossyncApp(App[int]):
 
     def on_progress_read(self, message: ProgressRead) -> None:
         self.progress = message.progress
-        for screen in self.screen_stack:
-            if hasattr(screen, "progress_read"):
-                screen.progress_read(message.progress)
+        self.progress_signal.publish(message.progress)
 
     def is_syncing(self, code: str) -> bool:
         return code in self._syncing
@@ -250,9 +275,7 @@ class DossyncApp(App[int]):
     def on_sync_started(self, message: SyncStarted) -> None:
         self.notify(f"{message.code}: {message.kind} sync started (pid {message.pid}); "
                     f"it keeps running if this terminal closes", title="sync started")
-        for screen in self.screen_stack:
-            if hasattr(screen, "sync_started"):
-                screen.sync_started(message)
+        self.sync_started_signal.publish(message)
 
     def cancel(self, code: str) -> None:
         self._cancel(code)

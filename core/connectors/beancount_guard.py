@@ -55,11 +55,12 @@ from beancount.core import data
 from beancount.ops import validation
 from beancount.parser import _parser, booking, grammar, options
 
-from dossync.core.model import LedgerUnavailable, TerminalError, UsageError
+from dossync.core.model import LedgerUnavailable, TerminalError
+from dossync.core.settings import MODULE_NAME, Settings
 
 OWN_PLUGINS = ("beancount.plugins.", "beancount.ops.")
 CONFIG_KEY = "[beancount] allowed_plugins in HOME/dossync.toml"
-_MODULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
+_MODULE = MODULE_NAME  # the rule [beancount] allowed_plugins is checked with
 # a plugin whose source calls eval() on something (its configuration string)
 _EVAL = re.compile(r"(?<![\w.])eval\s*\(")
 
@@ -72,22 +73,13 @@ class LedgerRefused(TerminalError):
 
 # --- the firm's list ------------------------------------------------------------------------
 def allowed_plugins(config: dict) -> tuple[str, ...]:
-    """`[beancount] allowed_plugins` of HOME's dossync.toml (`Home.config()`), checked:
-    module names, or `package.*` for a package and everything in it. UsageError when the
-    setting is not a list of such names."""
+    """`[beancount] allowed_plugins` of a dossync.toml read as a dict, checked as
+    `Home.settings()` checks it (core/settings.py: module names, or `package.*` for a
+    package and everything in it; UsageError otherwise). The engine reads
+    `home.settings().beancount.allowed_plugins` (`connectors.connector_settings`)."""
     section = config.get("beancount", {})
-    names = section.get("allowed_plugins", []) if isinstance(section, dict) else None
-    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-        raise UsageError(f"{CONFIG_KEY} must be a list of Python module names, e.g. "
-                         f'allowed_plugins = ["firm_checks", "firm_plugins.*"]')
-    checked = []
-    for name in names:
-        module = name.strip()
-        if not _MODULE.match(module.removesuffix(".*")):
-            raise UsageError(f"{CONFIG_KEY}: {name!r} is not a Python module name (give e.g. "
-                             f'"firm_checks", or "firm_plugins.*" for a whole package)')
-        checked.append(module)
-    return tuple(checked)
+    return Settings.from_dict({"beancount": section}, "HOME/dossync.toml") \
+        .beancount.allowed_plugins
 
 
 def plugin_allowed(name: str, allowed: tuple[str, ...] = ()) -> bool:
@@ -310,7 +302,8 @@ def load_ledger(top: str | Path, allowed: tuple[str, ...] = ()) -> tuple[list, l
     """`beancount.loader.load_file(top)`, checked first, without the pickle cache: the same
     (entries, errors, options map), or LedgerRefused before anything of the ledger ran.
 
-    allowed: the firm's plugins beyond Beancount's own (`allowed_plugins(Home.config())`).
+    allowed: the firm's plugins beyond Beancount's own
+    (`home.settings().beancount.allowed_plugins`).
     """
     entries, errors, options_map = parse_ledger(top, allowed)
     # What beancount's loader does after parsing (loader._load), on the entries checked above.

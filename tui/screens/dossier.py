@@ -103,8 +103,12 @@ class DossierScreen(Screen):
         quarantine.add_columns("stream", "key", "reason", "detail")
         self.query_one("#email-error").display = False
         self.query_one("#dossier-title", Static).update(f"{self.code} · reading the portal …")
+        app = self.app
+        app.subscribe(app.progress_signal, self, self.progress_read)
+        app.subscribe(app.sync_started_signal, self, self.sync_started)
+        app.subscribe(app.sync_finished_signal, self, self.sync_finished)
         self.load()
-        self.progress_read(self.app.progress)
+        self.progress_read(app.progress)
 
     # --- data -----------------------------------------------------------------------
     @work(thread=True, exclusive=True, group="dossier", exit_on_error=False)
@@ -199,8 +203,10 @@ class DossierScreen(Screen):
                                  (" ".join(run["warnings"]), "yellow"))
             self.query_one("#run-detail", Static).update(text)
 
-    # --- live state from the app --------------------------------------------------------
+    # --- live state from the app: its signals (subscribed in on_mount) ------------------
     def progress_read(self, progress: dict[str, dict]) -> None:
+        if not self.query(SyncProgress):  # taken down as the app closes
+            return
         syncing = self.app.is_syncing(self.code)
         self.query_one(SyncProgress).show(self.code if syncing else None,
                                           progress.get(self.code),

@@ -93,18 +93,22 @@ class MonitorScreen(Screen):
         self.sub_title = "active clients monitor"
         self.table.focus()
         self._build_columns()
-        if self.app.loaded:
-            self.monitor_loaded(self.app.rows)
+        app = self.app
+        app.subscribe(app.monitor_signal, self, self.monitor_loaded)
+        app.subscribe(app.progress_signal, self, self.progress_read)
+        app.subscribe(app.sync_started_signal, self, self.sync_started)
+        app.subscribe(app.sync_finished_signal, self, self.sync_finished)
+        if app.loaded:
+            self.monitor_loaded(app.rows)
         self.set_interval(0.25, self._animate)
 
     @property
     def table(self) -> DataTable:
         return self.query_one("#monitor", DataTable)
 
-    # --- data in --------------------------------------------------------------------
-    # The app hands news to every screen on its stack; one that is not composed
-    # yet (or is being taken down as the app closes) has no table to show it
-    # in: it keeps the rows, and on_mount shows the app's latest.
+    # --- data in: the app's signals (subscribed in on_mount) --------------------------
+    # A broadcast may reach this screen as the app closes and takes it down: then
+    # there is no table to show it in, and it only keeps the rows.
     def _ready(self) -> bool:
         return bool(self.query("#monitor"))
 
