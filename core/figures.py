@@ -1,9 +1,14 @@
-"""Fingerprints: cheap whole-ledger and per-period figures both sides compute alike.
+"""The figures formulas, in one place: what the package's side and the portal's compute alike.
 
 Reconcile compares segment figures (fiscal year x period x journal x
-account). Grouping a million booking lines by segment makes SQLite sort
-them all, which costs several times a plain scan. Most of the time the two
-sides agree, so reconcile first compares fingerprints that need no grouping
+account): line count, debit, credit and a checksum over the lines' booking
+keys and versions, which the package's SQLite, the portal's DuckDB and
+Polars (for a package without figures of its own) compute from one formula
+and one set of constants (`checksum_sql`, `checksum_expr`).
+
+Grouping a million booking lines by segment makes SQLite sort them all,
+which costs several times a plain scan. Most of the time the two sides
+agree, so reconcile first compares fingerprints that need no grouping
 (`whole`) or group only by period along an index (`per_period`), and asks
 for segment figures only in the periods whose fingerprints differ.
 
@@ -32,12 +37,41 @@ import pyarrow as pa
 
 Dialect = Literal["sqlite", "duckdb"]
 
-P = 2147483647
+P = 2147483647  # every product is reduced modulo this prime below 2**31
 LINE_FIELDS = ("line_count", "debit", "credit", "booking_sum", "line_no_sum", "account_mix")
 BOOKING_FIELDS = ("bookings", "booking_mix")
 _CANONICAL = re.compile(r"[1-9][0-9]{0,17}")
 
 
+# --- the segment checksum -------------------------------------------------------------
+# A segment's checksum is the sum over its lines of
+#   ((booking id mod P) * CHECKSUM_ID + (booking rv mod P) * CHECKSUM_RV + line_no) mod P.
+# Integer arithmetic on non-negative values, reduced before multiplying
+# (content-hash versions are 63-bit), so SQLite, DuckDB and Polars compute the
+# same number without overflow; additive, so the share of some bookings can be
+# taken off a segment's figures. A booking that changed (new rv), moved or
+# vanished changes its segment's checksum even when counts and amounts stay equal.
+CHECKSUM_ID = 1000003
+CHECKSUM_RV = 7919
+
+
+def checksum_sql(booking_id: str, rv: str, line_no: str) -> str:
+    """One line's checksum term as SQL, the same text for SQLite and DuckDB: the
+    arguments are the column expressions of the booking id, the booking's rv and
+    the line number (e.g. "b.id", "b.rv", "l.line_no")."""
+    return (f"(({booking_id} % {P}) * {CHECKSUM_ID} + ({rv} % {P}) * {CHECKSUM_RV} "
+            f"+ {line_no}) % {P}")
+
+
+def checksum_expr(booking_id: str = "booking_id", rv: str = "rv", line_no: str = "line_no"):
+    """One line's checksum term as a Polars expression over these columns."""
+    import polars as pl  # only reconcile's fallback needs it; the portal's users do not
+
+    return (((pl.col(booking_id) % P) * CHECKSUM_ID + (pl.col(rv) % P) * CHECKSUM_RV
+             + pl.col(line_no)) % P)
+
+
+# --- fingerprints ---------------------------------------------------------------------
 def canonical_chart(codes: Iterable[str]) -> bool:
     """Do all these account codes mix into the fingerprint by their value?"""
     return all(_CANONICAL.fullmatch(code or "") for code in codes)

@@ -3,10 +3,11 @@
 A full sync is heavy for the office server, so it must be justified. This
 module computes the same figures on both sides for every segment (fiscal
 year x period x journal x account): line count, debit, credit and a
-checksum over booking keys and versions. The package computes its side
-itself (the connector's `figures`, an aggregate query, not a full read); the
-portal's side is one DuckDB query (`portal.reconciliation_figures`). Polars
-joins the two and classifies every segment that differs:
+checksum over booking keys and versions. A package with the figures
+capability computes its side itself (the connector's `figures`, an aggregate
+query, not a full read); for the others Polars computes it from the streams.
+The portal's side is one DuckDB query (`portal.reconciliation_figures`).
+Polars joins the two and classifies every segment that differs:
 
 - explained by **pending changes**: take out of both sides the bookings the
   ledger changed or deleted since the portal's cursor (as a simple sync
@@ -31,12 +32,16 @@ whose deletion log no longer reaches back to the last sync
 (`history.ledger_history_problem`) makes every difference unexplained: the
 cursor cannot be trusted, only a full sync is safe.
 
-The checksum of a segment is the sum over its lines of
-``((booking_id % P) * 1000003 + (booking_rv % P) * 7919 + line_no) % P`` with
-P = 2147483647: integer arithmetic on non-negative values that SQLite, DuckDB
-and Polars compute identically and without overflow (content-hash versions
-are 63-bit), and additive, so the pending bookings' share can be subtracted
-from a segment's figures.
+The checksum of a segment is the sum over its lines of one formula
+(`core.figures.checksum_sql` / `checksum_expr`): integer arithmetic that
+SQLite, DuckDB and Polars compute identically and without overflow, and
+additive, so the pending bookings' share can be subtracted from a segment's
+figures.
+
+What the package can do is asked of the connector's checked capabilities
+(core.connectors.base): figures, segment figures, reload by keys, stamp.
+A verdict that calls for a reload of some periods is what `core.repair`
+plans a targeted repair from; this module knows nothing of the engine.
 """
 from __future__ import annotations
 
@@ -75,7 +80,6 @@ KEY = ["fiscal_year", "period", "journal", "account"]
 FIGURES = ["line_count", "debit", "credit", "checksum"]
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 NOTEBOOK_TIMEOUT = 600
-P = 2147483647  # the checksum's modulus (a prime below 2**31)
 
 _SEGMENT_SCHEMA = {"fiscal_year": pl.String, "period": pl.String, "journal": pl.String,
                    "account": pl.String, "line_count": pl.Int64,
@@ -183,8 +187,7 @@ def _figures_from_streams(connector: Connector, exclude: list[int]) -> pa.Table:
               .join(years, left_on="fiscal_year_id", right_on="id", how="left")
               .join(periods, left_on="period_id", right_on="id", how="left")
               .with_columns(pl.col("fiscal_year", "period").fill_null(""),
-                            (((pl.col("booking_id") % P) * 1000003 + (pl.col("rv") % P) * 7919
-                              + pl.col("line_no")) % P).alias("ck")))
+                            fp.checksum_expr("booking_id", "rv", "line_no").alias("ck")))
     return joined.group_by(KEY).agg(pl.len().cast(pl.Int64).alias("line_count"),
                                     pl.col("debit").sum(), pl.col("credit").sum(),
                                     pl.col("ck").sum().alias("checksum")).to_arrow()
@@ -197,7 +200,7 @@ def ledger_figures(connector: Connector, exclude: list[int] | None = None,
     periods: only the segments of these period codes (None: all).
     """
     exclude = exclude or []
-    if connector.capabilities.figures and hasattr(connector, "figures"):
+    if connector.capabilities.figures:
         return _segments(connector.figures(exclude, periods=periods))
     frame = _segments(_figures_from_streams(connector, exclude))
     return frame if periods is None else frame.filter(pl.col("period").is_in(periods))
@@ -228,7 +231,7 @@ class _Chart:
 
     @classmethod
     def read(cls, connector: Connector) -> "_Chart | None":
-        if not (connector.capabilities.figures and hasattr(connector, "fingerprint")):
+        if not connector.capabilities.figures:
             return None
 
         def codes(stream: str, key: str, value: str) -> dict:
@@ -358,7 +361,7 @@ def _period_rows(connector: Connector, segments: list[dict]) -> int:
     if not segments:
         return 0
     wanted = {s["period"] for s in segments}
-    if connector.capabilities.figures and hasattr(connector, "figures"):
+    if connector.capabilities.figures:
         # only the wanted periods: pricing a repair must not cost a pass over the ledger
         frame = pl.from_arrow(connector.figures(grain="period", periods=sorted(wanted)))
         if frame.height == 0:
@@ -383,10 +386,10 @@ def differing_bookings(home: Home, code: str, connector: Connector, periods: lis
 
     Both sides print each booking of those periods (core.figures: its fields
     that enter the figures and its lines' sums); a booking one side lacks
-    differs too. None when the package cannot print its bookings.
+    differs too. None when the package cannot print its bookings (no segment figures).
     period_codes: the ledger's period id -> code, when already read.
     """
-    if not hasattr(connector, "booking_fingerprints"):
+    if not connector.capabilities.segment_figures:
         return None
     if period_codes is None:
         table = pa.Table.from_batches(list(connector.read("periods", None)),
@@ -428,7 +431,7 @@ def reconcile(home: Home, code: str) -> Reconciliation:
         opened["connector"] = connector = open_connector(dossier.package, dossier.source,
                                                          connector_settings(home, dossier))
         # before any figure is read: a ledger written meanwhile no longer matches it
-        opened["stamp"] = connector.stamp() if hasattr(connector, "stamp") else None
+        opened["stamp"] = connector.stamp() if connector.capabilities.stamp else None
         opened["chart"] = chart = _Chart.read(connector)
         if chart is None:
             return None
@@ -477,7 +480,7 @@ def reconcile(home: Home, code: str) -> Reconciliation:
                                         chart.periods if chart else None)
                      if segments and problem is None else None)
         names = _booking_names(connector, differing or [])
-        if differing is not None and hasattr(connector, "booking_rows"):
+        if differing is not None and caps.targeted_repair:
             # what the repair reads: those bookings, and the small period tables
             repair_rows = (connector.booking_rows(differing) + connector.count("periods", None)
                            + connector.count("fiscal_years", None))
@@ -629,7 +632,7 @@ def _pending_changes(connector: Connector, cursor: int | None,
         return changed, []
     since = max(0, cursor - LOOKBACK)
     caps = connector.capabilities
-    if caps.figures and hasattr(connector, "changed_segments"):
+    if caps.segment_figures:
         table = connector.changed_segments(since, quarantined)
         if table.num_rows:
             changed = pl.from_arrow(table).select(
@@ -647,7 +650,7 @@ SHOWN_BOOKINGS = 5
 
 def _booking_names(connector: Connector, ids: list[int]) -> list[str]:
     """How the accountant knows the first few of these bookings: journal, number, date."""
-    if not ids or not hasattr(connector, "read_bookings"):
+    if not ids or not connector.capabilities.reload_by_keys:
         return []
     shown = ids[:SHOWN_BOOKINGS]
     table = pa.Table.from_batches(list(connector.read_bookings("bookings", shown)),

@@ -13,6 +13,11 @@ Both kinds run the same pipeline, so there is one path to get right:
 A simple sync first checks that the ledger did not go back in time and
 that its deletion log still reaches back to the last sync; if either
 fails it changes nothing and says that a full sync is needed.
+
+A repair runs the same pipeline on what `core.repair` plans to reload (the
+bookings reconcile found different); the engine never consults reconcile
+itself. What a package can do is asked of the connector's checked
+`capabilities` (core.connectors.base), never probed.
 """
 from __future__ import annotations
 
@@ -250,7 +255,7 @@ def _run(home: Home, dossier, kind: SyncKind, base: SyncResult, staging: Path,
         deletions = None if since is None else connector.deletions(since)
         if deletions is not None:
             rows_read += deletions.num_rows
-        warnings.extend(getattr(connector, "warnings", None) or ())
+        warnings.extend(connector.warnings)
         currency = connector.currency
     finally:
         connector.close()
@@ -293,41 +298,21 @@ def _deliver_queued(home: Home, dossier) -> list[str]:
 
 def _repair(home: Home, dossier, base: SyncResult, staging: Path, ctx: RunContext,
             options: portal.SyncOptions | None, state: portal.SyncState) -> SyncResult:
-    """Reload only the segments reconcile flags, in one atomic swap.
-
-    A silent edit in one closed period costs a reload of the bookings of
-    that period that differ (with their lines and matchings, plus the small
-    fiscal-year and period tables), not of the whole history. The cursor
-    stays where it is: changes elsewhere are left to the next simple sync.
-    """
-    from dossync.core.reconcile import reconcile, remembered
+    """Run `core.repair`'s plan through the pipeline: stage what it reloads, validate,
+    swap it in atomically. The cursor stays where it is."""
+    from dossync.core import repair  # it reconciles: loaded only for a repair
 
     connector = open_connector(dossier.package, dossier.source,
                                connector_settings(home, dossier))
     try:
-        if not (hasattr(connector, "read_bookings") and hasattr(connector, "booking_fingerprints")):
-            raise UsageError(f"the {dossier.package} connector cannot reload single bookings: "
-                             f"run a simple sync (it compares the whole book) or a full sync")
-        # The verdict of a reconcile that saw this very ledger file and portal
-        # state (the analyst's, or the nightly's a moment ago) needs no second look.
-        stamp = connector.stamp() if hasattr(connector, "stamp") else None
-        verdict = (remembered(home, dossier.code, dossier, stamp, state)
-                   or reconcile(home, dossier.code))
-        if verdict.verdict != "full_sync" or not verdict.segments or not verdict.repairable:
-            return _no_repair(home, base, verdict)
-        wanted = sorted({s["period"] for s in verdict.segments})
+        plan = repair.plan(home, dossier, state, connector)
+        if not plan.reloads:
+            return _no_repair(home, base, plan)
         files: dict[str, Path] = {}
         reads: dict[str, int] = {}
-        for name in ("fiscal_years", "periods"):  # small; periods may have moved
-            path = staging / f"{name}.parquet"
-            reads[name] = _write(path, BY_NAME[name], connector.read(name, None), ctx)
-            files[name] = path
-        booking_ids = list(verdict.bookings or ())  # reconcile named the bookings that differ
-        for name in ("bookings", "lines", "matchings"):
-            path = staging / f"{name}.parquet"
-            reads[name] = _write(path, BY_NAME[name], connector.read_bookings(name, booking_ids),
-                                 ctx)
-            files[name] = path
+        for name, batches in repair.reload(connector, plan):
+            files[name] = staging / f"{name}.parquet"
+            reads[name] = _write(files[name], BY_NAME[name], batches, ctx)
         rows_read = sum(reads.values())
     finally:
         connector.close()
@@ -335,28 +320,23 @@ def _repair(home: Home, dossier, base: SyncResult, staging: Path, ctx: RunContex
     staged = portal.StagedSync(
         mode="repair", files=files, bad=bad, deletions=None, quarantine=quarantine,
         high_water=state.cursor, deletion_log_from=state.deletion_log_from or 1,
-        rows_read=rows_read, options=options, repair_bookings=tuple(booking_ids),
+        rows_read=rows_read, options=options, repair_bookings=plan.bookings,
         stream_reads=reads, history=state.history)
-    result = replace(base, status="succeeded", finished_at=_now(), warnings=(
-        f"repaired {len(wanted)} period(s): {', '.join(wanted)} "
-        f"({len(booking_ids)} booking(s) differed and were reloaded)",))
+    result = replace(base, status="succeeded", finished_at=_now(), warnings=(plan.summary,))
     _check_cancel(ctx)
     counts, after = portal.apply_sync(home.portal, dossier.code, staged, result)
     return replace(result, rows=counts, active_period=after.active_period,
                    updated_until=after.updated_until, pending_proposals=after.pending_proposals)
 
 
-def _no_repair(home: Home, base: SyncResult, verdict) -> SyncResult:
+def _no_repair(home: Home, base: SyncResult, plan) -> SyncResult:
     """A repair with nothing to do, or that only a full sync can do: recorded, nothing changed."""
-    if verdict.verdict == "full_sync" and verdict.segments:
-        reason = verdict.history_problem or "; ".join(verdict.reasons)
-        result = replace(base, finished_at=_now(), needs_full_sync=True, warnings=(reason,),
-                         error=f"a targeted repair cannot fix this, nothing changed: {reason}")
+    if plan.blocked is not None:
+        result = replace(base, finished_at=_now(), needs_full_sync=True, warnings=(plan.blocked,),
+                         error=f"a targeted repair cannot fix this, nothing changed: "
+                               f"{plan.blocked}")
     else:
-        hint = ("a simple sync will bring the pending changes"
-                if verdict.verdict == "simple_sync" else "the portal matches the ledger")
-        result = replace(base, status="succeeded", finished_at=_now(),
-                         warnings=(f"nothing to repair: reconcile says {verdict.verdict} ({hint})",))
+        result = replace(base, status="succeeded", finished_at=_now(), warnings=(plan.summary,))
     portal.record_run(home.portal, result)
     return result
 
@@ -418,7 +398,7 @@ def _rejudge(connector: Connector, quarantined: dict[str, list[str]], files: dic
 
 def full_sync_rate(home: Home) -> int:
     """[full_sync] max_rows_per_second (checked with the rest of dossync.toml): 0 = unthrottled."""
-    return home.config().get("full_sync", {}).get("max_rows_per_second", 0)
+    return home.settings().full_sync.max_rows_per_second
 
 
 def _both(first, second):
@@ -462,7 +442,7 @@ def _stage(connector: Connector, since: int | None, staging: Path,
         _report(ctx, Progress(name, 0, total))
     second = (connector.parallel_reader()
               if since is None and totals["lines"] >= PARALLEL_FROM_ROWS
-              and hasattr(connector, "parallel_reader") else None)
+              and connector.capabilities.parallel_reads else None)
     reads: dict[str, int] = {}
     if second is None:
         for stream in STREAMS:

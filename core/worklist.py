@@ -6,14 +6,15 @@ provisional bookings so the dashboard and reports move immediately. The
 definitive booking read by a later sync (matched on the reference)
 replaces the provisional one (`portal.apply_sync`).
 
-Every package takes proposals (core.connectors.send_proposals): the demo
-package in its inbox, Beancount as `!` transactions in the dossier's
-proposals file, GnuCash as ordinary transactions in the book. The portal
-records them first, as provisional bookings and in its proposal queue, in
-one transaction; then the queue is delivered to the package, which takes
-all of a delivery or none of it, and a reference once however often it is
-sent. So the portal shows exactly what the package received, whenever a
-process is killed:
+Every package takes proposals: its connector class declares the capability
+and writes them (core.connectors.send_proposals asks it, without opening the
+ledger for reading): the demo package in its inbox, Beancount as `!`
+transactions in the dossier's proposals file, GnuCash as ordinary
+transactions in the book. The portal records them first, as provisional
+bookings and in its proposal queue, in one transaction; then the queue is
+delivered to the package, which takes all of a delivery or none of it, and
+a reference once however often it is sent. So the portal shows exactly what
+the package received, whenever a process is killed:
 - before the portal's commit: neither has them;
 - after it: they wait in the queue, shown, and the next propose or sync
   delivers them; a delivery killed after the package took them is sent
@@ -72,11 +73,11 @@ class Delivery:
                 f"{self.reason}; the next 'dossync propose' or sync sends them")
 
 
-def _by_class(accounts: list[tuple[str, str | None]]) -> dict[str, list[str]]:
+def _by_class(accounts: list[portal.ProposalAccount]) -> dict[str, list[str]]:
     """The proposal accounts (portal.reference_data) by class, in their order."""
     by_class: dict[str, list[str]] = {}
-    for account, cls in accounts:
-        by_class.setdefault(cls or "", []).append(account)
+    for account in accounts:
+        by_class.setdefault(account.account_class or "", []).append(account.code)
     return by_class
 
 
@@ -109,12 +110,12 @@ def build_proposals(home: Home, code: str, count: int, *, today: date | None = N
     if active is None:
         raise UsageError(f"dossier {code} has no booking periods in the portal yet: sync it "
                          f"first")
-    journals = {kind: jc for jc, kind in reversed(refdata["journals"])}
+    journals = {j.kind: j.code for j in reversed(refdata.journals)}
     if "sales" not in journals or "purchase" not in journals:
         raise UsageError(f"dossier {code} has no sales and purchase journals for proposals")
-    customers = [(r[0], r[2]) for r in refdata["relations"] if r[1] == "customer"]
-    suppliers = [(r[0], r[2]) for r in refdata["relations"] if r[1] == "supplier"]
-    chart = _by_class(refdata["accounts"])
+    customers = [(r.id, r.name) for r in refdata.relations if r.kind == "customer"]
+    suppliers = [(r.id, r.name) for r in refdata.relations if r.kind == "supplier"]
+    chart = _by_class(refdata.accounts)
     receivable = _one_of(chart, "receivable", code, dossier.package, "sales invoices")[0]
     payable = _one_of(chart, "payable", code, dossier.package, "purchase invoices")[0]
     revenue = _one_of(chart, "revenue", code, dossier.package, "sales invoices")
@@ -234,9 +235,9 @@ def deliver(home: Home, dossier: Dossier, take_back: Collection[str] = ()) -> De
     queued = portal.claim_proposals(home.portal, code)  # marked as handed over from here on
     if not queued:
         return Delivery()
-    proposals = [Proposal.from_record(json.loads(doc)) for _, doc, _ in queued]
+    proposals = [Proposal.from_record(json.loads(q.proposal)) for q in queued]
     refs = [p.ref for p in proposals]
-    handed_before = {ref for ref, _, before in queued if before}
+    handed_before = {q.ref for q in queued if q.handed_before}
     try:
         send_proposals(dossier.package, dossier.source, connector_settings(home, dossier), proposals)
     except PackageBusy as exc:

@@ -20,9 +20,18 @@ def test_core_never_imports_textual_or_tui():
     assert offenders == []
 
 
-def test_only_portal_speaks_duckdb():
-    users = sorted(p.name for p in CORE.rglob("*.py") if "import duckdb" in p.read_text())
-    assert users == ["portal.py"]
+def test_only_the_portal_store_speaks_duckdb():
+    """The store seam: the SQL dialect and connections live in core/portal/store.py; the
+    engine, the other portal modules and the UI never reach DuckDB themselves."""
+    root = CORE.parent
+    users = []
+    for path in [*CORE.rglob("*.py"), *(root / "tui").rglob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            if any(n.split(".")[0] in ("duckdb", "_duckdb") for n in names):
+                users.append(path.relative_to(root).as_posix())
+    assert sorted(set(users)) == ["core/portal/store.py"]
 
 
 def _core_imports() -> dict[str, set[str]]:
@@ -79,3 +88,34 @@ def test_the_engine_never_imports_the_monitor():
     assert "dossync.core.monitor" in graph["dossync.core.cli"]  # the graph sees imports
     for engine in ("sync", "nightly", "reconcile", "worklist"):
         assert "dossync.core.monitor" not in graph[f"dossync.core.{engine}"], engine
+
+
+def test_connectors_do_what_they_declare():
+    """A connector class is held to its declared capabilities before it is used; the
+    engine then asks them and never probes a connector for a method."""
+    import pytest
+
+    from dossync.core.connectors import connector_class
+    from dossync.core.connectors.base import Capabilities, CapabilityMismatch, checked
+    from dossync.core.connectors.snapshot import SnapshotConnector
+    from dossync.core.model import PACKAGES
+
+    for package in PACKAGES:
+        assert connector_class(package).capabilities.proposals, package
+
+    class Boasting(SnapshotConnector):
+        capabilities = Capabilities(figures=True, proposals=True)
+
+    with pytest.raises(CapabilityMismatch, match="declares figures but has no figures, "
+                       "fingerprint, period_fingerprints; it declares proposals but has no "
+                       "receive_proposals"):
+        checked(Boasting)
+
+    probes = []
+    for path in CORE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (isinstance(node, ast.Call) and node.args
+                    and getattr(node.func, "id", None) in ("hasattr", "getattr")
+                    and "connector" in ast.unparse(node.args[0])):
+                probes.append(f"{path.name}: {ast.unparse(node)}")
+    assert probes == []

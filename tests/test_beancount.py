@@ -436,7 +436,7 @@ def _write(path: Path, text: str) -> Path:
 
 
 def _connector_tables(path: Path) -> dict:
-    from dossync.core.connectors.beancount_book import BeancountConnector
+    from dossync.core.connectors.beancount_connector import BeancountConnector
 
     return {k: t.to_pydict() for k, t in BeancountConnector(path).tables.items()}
 
@@ -445,7 +445,7 @@ def test_a_file_that_is_not_utf8_is_refused_with_file_and_line(tmp_path):
     """beancount skips bad bytes in a comment without a word (and trips over them in a
     string with a lexer error); dossync refuses either, naming the file and line, the
     included files too."""
-    from dossync.core.connectors.beancount_book import BeancountConnector
+    from dossync.core.connectors.beancount_connector import BeancountConnector
 
     main = _write(tmp_path / "books" / "main.beancount",
                   'option "operating_currency" "EUR"\n2024-01-01 open Assets:Bank\n'
@@ -465,7 +465,7 @@ def test_a_file_that_is_not_utf8_is_refused_with_file_and_line(tmp_path):
 
 
 def test_account_classes_follow_the_root_names_the_name_and_the_open_metadata(tmp_path):
-    from dossync.core.connectors.beancount_book import BeancountConnector
+    from dossync.core.connectors.beancount_connector import BeancountConnector
 
     ledger = _write(tmp_path / "main.beancount", '''option "operating_currency" "EUR"
 option "name_assets" "Activa"

@@ -184,8 +184,8 @@ def piecash_trial_balance(path: Path) -> Figures:
 
 def portal_trial_balance(home: Path, code: str) -> Figures:
     """The portal's exact trial balance (core.portal, unrounded)."""
-    return {(account, commodity): (debit, credit) for account, _, _, commodity, debit, credit
-            in portal.report_trial_balance(home / "portal.duckdb", code)}
+    return {(row.account, row.commodity): (row.debit, row.credit)
+            for row in portal.report_trial_balance(home / "portal.duckdb", code)}
 
 
 def nonzero(figures: Figures) -> Figures:
@@ -773,7 +773,7 @@ def _proposal(ref: str, day: str, *lines: tuple, kind: str = "sales", relation=N
 def test_the_same_queue_sent_twice_goes_into_a_gnucash_2_6_book_once(tmp_path):
     """Written straight by the core function into all_account_types (GnuCash 2.6): its own
     date format, each reference once however often it is sent, all or nothing."""
-    from dossync.core.connectors.gnucash import GnuCashConnector
+    from dossync.core.connectors.gnucash_connector import GnuCashConnector
     from dossync.core.connectors.gnucash_proposals import receive_proposals
     from dossync.core.model import ConnectorSettings, PackageBusy, TerminalError
 

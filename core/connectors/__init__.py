@@ -1,24 +1,50 @@
-"""Connectors: one per accounting package (see `base` for the interface)."""
+"""Connectors: one per accounting package (see `base` for the interface and capabilities).
+
+`connector_class` is the one place that knows which class serves which
+package. Everything else asks the class: `open_connector` opens one on a
+ledger, `send_proposals` hands it booking proposals when it declares that
+capability (no connector is opened for that: see `base.Proposals`). A
+class's capabilities are checked against its methods once
+(`base.checked`), before the first connector of it is opened or sent
+anything.
+"""
 from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
 
-from dossync.core.connectors.base import Capabilities, Connector, LedgerPosition
-from dossync.core.model import ConnectorSettings, Proposal, UsageError
+from dossync.core.connectors.base import (Capabilities, CapabilityMismatch, Connector,
+                                          LedgerPosition, checked)
+from dossync.core.model import PACKAGES, ConnectorSettings, Proposal, UsageError
 
 
 def connector_settings(home, dossier) -> ConnectorSettings:
     """The settings to open `dossier`'s package with: its own (`Dossier.settings()`) and
-    what the firm sets for every dossier in HOME/dossync.toml (`home.config()`): for
+    what the firm sets for every dossier in HOME/dossync.toml (`home.settings()`): for
     Beancount, the plugins it trusts beyond Beancount's own ([beancount] allowed_plugins;
     UsageError when that setting is malformed)."""
     settings = dossier.settings()
     if dossier.package != "beancount":
         return settings
-    from dossync.core.connectors.beancount_guard import allowed_plugins
+    return replace(settings, allowed_plugins=home.settings().beancount.allowed_plugins)
 
-    return replace(settings, allowed_plugins=allowed_plugins(home.config()))
+
+def connector_class(package: str) -> type:
+    """The connector class of `package` (one of model.PACKAGES), its capabilities checked
+    (`base.checked`). Imported only when asked for: Beancount's loads the beancount
+    library. UsageError for a package this version does not know."""
+    if package == "demo":
+        from dossync.core.connectors.demo import DemoConnector as cls
+    elif package == "gnucash":
+        from dossync.core.connectors.gnucash_connector import GnuCashConnector as cls
+    elif package == "beancount":
+        from dossync.core.connectors.beancount_connector import BeancountConnector as cls
+    else:
+        raise UsageError(f"unknown package {package!r}: this version reads "
+                         f"{', '.join(repr(p) for p in PACKAGES[:-1])} and {PACKAGES[-1]!r} "
+                         f"ledgers")
+    checked(cls)
+    return cls
 
 
 def open_connector(package: str, source: str | Path,
@@ -27,22 +53,10 @@ def open_connector(package: str, source: str | Path,
 
     settings: the dossier's settings a package may need (book currency, time
     zone, proposals file, the firm's trusted Beancount plugins: `connector_settings`);
-    the defaults when None (Beancount: only Beancount's own plugins run)."""
-    settings = settings or ConnectorSettings()
-    if package == "demo":
-        from dossync.core.connectors.demo import DemoConnector
-
-        return DemoConnector(Path(source))
-    if package == "gnucash":
-        from dossync.core.connectors.gnucash import GnuCashConnector
-
-        return GnuCashConnector(Path(source), settings)
-    if package == "beancount":
-        from dossync.core.connectors.beancount_book import BeancountConnector
-
-        return BeancountConnector(Path(source), settings)
-    raise UsageError(f"unknown package {package!r}: this version reads 'demo', 'gnucash' "
-                     f"and 'beancount' ledgers")
+    the defaults when None (Beancount: only Beancount's own plugins run).
+    The connector's `capabilities` are checked (CapabilityMismatch otherwise):
+    ask them, not whether a method exists."""
+    return connector_class(package)(Path(source), settings or ConnectorSettings())
 
 
 def send_proposals(package: str, source: str | Path, settings: ConnectorSettings | None,
@@ -54,19 +68,18 @@ def send_proposals(package: str, source: str | Path, settings: ConnectorSettings
     worklist offers one it may hold alone, and takes it out of the portal only
     when the package refuses it alone). Raises
     PackageBusy when the package cannot take them now (they stay queued and
-    the next sync sends them), LedgerUnavailable or TerminalError otherwise.
+    the next sync sends them), LedgerUnavailable or TerminalError otherwise;
+    UsageError when the package takes no proposals.
+
+    The connector class takes them itself (`base.Proposals`), without opening
+    a connector: `settings` are those `connector_settings` gives (the
+    proposals file, time zone, currency, the firm's trusted Beancount plugins).
     """
-    settings = settings or ConnectorSettings()
-    if package == "demo":
-        from dossync.core.connectors.demo import receive_proposals
-    elif package == "gnucash":
-        from dossync.core.connectors.gnucash_proposals import receive_proposals
-    elif package == "beancount":
-        from dossync.core.connectors.beancount_proposals import receive_proposals
-    else:
-        raise UsageError(f"unknown package {package!r}")
-    receive_proposals(Path(source), settings, proposals)
+    cls = connector_class(package)
+    if not cls.capabilities.proposals:
+        raise UsageError(f"the {package} package takes no booking proposals")
+    cls.receive_proposals(Path(source), settings or ConnectorSettings(), proposals)
 
 
-__all__ = ["Capabilities", "Connector", "LedgerPosition", "connector_settings", "open_connector",
-           "send_proposals"]
+__all__ = ["Capabilities", "CapabilityMismatch", "Connector", "LedgerPosition", "connector_class",
+           "connector_settings", "open_connector", "send_proposals"]

@@ -1,19 +1,34 @@
 """What a connector is: one dossier of one accounting package, read-only.
 
-A connector declares what it can do (`Capabilities`) and yields each stream
-of `core.streams` as Arrow record batches. The sync engine never sees
-package-specific SQL or files; it asks for streams since a cursor, for the
-deletions since a cursor, and for the ledger's position (how far its change
-counter has come and how far back its deletion log still reaches).
+Every connector yields each stream of `core.streams` as Arrow record batches
+and says where the ledger stands (`Connector`). The sync engine never sees
+package-specific SQL or files.
+
+What a package offers beyond that is a capability, each a small protocol of
+its own: a change cursor (`ChangeCursor`), a deletion log (`DeletionLog`),
+named history (`History`), figures it computes itself (`Figures`), per-booking
+figures (`SegmentFigures`), reloading single bookings (`ReloadByKeys`), a
+stamp of its files (`Stamp`), a second reader on the same snapshot
+(`ParallelReads`) and taking booking proposals (`Proposals`, the one thing a
+connector writes). A connector class declares the ones it implements in its
+`capabilities`; `checked` holds that declaration against the methods the
+class really has, once per class, when a connector is opened
+(`core.connectors.open_connector`) or proposals are sent: a class that
+declares what it lacks is refused with `CapabilityMismatch`. From then on the
+engine asks `connector.capabilities.X`, never whether a method exists.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import functools
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Iterator, Literal, Protocol, Sequence
+from typing import TYPE_CHECKING, Iterator, Literal, Protocol, Sequence
 from urllib.parse import quote
 
 import pyarrow as pa
+
+if TYPE_CHECKING:
+    from dossync.core.model import ConnectorSettings, Proposal
 
 
 DELETIONS = pa.schema([("stream", pa.string()), ("key", pa.string()), ("seq", pa.int64())])
@@ -21,22 +36,45 @@ DELETIONS = pa.schema([("stream", pa.string()), ("key", pa.string()), ("seq", pa
 
 @dataclass(frozen=True)
 class Capabilities:
-    """What the package offers; the engine adapts (and says so) where it lacks one.
+    """What a connector class declares it can do; the engine adapts (and says so) where it
+    lacks one. Each flag but ordered_commits names a protocol below (`PROTOCOLS`).
 
-    change_cursor: rows carry a monotonic version, so a simple sync reads only changes.
-    deletion_log: deletions are recorded (with limited retention).
-    figures: the package can compute aggregates itself (for reconcile).
-    ordered_commits: versions are handed out in commit order (one writer at a
-        time), so a counter that did not move means nothing changed at all.
-    history: the package names each point of its history (`history_at`), so a
+    change_cursor (ChangeCursor): rows carry a monotonic version, so a simple
+        sync reads only changes; needs deletion_log (else a simple sync would
+        not see deletions).
+    deletion_log (DeletionLog): deletions are recorded (with limited retention).
+    history (History): the package names each point of its history, so a
         ledger put back from a backup is known even after it moved on.
+    figures (Figures): the package computes segment figures and fingerprints
+        itself (reconcile does not read the streams).
+    segment_figures (SegmentFigures): the package computes the figures of
+        single bookings: the changed ones, and which ones differ from the portal.
+    reload_by_keys (ReloadByKeys): the package reads single bookings with
+        their lines and matchings (a targeted repair; names in reasons).
+    stamp (Stamp): a token that changes whenever the package's files do.
+    parallel_reads (ParallelReads): a second reader can read beside the first.
+    proposals (Proposals): the package takes booking proposals.
+    ordered_commits: versions are handed out in commit order (one writer at a
+        time), so a counter that did not move means nothing changed at all (a
+        promise about the versions, no method).
     """
 
-    change_cursor: bool
-    deletion_log: bool
-    figures: bool
+    change_cursor: bool = False
+    deletion_log: bool = False
+    figures: bool = False
     ordered_commits: bool = False
     history: bool = False
+    segment_figures: bool = False
+    reload_by_keys: bool = False
+    stamp: bool = False
+    parallel_reads: bool = False
+    proposals: bool = False
+
+    @property
+    def targeted_repair(self) -> bool:
+        """A repair can reload just the bookings that differ: the package names
+        them (segment_figures) and reads them alone (reload_by_keys)."""
+        return self.segment_figures and self.reload_by_keys
 
 
 @dataclass(frozen=True)
@@ -55,81 +93,185 @@ class LedgerPosition:
     history: str | None = None
 
 
-@dataclass(frozen=True)
-class RowVersion:
-    """A record's key and version, to check a ledger against the portal."""
-
-    stream: str
-    key: str
-    rv: int
-
-
 class Connector(Protocol):
-    """package, source, capabilities; currency: the ISO code the money columns are in
-    (None: a book without money, whose currency nothing tells)."""
+    """What every connector is and does.
+
+    package: the package's name (dossier.package); source: the ledger it reads;
+    capabilities: what it declared and `checked` verified; currency: the ISO
+    code the money columns are in (None: a book without money, whose currency
+    nothing tells); warnings: what the engine passes on to the user about
+    this read (empty when there is nothing to say). A class sets package and
+    a default for warnings (an empty tuple) itself.
+    """
 
     package: str
     source: str
     capabilities: Capabilities
     currency: str | None
+    warnings: Sequence[str]
 
     def position(self) -> LedgerPosition: ...
 
-    def count(self, stream: str, since: int | None) -> int: ...
-
-    def read(self, stream: str, since: int | None) -> Iterator[pa.RecordBatch]:
-        """Batches of the stream's rows changed after `since` (all when None)."""
+    def count(self, stream: str, since: int | None) -> int:
+        """Rows `read` hands out for the same arguments."""
         ...
 
-    def deletions(self, since: int) -> pa.Table:
-        """Records deleted after `since` (schema DELETIONS: stream, key, seq = the version
-        the deletion took; a key may be handed out again later, to a new record)."""
+    def read(self, stream: str, since: int | None) -> Iterator[pa.RecordBatch]:
+        """Batches of the stream's rows changed after `since` (all when None; a
+        connector without change_cursor always hands out all)."""
         ...
 
     def read_keys(self, stream: str, keys: list[str]) -> pa.Table:
         """The stream's rows with these keys (lines: the lines of these bookings)."""
         ...
 
-    # Only when capabilities.history:
-    def history_at(self, counter: int) -> str | None:
-        """The history id of the commit that brought the counter to `counter`, or None."""
-        ...
+    def close(self) -> None: ...
+
+
+# --- capabilities: one protocol each ------------------------------------------------
+class ChangeCursor(Protocol):
+    """Rows carry a monotonic version (`rv`); `read` and `count` honour `since`."""
 
     def versions(self, stream: str, keys: list[str]) -> dict[str, int]:
         """Current versions of the given records (absent keys are missing)."""
         ...
 
-    def close(self) -> None: ...
 
-    # Only when capabilities.figures (reconcile falls back to reading the streams):
+class DeletionLog(Protocol):
+    def deletions(self, since: int) -> pa.Table:
+        """Records deleted after `since` (schema DELETIONS: stream, key, seq = the version
+        the deletion took; a key may be handed out again later, to a new record)."""
+        ...
+
+
+class History(Protocol):
+    def history_at(self, counter: int) -> str | None:
+        """The history id of the commit that brought the counter to `counter`, or None."""
+        ...
+
+
+class Figures(Protocol):
+    """Aggregates the package computes itself (reconcile; without them it reads the streams)."""
+
     def figures(self, exclude_bookings: Sequence[int] = (),
-                grain: Literal["segment", "period"] = "segment") -> pa.Table:
+                grain: Literal["segment", "period"] = "segment",
+                periods: Sequence[str] | None = None) -> pa.Table:
         """Aggregates computed by the package, not a full read.
 
         segment: fiscal_year, period (codes), journal, account, line_count,
-        debit, credit (cents), checksum (sum over lines of ((booking id % P)
-        * 1000003 + (booking rv % P) * 7919 + line_no) % P, P = 2147483647).
-        period: fiscal_year, period, bookings, line_count.
+        debit, credit, checksum (core.figures: the sum over lines of
+        `checksum_sql`). period: fiscal_year, period, bookings, line_count.
+        exclude_bookings: ids left out (those the portal quarantined).
+        periods: only the bookings of these period codes (None: all).
         """
         ...
+
+    def fingerprint(self, journals: str, only: Sequence[int] | None = None) -> dict[str, int]:
+        """The whole ledger's fingerprint (core.figures), or only these bookings'.
+        Must not use the connector's own cursor: it runs beside other reads."""
+        ...
+
+    def period_fingerprints(self, exclude_bookings: Sequence[int] = (),
+                            journals: str = "||") -> pa.Table:
+        """The fingerprint per period id (period_id, fy_min, fy_max, core.figures'
+        LINE_FIELDS and BOOKING_FIELDS)."""
+        ...
+
+
+class SegmentFigures(Protocol):
+    """Figures of single bookings: what changed, and which bookings differ."""
 
     def changed_segments(self, since: int, exclude_bookings: Sequence[int] = ()) -> pa.Table:
         """booking_id, reference and segment figures of the bookings changed after `since`."""
         ...
 
-    # Optional, to spare reconcile the segment figures where nothing differs
-    # (core.figures; used when the connector has them):
-    #   fingerprint(journals, only=None) -> {field: int}: the whole ledger, or
-    #       only the given bookings; must not use the connector's own cursor
-    #       (it runs beside other reads).
-    #   period_fingerprints(exclude_bookings, journals) -> Arrow table per period id.
-    # Optional, for a targeted repair (sync --repair):
-    #   read_bookings(stream, booking_ids): bookings, lines or matchings of those bookings.
-    #   booking_fingerprints(period_ids) -> Arrow table (core.figures.BOOKING_PRINT)
-    #       and booking_rows(booking_ids) -> int: which bookings differ, and
-    #       what reading them costs.
-    #   stamp() -> str: changes whenever the package's files do (a kept
-    #       reconcile verdict is reused only while it holds).
+    def booking_fingerprints(self, period_ids: Sequence[int]) -> pa.Table:
+        """Per booking of these periods, core.figures.BOOKING_PRINT: which bookings differ."""
+        ...
+
+    def booking_rows(self, booking_ids: Sequence[int]) -> int:
+        """Rows `read_bookings` hands out for these bookings: what reloading them costs."""
+        ...
+
+
+class ReloadByKeys(Protocol):
+    def read_bookings(self, stream: str, booking_ids: Sequence[int]) -> Iterator[pa.RecordBatch]:
+        """Bookings, lines or matchings of just these bookings (a targeted repair)."""
+        ...
+
+
+class Stamp(Protocol):
+    def stamp(self) -> str:
+        """Changes whenever the package's files do (a kept reconcile verdict is
+        reused only while it holds)."""
+        ...
+
+
+class ParallelReads(Protocol):
+    def parallel_reader(self) -> Connector | None:
+        """A second reader on the same snapshot, to read a big stream beside the
+        others; None when the ledger cannot promise the same snapshot now."""
+        ...
+
+
+class Proposals(Protocol):
+    """The package takes booking proposals, without a connector being opened (a
+    classmethod: reading a whole book first would only cost time)."""
+
+    @classmethod
+    def receive_proposals(cls, source: Path, settings: ConnectorSettings,
+                          proposals: list[Proposal]) -> None:
+        """Hand the proposals to the package, all of them or none. Idempotent by
+        reference: one the package already holds is not written again, nor refused.
+        Raises PackageBusy when the package cannot take them now (they stay
+        queued), LedgerUnavailable or TerminalError otherwise."""
+        ...
+
+
+PROTOCOLS: dict[str, type] = {
+    "change_cursor": ChangeCursor, "deletion_log": DeletionLog, "history": History,
+    "figures": Figures, "segment_figures": SegmentFigures, "reload_by_keys": ReloadByKeys,
+    "stamp": Stamp, "parallel_reads": ParallelReads, "proposals": Proposals,
+}
+
+
+class CapabilityMismatch(TypeError):
+    """A connector class declares what it does not implement: a defect of the connector."""
+
+
+def _methods(protocol: type) -> list[str]:
+    """The methods a protocol asks for (those its body defines)."""
+    return sorted(name for name, value in vars(protocol).items()
+                  if not name.startswith("_") and callable(getattr(value, "__func__", value)))
+
+
+@functools.cache
+def checked(cls: type) -> Capabilities:
+    """The capabilities `cls` declares, held against the methods it really has (once
+    per class). Raises CapabilityMismatch naming every flag it cannot honour."""
+    declared = getattr(cls, "capabilities", None)
+    if not isinstance(declared, Capabilities):
+        raise CapabilityMismatch(f"connector {cls.__qualname__} declares no Capabilities")
+    problems = []
+    missing = [m for m in _methods(Connector) if not callable(getattr(cls, m, None))]
+    # the attributes the engine reads before any instance says otherwise
+    missing += [a for a in ("package", "warnings") if getattr(cls, a, None) is None]
+    if missing:
+        problems.append(f"it lacks {', '.join(missing)}, which every connector has")
+    for flag in fields(Capabilities):
+        protocol = PROTOCOLS.get(flag.name)
+        if protocol is None or not getattr(declared, flag.name):
+            continue
+        missing = [m for m in _methods(protocol) if not callable(getattr(cls, m, None))]
+        if missing:
+            problems.append(f"it declares {flag.name} but has no {', '.join(missing)}")
+    if declared.change_cursor and not declared.deletion_log:
+        problems.append("it declares change_cursor without deletion_log (a simple sync "
+                        "would not see deletions)")
+    if problems:
+        raise CapabilityMismatch(f"connector {cls.__module__}.{cls.__qualname__} does not do "
+                                 f"what it declares: {'; '.join(problems)}")
+    return declared
 
 
 def sqlite_uri(path: Path | str) -> str:

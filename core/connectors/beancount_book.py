@@ -1,6 +1,8 @@
-"""Connector for Beancount ledgers (`--package beancount`).
+"""Reading Beancount ledgers (`--package beancount`, `beancount_connector`).
 
 (Named `beancount_book` so that it does not shadow the `beancount` package.)
+Booking proposals go in through `beancount_proposals`, which uses this
+module's rules; `beancount_connector.BeancountConnector` joins the two.
 
 The ledger is loaded as `bean-check` loads it (includes, plugins, pads,
 balance assertions), but only through `beancount_guard.load_ledger`: the
@@ -90,9 +92,9 @@ from beancount.parser import printer
 from dossync.core import money
 from dossync.core.classes import CLASSES
 from dossync.core.connectors.beancount_guard import load_ledger
-from dossync.core.connectors.snapshot import (SnapshotConnector, calendar, period_columns,
-                                              stable_id, stable_ids, table)
-from dossync.core.model import ConnectorSettings, DossyncError, LedgerUnavailable, TerminalError
+from dossync.core.connectors.snapshot import (calendar, period_columns, stable_id, stable_ids,
+                                              table)
+from dossync.core.model import DossyncError, LedgerUnavailable, TerminalError
 
 JOURNAL, SALES, PURCHASES = "BC", "BC-SALES", "BC-PURCH"
 JOURNALS = ((JOURNAL, "Beancount transactions", "misc"),
@@ -554,17 +556,3 @@ def convert_ledger(entries: list, options: dict, currency: str | None = None
             f"\"sales\" nor \"purchase\": they are read as ordinary transactions (journal "
             f"{JOURNAL})")
     return tables, warnings
-
-
-class BeancountConnector(SnapshotConnector):
-    """Reads one Beancount ledger (with its includes) through the guarded loader."""
-
-    package = "beancount"
-
-    def __init__(self, path: Path, settings: ConnectorSettings | None = None) -> None:
-        path = Path(path)
-        settings = settings or ConnectorSettings()
-        entries, options = read_ledger(path, settings.allowed_plugins)
-        currency = operating_currency(entries, options, settings.currency)
-        tables, warnings = convert_ledger(entries, options, currency)
-        super().__init__(str(path), tables, warnings, currency=currency)

@@ -1,5 +1,8 @@
 """Booking proposals into a Beancount ledger: `!` transactions in the dossier's proposals file.
 
+The Beancount connector's proposals capability (`beancount_connector`, asked
+by `core.connectors.send_proposals`).
+
 What `receive_proposals` writes, for each proposal, at the end of the
 proposals file (`settings.proposals_file`, relative to the ledger's folder;
 by default `proposals.beancount` beside the ledger):

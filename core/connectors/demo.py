@@ -1,5 +1,10 @@
 """Connector for the demo accounting package (one SQLite ledger per dossier).
 
+It has every capability (core.connectors.base): a change cursor and deletion
+log, named history, figures and fingerprints computed by SQLite, targeted
+reloads, a second reader; booking proposals go to the package's inbox
+through the demo package itself (`DemoConnector.receive_proposals`).
+
 Bulk reads go through the ADBC SQLite driver, which hands out Arrow record
 batches straight from SQLite without building Python rows. All reads of one
 sync happen inside one read transaction, so the streams form one consistent
@@ -35,7 +40,7 @@ from dossync.core import figures as fp
 from dossync.core import money
 from dossync.core.classes import mar_sql
 from dossync.core.connectors.base import DELETIONS, Capabilities, LedgerPosition, sqlite_uri
-from dossync.core.model import DossyncError, LedgerUnavailable
+from dossync.core.model import ConnectorSettings, DossyncError, LedgerUnavailable, Proposal
 from dossync.core.streams import BY_NAME, Stream
 
 BATCH_ROWS = 65_536
@@ -156,16 +161,20 @@ def _conform(batch: pa.RecordBatch, stream: Stream) -> pa.RecordBatch:
 
 
 class DemoConnector:
-    """Reads one demo ledger; never writes to it."""
+    """Reads one demo ledger; never writes to it (proposals go through the package)."""
 
     package = "demo"
     currency = "EUR"  # the demo package keeps Belgian books
+    warnings: tuple[str, ...] = ()  # a read has nothing to add to its rows
     # SQLite has one writer at a time and the package takes its counter in
     # the writing transaction: versions come in commit order.
     capabilities = Capabilities(change_cursor=True, deletion_log=True, figures=True,
-                                ordered_commits=True, history=True)
+                                ordered_commits=True, history=True, segment_figures=True,
+                                reload_by_keys=True, stamp=True, parallel_reads=True,
+                                proposals=True)
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, settings: ConnectorSettings | None = None) -> None:
+        """Open the ledger at `path` (settings: none apply; the package says it all)."""
         self.source = str(path)
         self.path = path
         self._conn = self._cur = self._key = None
@@ -384,6 +393,25 @@ class DemoConnector:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    # -- booking proposals ------------------------------------------------------
+    @classmethod
+    def receive_proposals(cls, source: Path, settings: ConnectorSettings,
+                          proposals: list[Proposal]) -> None:
+        """The demo package takes the proposals into its inbox, all or none; a
+        reference it already holds is not taken twice. Through the package's own
+        code (it owns its ledger's writes), never by SQL from here."""
+        from dossync.core import demo_package  # the package itself: only when sending
+
+        try:
+            demo_package.receive_proposals(Path(source), [
+                {"ref": p.ref, "journal": p.journal, "date": p.date,
+                 "relation_id": p.relation_id, "amount": money.cents(p.amount),
+                 "lines": [{"account": l.account, "debit": money.cents(l.debit),
+                            "credit": money.cents(l.credit), "vat_code": l.vat_code}
+                           for l in p.lines]} for p in proposals])
+        except demo_package.LedgerEventError as exc:
+            raise LedgerUnavailable(f"the proposals could not be sent: {exc}") from exc
+
     # -- figures (for reconcile) ----------------------------------------------
     def figures(self, exclude_bookings: Sequence[int] = (),
                 grain: Literal["segment", "period"] = "segment",
@@ -546,31 +574,9 @@ class DemoConnector:
              else table.column(i).cast(f.type) for i, f in enumerate(schema)], schema=schema)
 
 
-def receive_proposals(path: Path, settings, proposals) -> None:
-    """The demo package receives booking proposals (core.connectors.send_proposals);
-    a reference it already holds is not taken twice."""
-    from dossync.core import demo_package
-
-    try:
-        demo_package.receive_proposals(path, [
-            {"ref": p.ref, "journal": p.journal, "date": p.date, "relation_id": p.relation_id,
-             "amount": money.cents(p.amount),
-             "lines": [{"account": l.account, "debit": money.cents(l.debit),
-                        "credit": money.cents(l.credit), "vat_code": l.vat_code}
-                       for l in p.lines]} for p in proposals])
-    except demo_package.LedgerEventError as exc:
-        raise LedgerUnavailable(f"the proposals could not be sent: {exc}") from exc
-
-
 # --- figures (for reconcile) -------------------------------------------------
-# The checksum of one booking line, with P = 2147483647:
-#   ((booking id mod P) * 1000003 + (booking rv mod P) * 7919 + line_no) mod P
-# summed over the lines of a segment. Integer arithmetic on non-negative
-# values, reduced before multiplying (content-hash versions are 63-bit), so
-# SQLite, DuckDB and Polars compute the same number without overflow: a
-# booking that changed (new rv), moved or vanished changes its segment's
-# checksum even when counts and amounts happen to stay equal.
-FIGURES_CHECKSUM = "((b.id % 2147483647) * 1000003 + (b.rv % 2147483647) * 7919 + l.line_no) % 2147483647"
+# The checksum of one booking line (core.figures: summed over a segment's lines).
+FIGURES_CHECKSUM = fp.checksum_sql("b.id", "b.rv", "l.line_no")
 
 _FIGURES_SQL = (
     "WITH agg AS (SELECT {select}fy, pid, journal, account, count(*) AS line_count, "

@@ -1,8 +1,9 @@
-"""Connector for GnuCash books saved as SQLite (`--package gnucash`).
+"""Reading GnuCash books saved as SQLite (`--package gnucash`, `gnucash_connector`).
 
 The book is opened read-only (`mode=ro`), read whole in one read
 transaction and let go; the reader never writes to it (booking proposals go
-in through `core.connectors.gnucash_proposals`). A book that GnuCash has
+in through `core.connectors.gnucash_proposals`, which uses this module's
+rules; `gnucash_connector.GnuCashConnector` joins the two). A book that GnuCash has
 open (a row in its `gnclock` table) is refused: GnuCash may be halfway
 through saving it. An XML book is refused with the way to save it as SQLite.
 
@@ -94,7 +95,7 @@ import pyarrow as pa
 
 from dossync.core import money
 from dossync.core.connectors.base import sqlite_uri
-from dossync.core.connectors.snapshot import SnapshotConnector, calendar, period_columns, table
+from dossync.core.connectors.snapshot import calendar, period_columns, table
 from dossync.core.model import ConnectorSettings, LedgerUnavailable, TerminalError
 
 JOURNAL = "GNC"
@@ -611,14 +612,3 @@ def _matchings(raw: dict, documents: dict[str, dict],
     return table("matchings", {"id": [r[0] for r in rows], "invoice_id": [r[1] for r in rows],
                                "payment_id": [r[2] for r in rows],
                                "amount": pa.array([r[3] for r in rows], money.ARROW)})
-
-
-class GnuCashConnector(SnapshotConnector):
-    """Reads one GnuCash SQLite book, whole and read-only."""
-
-    package = "gnucash"
-
-    def __init__(self, path: Path, settings: ConnectorSettings | None = None) -> None:
-        path = Path(path)
-        tables, warnings, currency = convert(read_book(path), str(path), settings)
-        super().__init__(str(path), tables, warnings, currency=currency)

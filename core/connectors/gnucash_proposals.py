@@ -1,4 +1,8 @@
-"""Booking proposals written into a GnuCash SQLite book (`send_proposals`, --package gnucash).
+"""Booking proposals written into a GnuCash SQLite book (--package gnucash).
+
+The GnuCash connector's proposals capability (`gnucash_connector`, asked by
+`core.connectors.send_proposals`): no connector is opened for it, the book
+is not read whole first.
 
 A proposal becomes an ordinary GnuCash transaction, written the way GnuCash
 itself writes one, so that GnuCash opens the book as usual and the

@@ -10,18 +10,24 @@ differs from the portal's, and deletes the keys that disappeared.
 
 The book is read at open time and the file is let go at once: nothing stays
 open on the accountant's book during the rest of the sync.
+
+`SnapshotConnector` declares none of the optional capabilities of
+`core.connectors.base`: no change cursor, no deletion log, no figures
+(reconcile computes them from the streams), no reload of single bookings.
+A package's own class adds what its package offers (GnuCash and Beancount:
+taking proposals).
 """
 from __future__ import annotations
 
 import hashlib
 from datetime import date
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from dossync.core.connectors.base import DELETIONS, Capabilities, LedgerPosition
+from dossync.core.connectors.base import Capabilities, LedgerPosition
 from dossync.core.streams import BY_NAME, STREAMS
 
 BATCH_ROWS = 65_536
@@ -263,7 +269,8 @@ class SnapshotConnector:
     """
 
     package = "snapshot"
-    capabilities = Capabilities(change_cursor=False, deletion_log=False, figures=False)
+    capabilities = Capabilities()  # reading whole books is all it does
+    warnings: Sequence[str] = ()
 
     def __init__(self, source: str, tables: dict[str, pa.Table], warnings: list[str],
                  currency: str | None = None) -> None:
@@ -281,9 +288,6 @@ class SnapshotConnector:
     def read(self, stream: str, since: int | None) -> Iterator[pa.RecordBatch]:
         yield from self.tables[stream].to_batches(max_chunksize=BATCH_ROWS)
 
-    def deletions(self, since: int) -> pa.Table:
-        return DELETIONS.empty_table()
-
     def _selected(self, stream: str, column: str, keys: list[str]) -> pa.Table:
         t = self.tables[stream]
         typed = pa.array([int(k) for k in keys] if pa.types.is_integer(t.schema.field(column).type)
@@ -293,14 +297,6 @@ class SnapshotConnector:
     def read_keys(self, stream: str, keys: list[str]) -> pa.Table:
         column = "booking_id" if stream == "lines" else BY_NAME[stream].key[0]
         return self._selected(stream, column, keys)
-
-    def versions(self, stream: str, keys: list[str]) -> dict[str, int]:
-        if not keys:
-            return {}
-        column = BY_NAME[stream].key[0]
-        t = self._selected(stream, column, keys)
-        return {str(k): int(v) for k, v in zip(t.column(column).to_pylist(),
-                                                t.column("rv").to_pylist())}
 
     def close(self) -> None:
         """Nothing to let go: the book file was closed right after reading."""
