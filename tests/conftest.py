@@ -1,9 +1,12 @@
 """Shared fixtures: demo homes built once per session and copied per test."""
 from __future__ import annotations
 
+import io
 import json
+import logging
 import os
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -126,10 +129,51 @@ def ledger_path(home: Path, code: str) -> Path:
     return Path(portal.get_dossier(home / "portal.duckdb", code).source)
 
 
+# Commands that fork workers or take over the terminal run in a child process always.
+PROCESS_COMMANDS = {"nightly", "tui"}
+
+
 def cli(home: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    """Run the real CLI in a child process."""
+    """`dossync --home HOME ARGS...`: the CLI's own entry point, its output and exit code.
+
+    It runs in this process (the same parser, handlers, output and exit codes; a child
+    process would spend a second importing), unless `env` is given (a failpoint, a
+    plugin path: what a process reads at start-up) or the command forks workers: then
+    in a child process, as `cli_process` always does."""
+    if env or (args and args[0] in PROCESS_COMMANDS):
+        return cli_process(home, *args, env=env)
+    return run_main(["--home", str(home), *args])
+
+
+def cli_process(home: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run the real CLI in a child process (for what the process boundary is about)."""
     return subprocess.run([*DOSSYNC, "--home", str(home), *args], capture_output=True, text=True,
                           cwd=ROOT, env={**os.environ, **(env or {})}, timeout=300)
+
+
+def run_main(argv: list[str]) -> subprocess.CompletedProcess:
+    """`main(argv)` with stdin empty and stdout/stderr captured, as a child would see them;
+    what the command changes in this process (log handlers, the SIGTERM handler a sync
+    installs) is put back afterwards."""
+    streams = sys.stdin, sys.stdout, sys.stderr
+    sigterm = signal.getsignal(signal.SIGTERM)
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        sys.stdin, sys.stdout, sys.stderr = io.StringIO(""), out, err
+        try:
+            code = main(argv)
+        except SystemExit as exc:  # argparse's --help
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        sys.stdin, sys.stdout, sys.stderr = streams
+        signal.signal(signal.SIGTERM, sigterm)
+        for handler in [h for h in root.handlers if h not in handlers]:
+            root.removeHandler(handler)
+            handler.close()
+        root.setLevel(level)
+    return subprocess.CompletedProcess(["dossync", *argv], code, out.getvalue(), err.getvalue())
 
 
 def cli_json(home: Path, *args: str):

@@ -66,7 +66,7 @@ def finish(proc: subprocess.Popen, timeout: float = 120) -> tuple[int, str, str]
 def test_second_sync_of_same_dossier_is_refused_busy_naming_the_holder(demo_home):
     code = codes(demo_home)[0]
     cli(demo_home, "ledger", code, "new-bookings", "10")
-    throttle_full_syncs(demo_home, code)
+    throttle_full_syncs(demo_home, code, seconds=6.0)  # still running on a loaded machine
     runs_before = len(portal.runs(demo_home / "portal.duckdb", code, limit=1000))
 
     first = start(demo_home, "sync", code, "--full", "--json")
@@ -79,7 +79,8 @@ def test_second_sync_of_same_dossier_is_refused_busy_naming_the_holder(demo_home
         assert time.monotonic() - started < 10  # refused at once, not after waiting its turn
 
         second_full = cli(demo_home, "sync", code, "--full", "--json")
-        assert second_full.returncode == 3, second_full.stderr
+        assert second_full.returncode == 3, (second_full.stdout, second_full.stderr,
+                                             first.poll())
         doc = json.loads(second_full.stdout)  # exactly one JSON document
         assert isinstance(doc, dict) and doc["error"]
         assert str(first.pid) in doc["error"]
