@@ -9,7 +9,7 @@ and reads back a small JSON document of in-process timings from FILE.
 Modes:
 
     gen LINES SEED OUT          write a demo ledger (core.demo_package)
-    dossync HOME ARGV...        the real CLI (core.cli.main) with phase timers;
+    dossync HOME ARGV...        the real CLI (dossync.core.cli.main) with phase timers;
                                 ARGV is the CLI's own argument list
     dlt LEDGER WORKDIR          dlt sql_database(pyarrow) -> duckdb, replace
     bare LEDGER OUTDB           ADBC SQLite record batches -> DuckDB CTAS

@@ -28,14 +28,13 @@ DOSSYNC = [sys.executable, "-m", "dossync.core.cli"]
 
 # The slow tier (`make test` runs everything; `make test-fast` leaves these out):
 # real processes killed at random, real terminals, servers, notebooks, property runs,
-# the real books of the corpus, and the engine's longer scenarios.
+# the wheel, and the engine's and the UI's longer scenarios.
 SLOW_FILES = {"test_kill.py", "test_tui_e2e.py", "test_property.py", "test_nightly_verify.py",
               "test_notebooks.py", "test_concurrency.py", "test_nightly.py", "test_email.py",
-              "test_tui_snapshots.py", "test_reconcile_cli.py", "test_corpus_gnucash.py",
-              "test_corpus_beancount.py", "test_options.py", "test_repair.py", "test_sync.py",
-              "test_tui.py", "test_bad_input.py", "test_email_faults.py",
-              "test_nightly_kill.py", "test_propose_kill.py", "test_beancount_security.py",
-              "test_bad_input_more.py", "test_wheel.py"}
+              "test_tui_snapshots.py", "test_reconcile_cli.py", "test_sync.py", "test_tui.py",
+              "test_email_faults.py", "test_nightly_kill.py", "test_propose_kill.py",
+              "test_beancount_security.py", "test_bad_input_more.py", "test_wheel.py",
+              "test_sqlite_race.py"}
 
 
 def pytest_collection_modifyitems(config, items):

@@ -4,7 +4,7 @@ with --json, exactly one JSON document {"error", "exit", ...} on stdout.
 Bad arguments, counts beyond their limits, codes that are paths, bad settings, bad
 addresses and names (also ones already in the portal), periods a dossier lacks, a
 damaged portal, --home at a file, a read-only HOME, a full disk. In-process through
-the CLI's entry point (`core.cli.main`), except where a real file system is needed.
+the CLI's entry point (`dossync.core.cli.main`), except where a real file system is needed.
 """
 from __future__ import annotations
 
