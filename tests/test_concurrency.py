@@ -72,11 +72,10 @@ def test_second_sync_of_same_dossier_is_refused_busy_naming_the_holder(demo_home
     first = start(demo_home, "sync", code, "--full", "--json")
     try:
         wait_until_holding(demo_home, code, first)
-        started = time.monotonic()
         second = cli(demo_home, "sync", code)
         assert second.returncode == 3, (second.returncode, second.stderr)
         assert "pid" in second.stderr and str(first.pid) in second.stderr, second.stderr
-        assert time.monotonic() - started < 10  # refused at once, not after waiting its turn
+        assert first.poll() is None  # refused while the holder runs: it did not wait its turn
 
         second_full = cli(demo_home, "sync", code, "--full", "--json")
         assert second_full.returncode == 3, (second_full.stdout, second_full.stderr,
@@ -130,10 +129,8 @@ def test_lock_of_a_killed_sync_is_taken_over_at_once(demo_home):
     assert str(first.pid) in (demo_home / "locks" / f"{code}.lock").read_text()
     assert not DossierLock(demo_home / "locks", code).is_held()
 
-    started = time.monotonic()
-    done = cli(demo_home, "sync", code)
+    done = cli(demo_home, "sync", code)  # no stale-lock wait: the kernel freed the lock
     assert done.returncode == 0, done.stderr
-    assert time.monotonic() - started < 30
     assert_portal_equals_ledger(demo_home, code)
     status, rows = cli_json(demo_home, "status")
     assert status == 0
