@@ -27,6 +27,7 @@ from dossync.core.demo_package.events import LEDGER_EVENTS
 from dossync.core.model import (DEFAULT_TIMEZONE, LANGUAGES, PACKAGES, Dossier, DossyncError,
                                 ExitCode, ManualOptions, Progress, RunContext, SyncResult,
                                 UsageError)
+from dossync.core.jobqueue import DEFAULT_LEASE, run_worker
 from dossync.core.monitor import monitor_rows
 from dossync.core.sync import sync_dossier
 from dossync.core.validate import (CODE_RULE, address_problem, code_problem, name_problem,
@@ -368,6 +369,8 @@ def cmd_sync(home: Home, args) -> int:
                             notify=args.notify, new_period=args.new_period)
     if args.notify:
         _check_client_email(home, code)
+    if args.queue:
+        return _queue_sync(home, code, kind, options, args)
     if kind == "full" and not args.json:
         print(f"full sync of {code}: the whole ledger is read again (load on the office server)",
               file=sys.stderr)
@@ -387,6 +390,64 @@ def cmd_sync(home: Home, args) -> int:
                   f"{result.active_period or '-'}, pending proposals {result.pending_proposals}, "
                   f"email {result.email}")
     return _sync_exit(result)
+
+
+def _queue_sync(home: Home, code: str, kind: str, options: ManualOptions, args) -> int:
+    """sync --queue: the job, at once; a worker runs it (dossync worker)."""
+    if options.new_period and not re.match(r"^\d{4}-(0[1-9]|1[0-2])$", options.new_period):
+        raise UsageError(f"--new-period {options.new_period!r}: use YYYY-MM; nothing was queued")
+    job = portal.enqueue_job(home.portal, code, kind, options)
+    doc = {"job": job.job, "dossier": job.dossier, "kind": job.kind, "status": job.status}
+    if args.json:
+        _emit_json(doc)
+    else:
+        print(f"queued job {job.job}: {job.kind} sync of {job.dossier} "
+              f"('dossync worker' runs it, 'dossync jobs' shows it)")
+    return ExitCode.OK
+
+
+def cmd_worker(home: Home, args) -> int:
+    home.require()
+
+    def finished(job: portal.Job) -> None:
+        if not args.json:
+            verb = "succeeded" if job.status == "succeeded" else "FAILED"
+            print(f"job {job.job}: {job.kind} sync of {job.dossier} {verb}"
+                  + (f" (run {job.run_id})" if job.run_id else "")
+                  + (f": {job.error}" if job.error else ""), flush=True)
+
+    result = run_worker(home, concurrency=args.concurrency, lease=float(args.lease),
+                        until_idle=args.until_idle, on_finished=finished)
+    if args.json:
+        _emit_json(result.to_json())
+    else:
+        print(f"worker {result.worker}: {len(result.jobs)} job(s) run, {result.succeeded} "
+              f"succeeded, {result.failed} failed"
+              + (f"; stopped by {result.stopped}" if result.stopped else ""))
+    return ExitCode.OK
+
+
+def cmd_jobs(home: Home, args) -> int:
+    home.require()
+    if args.action == "cancel":
+        if not args.job:
+            raise UsageError("jobs cancel needs the job's id: dossync jobs cancel JOB "
+                             "('dossync jobs' lists them)")
+        job = portal.cancel_job(home.portal, args.job)
+        if args.json:
+            _emit_json(job.to_json())
+        else:
+            print(f"job {job.job} ({job.kind} sync of {job.dossier}) cancelled")
+        return ExitCode.OK
+    jobs = [j.to_json() for j in portal.list_jobs(home.portal)]
+    if args.json:
+        _emit_json(jobs)
+    else:
+        _table([{**j, "queued_at": (j["queued_at"] or "").replace("T", " "),
+                 "finished_at": (j["finished_at"] or "").replace("T", " ")} for j in jobs],
+               ["job", "dossier", "kind", "status", "attempts", "queued_at", "finished_at",
+                "error"], title="job queue, newest first")
+    return ExitCode.OK
 
 
 def _check_client_email(home: Home, code: str) -> None:
@@ -454,6 +515,8 @@ def cmd_nightly(home: Home, args) -> int:
     from dossync.core.nightly import run_nightly
 
     home.require()
+    if args.queue:
+        return _queue_nightly(home, args)
     settings = home.settings().nightly
     jobs = args.jobs or settings.jobs
     verify = args.verify or settings.verify
@@ -474,6 +537,23 @@ def cmd_nightly(home: Home, args) -> int:
         print(f"nightly: {result.succeeded} succeeded, {result.failed} failed, "
               f"{len(result.skipped)} skipped")
     return result.exit_code
+
+
+def _queue_nightly(home: Home, args) -> int:
+    """nightly --queue: one simple-sync job per nightly dossier; workers run them."""
+    from dossync.core.nightly import queue_nightly
+
+    if args.verify:
+        raise UsageError("--verify does not go with --queue: queued jobs are syncs only; run "
+                         "'dossync nightly --verify' itself, or leave --verify out")
+    jobs = queue_nightly(home)
+    if args.json:
+        _emit_json({"jobs": [j.to_json() for j in jobs]})
+    else:
+        for job in jobs:
+            print(f"queued job {job.job}: {job.kind} sync of {job.dossier}")
+        print(f"nightly: {len(jobs)} job(s) queued ('dossync worker' runs them)")
+    return ExitCode.OK
 
 
 def _reconcile_text(result) -> None:
@@ -737,6 +817,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reset-counter", action="store_true", help="reset the blue counter to 0")
     p.add_argument("--notify", action="store_true", help="email the client that the books were updated")
     p.add_argument("--new-period", help="set the active booking period (YYYY-MM)")
+    p.add_argument("--queue", action="store_true",
+                   help="queue the sync (with its options) for 'dossync worker' and return at "
+                        "once; JSON: {job, dossier, kind, status}")
     p.add_argument("--json", action="store_true", help="print the run as JSON")
 
     p = command("propose", cmd_propose, "send booking proposals from the worklist (automatic sync)",
@@ -752,6 +835,46 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=_count(MAX_JOBS, "dossiers at a time"),
                    help=f"dossiers at a time (default [nightly] jobs, or 4; at most {MAX_JOBS})")
     p.add_argument("--verify", action="store_true", help="reconcile each dossier after its sync")
+    p.add_argument("--queue", action="store_true",
+                   help="queue one sync job per nightly dossier for 'dossync worker' instead of "
+                        "running them; JSON: {jobs: [...]}")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+    p = command("worker", cmd_worker,
+                "run queued sync jobs (dossync sync CODE --queue, nightly --queue)",
+                "dossync worker --concurrency 2            # a service: SIGTERM lets running jobs "
+                "finish\n  dossync worker --until-idle --json        # run what is queued, then "
+                "exit\n\n"
+                "Claims the oldest queued job and runs it as 'dossync sync' in a child process;\n"
+                "never two jobs of one dossier at once. A job whose dossier is busy goes back\n"
+                "in the queue and waits (it never fails for that). The worker extends its lease\n"
+                "on a running job every third of --lease; a job whose worker died is run again\n"
+                "once its lease ran out. On the DuckDB portal all workers run on one machine.\n"
+                "SIGTERM or Ctrl-C: claim nothing new, let the running jobs finish, exit 0; a\n"
+                "second one cancels the running syncs (they change nothing; their jobs wait).\n"
+                "Failed jobs are listed by 'dossync jobs'; the worker itself exits 0")
+    p.add_argument("--concurrency", metavar="N", type=_count(MAX_JOBS, "jobs at a time"),
+                   default=1,
+                   help=f"jobs at a time (default 1, at most {MAX_JOBS})")
+    p.add_argument("--lease", metavar="SECONDS", type=_count(MAX_LEASE, "seconds"),
+                   default=int(DEFAULT_LEASE),
+                   help=f"seconds a running job stays this worker's without a heartbeat "
+                        f"(default {int(DEFAULT_LEASE)}); a job of a worker that died is "
+                        f"claimable again after it")
+    p.add_argument("--until-idle", action="store_true",
+                   help="exit 0 once no job is queued or running")
+    p.add_argument("--json", action="store_true",
+                   help="print a summary as JSON: {worker, jobs, run, succeeded, failed, stopped}")
+
+    p = command("jobs", cmd_jobs, "the job queue: list the jobs, or cancel a queued one",
+                "dossync jobs --json\n  dossync jobs cancel J20250101020000-1a2b3c\n\n"
+                "JSON: a list of {job, dossier, kind, status, attempts, worker, run_id, queued_at,\n"
+                "started_at, finished_at, error}, newest first; status queued, running,\n"
+                "succeeded, failed or cancelled. 'cancel' cancels a queued job (or one whose\n"
+                "worker died); a running job is refused (exit 2): wait for it, or cancel the\n"
+                "sync itself from the monitor")
+    p.add_argument("action", nargs="?", choices=["cancel"], help="cancel JOB")
+    p.add_argument("job", nargs="?", metavar="JOB", help="the job to cancel")
     p.add_argument("--json", action="store_true", help="print JSON")
 
     p = command("scheduler", cmd_scheduler,
@@ -807,6 +930,7 @@ MAX_DEMO_LINES = 5_000_000
 MAX_RUNS = 10_000
 MAX_PROPOSALS = 1_000
 MAX_LEDGER_EVENT_N = 10_000
+MAX_LEASE = 86_400
 
 
 def _count(maximum: int, what: str) -> Callable[[str], int]:

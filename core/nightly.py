@@ -46,16 +46,16 @@ from pathlib import Path
 from dossync.core import portal
 from dossync.core.home import Home
 from dossync.core.logs import configure_logging
-from dossync.core.model import (DossierBusy, DossyncError, ExitCode, RowCounts, RunContext,
-                                SyncResult, UsageError)
+from dossync.core.model import (DossierBusy, DossyncError, ExitCode, ManualOptions, RowCounts,
+                                RunContext, SyncResult, UsageError)
 from dossync.core.reconcile import Reconciliation, reconcile
 from dossync.core.sync import new_run_id, sync_dossier
 from dossync.core.workers import COMMIT_GRACE, STOP_GRACE, ProgressHook, in_workers, now as _now
 
 log = logging.getLogger("dossync.nightly")
 
-__all__ = ["COMMIT_GRACE", "STOP_GRACE", "NightlyResult", "Verification", "run_nightly",
-           "verify_dossier"]
+__all__ = ["COMMIT_GRACE", "STOP_GRACE", "NightlyResult", "Verification", "queue_nightly",
+           "run_nightly", "verify_dossier"]
 
 
 @dataclass(frozen=True)
@@ -123,6 +123,15 @@ class NightlyResult:
                 "verified": [v.to_json() for v in self.verified],
                 "started_at": self.started_at, "finished_at": self.finished_at,
                 "stopped": self.stopped}
+
+
+def queue_nightly(home: Home) -> list[portal.Job]:
+    """`nightly --queue`: one simple-sync job per nightly dossier, in one commit, for
+    `dossync worker` to run (a simple sync with no options, as the nightly's own)."""
+    home.require()
+    codes = [d.code for d in portal.list_dossiers(home.portal) if d.nightly]
+    log.info("nightly: %d job(s) queued", len(codes))
+    return portal.enqueue_jobs(home.portal, [(code, "simple", ManualOptions()) for code in codes])
 
 
 def run_nightly(home: Home, jobs: int = 4, stop: threading.Event | None = None,

@@ -18,6 +18,7 @@ module per job:
 - `proposals`: worklist proposals, and the periods and reference data
   they are built from.
 - `emails`: the outbox of client emails.
+- `jobs`: the job queue (syncs waiting for `dossync worker`).
 - `figures`: the figures and fingerprints reconcile compares.
 - `records`: the typed records at the boundary.
 
@@ -34,11 +35,14 @@ from dossync.core.portal.emails import claim_email, mark_email, outbox, outbox_m
 from dossync.core.portal.figures import (booking_fingerprints, period_fingerprints,
                                          quarantined_bookings, reconcile_view,
                                          reconciliation_figures)
+from dossync.core.portal.jobs import (cancel_job, claim_job, enqueue_job, enqueue_jobs,
+                                      finish_job, get_job, heartbeat, jobs_waiting, list_jobs,
+                                      require_job, requeue_job)
 from dossync.core.portal.proposals import (account_classes, add_proposals, claim_proposals,
                                            periods, proposals_attempted, proposals_delivered,
                                            queued_proposals, reference_data, withdraw_proposals)
-from dossync.core.portal.records import (ArchiveDocument, ClaimedProposal, Dashboard, Journal,
-                                         LastSync, MonitorEntry, MonthlyRevenue, OutboxEmail,
+from dossync.core.portal.records import (JOB_KEYS, ArchiveDocument, ClaimedProposal, Dashboard,
+                                         Job, Journal, LastSync, MonitorEntry, MonthlyRevenue, OutboxEmail,
                                          Period, PnlAccount, PnlReport, ProposalAccount,
                                          QuarantineEntry, QueuedProposal, ReconcileView,
                                          ReferenceData, Relation, StagedSync, SyncOptions,
@@ -67,11 +71,14 @@ __all__ = [
     "account_classes", "add_proposals", "claim_proposals", "periods", "proposals_attempted",
     "proposals_delivered", "queued_proposals", "reference_data", "withdraw_proposals",
     "claim_email", "mark_email", "outbox", "outbox_message",
+    # the job queue
+    "cancel_job", "claim_job", "enqueue_job", "enqueue_jobs", "finish_job", "get_job", "heartbeat",
+    "jobs_waiting", "list_jobs", "require_job", "requeue_job",
     # reconcile
     "booking_fingerprints", "period_fingerprints", "quarantined_bookings", "reconcile_view",
     "reconciliation_figures",
     # records
-    "ArchiveDocument", "ClaimedProposal", "Dashboard", "Journal", "LastSync", "MonitorEntry",
+    "JOB_KEYS", "ArchiveDocument", "ClaimedProposal", "Dashboard", "Job", "Journal", "LastSync", "MonitorEntry",
     "MonthlyRevenue", "OutboxEmail", "Period", "PnlAccount", "PnlReport", "ProposalAccount",
     "QuarantineEntry", "QueuedProposal", "ReconcileView", "ReferenceData", "Relation",
     "StagedSync", "SyncOptions", "SyncRun", "SyncState", "TrialBalanceRow",

@@ -19,7 +19,7 @@ from typing import Literal
 
 import pyarrow as pa
 
-from dossync.core.model import Dossier, QuarantinedRow, SyncKind, SyncStatus
+from dossync.core.model import Dossier, ManualOptions, QuarantinedRow, SyncKind, SyncStatus
 
 
 # --- what a sync starts from, and writes ----------------------------------------------
@@ -269,6 +269,40 @@ class OutboxEmail:
 
     def to_json(self) -> dict:
         return asdict(self)
+
+
+
+# --- the job queue ----------------------------------------------------------------------
+JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+JOB_KEYS = ("job", "dossier", "kind", "status", "attempts", "worker", "run_id", "queued_at",
+            "started_at", "finished_at", "error")
+
+
+@dataclass(frozen=True)
+class Job:
+    """A sync in the job queue; timestamps ISO to the second.
+
+    options: the sync's options as they travel with the job (not in its
+    JSON). attempts: the runs begun (a run refused because the dossier was
+    busy does not count). worker: `host:pid` of the worker that holds or
+    last held it. error: why it failed, or, while queued, why it waits.
+    """
+
+    job: str
+    dossier: str
+    kind: SyncKind
+    status: JobStatus
+    attempts: int
+    worker: str | None
+    run_id: str | None
+    queued_at: str
+    started_at: str | None
+    finished_at: str | None
+    error: str | None
+    options: ManualOptions = field(default_factory=ManualOptions)
+
+    def to_json(self) -> dict:
+        return {key: getattr(self, key) for key in JOB_KEYS}
 
 
 # --- the portal's reports (exact amounts; core.reports rounds them) ----------------------

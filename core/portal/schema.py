@@ -20,9 +20,17 @@ from dossync.core.streams import STREAMS, Stream
 # 4: exact money (DECIMAL(18,6) instead of cents), account classes, lines in
 #    other commodities, draft bookings, dossier currency/time zone/proposals
 #    file, per-stream counts of every run, the package's proposal queue.
-SCHEMA_VERSION = 5
+# 6: the job queue (`jobs`).
+SCHEMA_VERSION = 6
 MONEY = money.SQL
 
+
+JOBS_DDL = """CREATE TABLE IF NOT EXISTS jobs (
+        job VARCHAR PRIMARY KEY, dossier VARCHAR NOT NULL, kind VARCHAR NOT NULL,
+        options VARCHAR NOT NULL, status VARCHAR NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+        worker VARCHAR, lease_until TIMESTAMP, not_before TIMESTAMP, run_id VARCHAR,
+        queued_at TIMESTAMP NOT NULL, started_at TIMESTAMP, finished_at TIMESTAMP,
+        error VARCHAR)"""
 
 _DDL = [
     """CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)""",
@@ -74,6 +82,12 @@ _DDL = [
     """CREATE TABLE IF NOT EXISTS quarantine (
         dossier VARCHAR NOT NULL, stream VARCHAR NOT NULL, key VARCHAR NOT NULL,
         reason VARCHAR NOT NULL, detail VARCHAR, run_id VARCHAR, found_at TIMESTAMP)""",
+    # The job queue: syncs waiting for a worker (`dossync worker`), oldest first.
+    # A running job belongs to its worker until lease_until; a worker that
+    # died lets its lease run out and the job is claimable again. not_before:
+    # a job whose dossier was busy waits until then. options: the sync's
+    # options (ManualOptions) as JSON.
+    JOBS_DDL,
 ]
 _DDL = [ddl.replace("{MONEY}", MONEY) for ddl in _DDL]
 
@@ -139,6 +153,8 @@ def _create_schema(con) -> None:
             _migrate_to_4(con)
         if 0 < version < 5:
             _migrate_to_5(con)
+        if 0 < version < 6:
+            _migrate_to_6(con)
         for ddl in _DDL:
             con.execute(ddl)
         for stream in STREAMS:
@@ -169,6 +185,11 @@ def _migrate_to_5(con) -> None:
         for column, sql_type in added:
             if have and column not in have:
                 con.execute(f"ALTER TABLE {table} ADD COLUMN {column} {sql_type}")
+
+
+def _migrate_to_6(con) -> None:
+    """Schema 5 to 6, in the caller's transaction: the job queue's table, empty."""
+    con.execute(JOBS_DDL)
 
 
 def _migrate_to_4(con) -> None:

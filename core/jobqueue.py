@@ -1,0 +1,337 @@
+"""The job queue's worker (`dossync worker`): claims queued syncs and runs them.
+
+The queue itself lives in the portal (core/portal/jobs.py). A worker claims
+the oldest claimable job, runs it, records how it ended, and goes on; up to
+`concurrency` jobs at once, never two of one dossier. Its id is
+`host:pid`.
+
+Each job runs as a child process, `dossync sync CODE [--full|--repair]
+[options] --json`: the sync keeps its all-or-nothing guarantee and its own
+SIGTERM handling, and the worker reads the one JSON document it prints
+(run_id, status, error). A child that exits 3 (BUSY: another process syncs
+that dossier), or a dossier whose lock is held when the job is claimed,
+puts the job back in the queue: it waits BUSY_WAIT seconds and never fails
+for it, and that attempt does not count.
+
+Leases. A running job belongs to its worker until its lease runs out; a
+heartbeat thread extends the leases of the worker's jobs every third of
+the lease. A worker killed outright (kill -9) stops extending them: once
+its lease has run out, the job is claimable again (attempts + 1). The
+children run in their own session and live on if their worker dies: the
+sync they run still finishes or changes nothing, and the job's next run
+waits for that dossier's lock like any other.
+
+Stopping. SIGTERM or SIGINT: nothing new is claimed, the running jobs
+finish and are recorded, then the worker exits 0. A second signal cancels
+the running syncs (SIGTERM to each: they change nothing) and puts their
+jobs back in the queue. With `until_idle` the worker also stops when no job
+is queued or running.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import IO, Callable, Iterator
+
+from dossync.core import portal
+from dossync.core.home import Home
+from dossync.core.locks import DossierLock
+from dossync.core.model import ExitCode, TransientError, UsageError
+from dossync.core.portal import Job
+
+log = logging.getLogger("dossync.jobqueue")
+
+DEFAULT_LEASE = 60.0  # seconds; the heartbeat extends it every third of it
+POLL_SECONDS = 0.25  # how often a worker with nothing to start looks again
+BUSY_WAIT = 2.0  # a job whose dossier was busy waits this long before it is claimed again
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def sync_command(home: Home, job: Job) -> list[str]:
+    """The child process that runs a job: `dossync sync` with the job's kind and options."""
+    args = [sys.executable, "-m", "dossync.core.cli", "--home", str(home.root), "sync",
+            job.dossier]
+    if job.kind in ("full", "repair"):
+        args.append(f"--{job.kind}")
+    options = job.options
+    if options.until:
+        args += ["--until", options.until]
+    if options.reset_counter:
+        args.append("--reset-counter")
+    if options.notify:
+        args.append("--notify")
+    if options.new_period:
+        args += ["--new-period", options.new_period]
+    return [*args, "--json"]
+
+
+@dataclass
+class WorkerResult:
+    """What one worker did: the jobs it finished, and why it stopped."""
+
+    worker: str
+    jobs: list[Job] = field(default_factory=list)
+    stopped: str | None = None  # the signal that stopped it, None when it went idle
+
+    @property
+    def succeeded(self) -> int:
+        return sum(1 for j in self.jobs if j.status == "succeeded")
+
+    @property
+    def failed(self) -> int:
+        return sum(1 for j in self.jobs if j.status == "failed")
+
+    def to_json(self) -> dict:
+        return {"worker": self.worker, "jobs": [j.to_json() for j in self.jobs],
+                "run": len(self.jobs), "succeeded": self.succeeded, "failed": self.failed,
+                "stopped": self.stopped}
+
+
+@dataclass
+class _Running:
+    job: Job
+    process: subprocess.Popen
+    out: IO[bytes]
+    err: IO[bytes]
+    cancelled: bool = False
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    status: str  # succeeded, failed, or busy (back to the queue)
+    run_id: str | None
+    error: str | None
+
+
+def _outcome(returncode: int, out: bytes, err: bytes, cancelled: bool) -> _Outcome:
+    """How a job's child ended, from its exit code and its one JSON document."""
+    try:
+        doc = json.loads(out.decode("utf-8", "replace"))
+    except ValueError:
+        doc = None
+    doc = doc if isinstance(doc, dict) else {}
+    run_id, error = doc.get("run_id"), doc.get("error")
+    if returncode == ExitCode.BUSY:
+        return _Outcome("busy", None, error or "another process is syncing this dossier")
+    if cancelled and returncode != ExitCode.OK:
+        return _Outcome("busy", None, "the worker was stopped: the sync was cancelled and "
+                                      "changed nothing; the job waits for the next worker")
+    if returncode == ExitCode.OK and doc.get("status", "succeeded") == "succeeded":
+        return _Outcome("succeeded", run_id, None)
+    if not error:
+        if returncode < 0:
+            error = (f"the sync process was killed by signal {signal.Signals(-returncode).name}; "
+                     f"a sync is all or nothing, so the portal kept the dossier as it was")
+        else:
+            last = (err.decode("utf-8", "replace").strip().splitlines() or ["no message"])[-1]
+            error = f"the sync exited with code {returncode}: {last}"
+    return _Outcome("failed", run_id, error)
+
+
+class _Heartbeat(threading.Thread):
+    """Extends the leases of the worker's running jobs every third of the lease."""
+
+    def __init__(self, path, worker: str, lease: float, running: Callable[[], list[str]]) -> None:
+        super().__init__(name="dossync-heartbeat", daemon=True)
+        self.path, self.worker, self.lease, self.running = path, worker, lease, running
+        self.done = threading.Event()
+        self.failure: BaseException | None = None
+
+    def run(self) -> None:
+        while not self.done.wait(max(self.lease / 3, 0.2)):
+            try:
+                portal.heartbeat(self.path, self.worker, self.running(), self.lease)
+            except TransientError as exc:  # the portal stayed locked: the next beat tries again
+                log.warning("worker %s: could not extend its leases: %s", self.worker, exc)
+            except BaseException as exc:  # handed to the main loop, which raises it
+                self.failure = exc
+                return
+
+
+@contextmanager
+def _stop_on_signals(stop: threading.Event, on_second: Callable[[], None]) -> Iterator[list[str]]:
+    """SIGTERM and SIGINT set `stop`; a second one calls `on_second`. Yields the signals seen."""
+    received: list[str] = []
+
+    def handle(signum, _frame) -> None:
+        received.append(signal.Signals(signum).name)
+        if stop.is_set():
+            on_second()
+        stop.set()
+
+    previous = {s: signal.signal(s, handle) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield received
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def run_worker(home: Home, *, concurrency: int = 1, lease: float = DEFAULT_LEASE,
+               until_idle: bool = False, stop: threading.Event | None = None,
+               on_finished: Callable[[Job], None] | None = None) -> WorkerResult:
+    """Claim and run queued jobs until stopped (or, with `until_idle`, until none is left).
+
+    `stop` set (or SIGTERM/SIGINT when the caller gives none, from the main
+    thread): nothing new is claimed and the running jobs finish. Each job
+    that ends is recorded in the portal and handed to `on_finished`.
+    """
+    home.require()
+    if concurrency < 1:
+        raise UsageError("--concurrency must be at least 1")
+    if lease < 1:
+        raise UsageError("--lease must be at least 1 second")
+    path = home.portal
+    worker = worker_id()
+    result = WorkerResult(worker=worker)
+    running: dict[str, _Running] = {}
+    guard = threading.Lock()
+    own_signals = stop is None
+    stop = stop or threading.Event()
+
+    def held() -> list[str]:
+        with guard:
+            return list(running)
+
+    def cancel_running() -> None:
+        with guard:
+            for r in running.values():
+                r.cancelled = True
+                if r.process.poll() is None:
+                    r.process.send_signal(signal.SIGTERM)
+
+    beat = _Heartbeat(path, worker, lease, held)
+    log.info("worker %s: started (%d at a time, lease %ss)", worker, concurrency, lease)
+    beat.start()
+    try:
+        with _stop_on_signals(stop, cancel_running) if own_signals else _no_signals() as seen:
+            while True:
+                if beat.failure is not None:
+                    raise beat.failure
+                for job_id, r in list(running.items()):
+                    if r.process.poll() is not None and _conclude(path, worker, r, result,
+                                                                 on_finished):
+                        with guard:
+                            del running[job_id]
+                if stop.is_set():
+                    if not running:
+                        break
+                    stop.wait(POLL_SECONDS)
+                    continue
+                if len(running) < concurrency and _claim_and_start(home, worker, lease, running,
+                                                                   guard):
+                    continue  # claim the next one at once
+                if until_idle and not running and _waiting(path) == 0:
+                    break
+                stop.wait(POLL_SECONDS)
+            if stop.is_set():
+                result.stopped = seen[0] if seen else "stop requested"
+    finally:
+        beat.done.set()
+        beat.join()
+        for r in running.values():  # only when the loop failed: the syncs go on, their jobs
+            r.out.close()           # are claimed again once the leases run out
+            r.err.close()
+    log.info("worker %s: stopped after %d job(s)", worker, len(result.jobs))
+    return result
+
+
+@contextmanager
+def _no_signals() -> Iterator[list[str]]:
+    yield []
+
+
+def _waiting(path) -> int:
+    try:
+        return portal.jobs_waiting(path)
+    except TransientError as exc:
+        log.warning("could not read the queue: %s", exc)
+        return 1
+
+
+def _claim_and_start(home: Home, worker: str, lease: float, running: dict[str, _Running],
+                     guard: threading.Lock) -> bool:
+    """Claim one job and start its child (or put it back if its dossier is busy).
+    False when there was nothing to claim."""
+    try:
+        job = portal.claim_job(home.portal, worker, lease,
+                               exclude=[r.job.dossier for r in running.values()])
+    except TransientError as exc:
+        log.warning("worker %s: could not claim a job: %s", worker, exc)
+        return False
+    if job is None:
+        return False
+    lock = DossierLock(home.locks, job.dossier)
+    if lock.is_held():
+        reason = (f"waiting: dossier {job.dossier} is busy ({lock.holder() or 'another process'})"
+                  f"; the job runs when it is free")
+        log.info("job %s: %s", job.job, reason)
+        try:
+            portal.requeue_job(home.portal, job.job, worker, reason, BUSY_WAIT)
+        except TransientError as exc:  # its lease runs out and it is claimed again
+            log.warning("job %s: could not put it back in the queue: %s", job.job, exc)
+        return True
+    out, err = tempfile.TemporaryFile(), tempfile.TemporaryFile()
+    try:
+        process = subprocess.Popen(sync_command(home, job), stdin=subprocess.DEVNULL, stdout=out,
+                                   stderr=err, start_new_session=True, cwd=str(home.root))
+    except OSError as exc:
+        out.close()
+        err.close()
+        portal.finish_job(home.portal, job.job, worker, "failed", None,
+                          f"the sync process could not be started: {exc}")
+        raise
+    log.info("job %s: %s sync of %s started (attempt %d, pid %d)", job.job, job.kind,
+             job.dossier, job.attempts, process.pid)
+    with guard:
+        running[job.job] = _Running(job, process, out, err)
+    return True
+
+
+def _conclude(path, worker: str, r: _Running, result: WorkerResult,
+              on_finished: Callable[[Job], None] | None) -> bool:
+    """Record how a child ended. False when the portal could not be reached (try again)."""
+    r.out.seek(0)
+    r.err.seek(0)
+    outcome = _outcome(r.process.returncode, r.out.read(), r.err.read(), r.cancelled)
+    job = r.job
+    try:
+        if outcome.status == "busy":
+            log.info("job %s: dossier %s busy, back in the queue: %s", job.job, job.dossier,
+                     outcome.error)
+            portal.requeue_job(path, job.job, worker, f"waiting: {outcome.error}", BUSY_WAIT)
+        else:
+            kept = portal.finish_job(path, job.job, worker, outcome.status, outcome.run_id,
+                                     outcome.error)
+            if not kept:
+                log.warning("job %s: its lease ran out and another worker took it over; "
+                            "this run (%s, %s) is in the sync history only", job.job,
+                            outcome.status, outcome.run_id)
+            else:
+                finished = portal.require_job(path, job.job)
+                result.jobs.append(finished)
+                log.info("job %s: %s", job.job, finished.status)
+                if on_finished is not None:
+                    on_finished(finished)
+    except TransientError as exc:
+        log.warning("job %s: could not record its end yet: %s", job.job, exc)
+        return False
+    r.out.close()
+    r.err.close()
+    return True
+
+
+__all__ = ["BUSY_WAIT", "DEFAULT_LEASE", "WorkerResult", "run_worker", "sync_command",
+           "worker_id"]

@@ -1,0 +1,267 @@
+"""The job queue: `sync --queue`, `nightly --queue`, `dossync worker` and `dossync jobs`.
+
+Workers run as real processes (signals, kill -9, leases); every job's sync
+runs in the worker's child process, as in production.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from conftest import (DOSSYNC, ROOT, assert_portal_equals_ledger, cli, cli_json, cli_process,
+                      codes)
+from dossync.core import portal
+from dossync.core.home import Home
+from dossync.core.jobqueue import BUSY_WAIT, _outcome, sync_command
+from dossync.core.locks import DossierLock
+from dossync.core.model import ManualOptions
+
+CONTRACT_KEYS = ["job", "dossier", "kind", "status", "attempts", "worker", "run_id", "queued_at",
+                 "started_at", "finished_at", "error"]
+
+
+def queue(home: Path, *args: str) -> str:
+    code, doc = cli_json(home, "sync", *args, "--queue")
+    assert code == 0, doc
+    assert doc["status"] == "queued" and set(doc) == {"job", "dossier", "kind", "status"}
+    return doc["job"]
+
+
+def jobs(home: Path) -> dict[str, dict]:
+    code, doc = cli_json(home, "jobs")
+    assert code == 0, doc
+    return {j["job"]: j for j in doc}
+
+
+def start_worker(home: Path, *args: str) -> subprocess.Popen:
+    return subprocess.Popen([*DOSSYNC, "--home", str(home), "worker", *args], cwd=ROOT,
+                            text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def wait_for(check, what: str, timeout: float = 60, worker: subprocess.Popen | None = None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if worker is not None and worker.poll() is not None:
+            raise AssertionError(f"the worker ended before {what}: {worker.communicate()}")
+        if check():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"{what} did not happen within {timeout}s")
+
+
+def throttle_full_syncs(home: Path, code: str, seconds: float) -> None:
+    """Slow full syncs down (HOME/dossync.toml) so that one of `code` lasts about `seconds`."""
+    rows = max(r["read"] for r in portal.runs(home / "portal.duckdb", code) if r["kind"] == "full")
+    (home / "dossync.toml").write_text(
+        f"[full_sync]\nmax_rows_per_second = {max(1, int(rows / seconds))}\n")
+
+
+def running_under_lock(home: Path, job: str, code: str):
+    return lambda: (jobs(home)[job]["status"] == "running"
+                    and DossierLock(home / "locks", code).is_held())
+
+
+def runs_by_id(home: Path) -> dict[str, dict]:
+    return {r["run_id"]: r for r in portal.runs(home / "portal.duckdb", limit=1000)}
+
+
+# --- the whole queue -------------------------------------------------------------------
+def test_queued_jobs_each_run_once_and_the_portal_equals_the_ledger(demo_home):
+    path = demo_home / "portal.duckdb"
+    queued: dict[str, tuple[str, str]] = {}
+    for i, code in enumerate(codes(demo_home)):
+        cli(demo_home, "ledger", code, "new-bookings", "8")
+        queued[queue(demo_home, code)] = (code, "simple")
+        cli(demo_home, "ledger", code, "new-bookings", "5")
+        assert cli(demo_home, "propose", code, "--count", "2").returncode == 0
+        assert portal.get_dossier(path, code).pending_proposals == 2
+        cli(demo_home, "ledger", code, "validate-proposals")  # booked: the ledger has them
+        extra = ["--full"] if i == 0 else []
+        queued[queue(demo_home, code, *extra, "--reset-counter")] = (
+            code, "full" if extra else "simple")
+    assert len(queued) == 6
+
+    done = cli_process(demo_home, "worker", "--until-idle", "--concurrency", "2", "--json")
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert (summary["run"], summary["succeeded"], summary["failed"]) == (6, 6, 0)
+    assert sorted(j["job"] for j in summary["jobs"]) == sorted(queued)
+
+    listed, runs = jobs(demo_home), runs_by_id(demo_home)
+    assert set(listed) == set(queued)
+    assert len({j["run_id"] for j in listed.values()}) == 6  # each ran exactly once
+    for job, (code, kind) in queued.items():
+        j = listed[job]
+        assert (j["dossier"], j["kind"], j["status"], j["attempts"], j["error"]) == (
+            code, kind, "succeeded", 1, None), j
+        run = runs[j["run_id"]]
+        assert (run["dossier"], run["kind"], run["status"]) == (code, kind, "succeeded")
+    for code in codes(demo_home):
+        assert_portal_equals_ledger(demo_home, code)
+        assert portal.get_dossier(path, code).pending_proposals == 0  # --reset-counter travelled
+
+
+def test_the_options_travel_with_the_job(demo_home):
+    home = Home(demo_home)
+    code = codes(demo_home)[0]
+    job = portal.enqueue_job(home.portal, code, "repair",
+                             ManualOptions(until="2026-12-31", reset_counter=True, notify=True,
+                                           new_period="2026-12"))
+    command = sync_command(home, portal.require_job(home.portal, job.job))
+    assert command[command.index("sync"):] == [
+        "sync", code, "--repair", "--until", "2026-12-31", "--reset-counter", "--notify",
+        "--new-period", "2026-12", "--json"]
+
+
+def test_a_busy_dossier_waits_in_the_queue_and_never_fails(demo_home):
+    code = codes(demo_home)[0]
+    lock = DossierLock(demo_home / "locks", code).acquire("test")
+    job = queue(demo_home, code)
+    worker = start_worker(demo_home, "--until-idle", "--json")
+    try:
+        wait_for(lambda: "busy" in (jobs(demo_home)[job]["error"] or ""), "the job found the "
+                 "dossier busy", worker=worker)
+        time.sleep(BUSY_WAIT + 1)  # it has been claimed and put back again meanwhile
+        waiting = jobs(demo_home)[job]
+        assert waiting["status"] in ("queued", "running") and waiting["attempts"] == 0, waiting
+        assert worker.poll() is None
+    finally:
+        lock.release()
+    out, err = worker.communicate(timeout=120)
+    assert worker.returncode == 0, err
+    assert json.loads(out)["succeeded"] == 1
+    done = jobs(demo_home)[job]
+    assert (done["status"], done["attempts"], done["error"]) == ("succeeded", 1, None), done
+    assert done["run_id"] in runs_by_id(demo_home)
+
+
+def test_a_job_of_a_killed_worker_runs_again_once_its_lease_ran_out(demo_home):
+    code = codes(demo_home)[0]
+    cli(demo_home, "ledger", code, "new-bookings", "10")
+    throttle_full_syncs(demo_home, code, seconds=3.0)
+    job = queue(demo_home, code, "--full")
+    first = start_worker(demo_home, "--lease", "2")
+    try:
+        wait_for(running_under_lock(demo_home, job, code), "the job running", worker=first)
+        first_worker = jobs(demo_home)[job]["worker"]
+    finally:
+        os.kill(first.pid, signal.SIGKILL)
+        first.communicate(timeout=30)
+    assert first.returncode == -signal.SIGKILL
+
+    second = cli_process(demo_home, "worker", "--until-idle", "--lease", "2", "--json")
+    assert second.returncode == 0, second.stderr
+    done = jobs(demo_home)[job]
+    assert (done["status"], done["attempts"]) == ("succeeded", 2), done
+    assert done["worker"] != first_worker
+    assert runs_by_id(demo_home)[done["run_id"]]["kind"] == "full"
+    assert_portal_equals_ledger(demo_home, code)
+
+
+def test_sigterm_lets_the_running_job_finish_and_leaves_the_queue(demo_home):
+    first, other = codes(demo_home)[:2]
+    throttle_full_syncs(demo_home, first, seconds=3.0)
+    running = queue(demo_home, first, "--full")
+    waiting = queue(demo_home, other)
+    worker = start_worker(demo_home, "--json")
+    try:
+        wait_for(running_under_lock(demo_home, running, first), "the job running", worker=worker)
+        refused = cli(demo_home, "jobs", "cancel", running)
+        assert refused.returncode == 2 and "is running" in refused.stderr, refused.stderr
+        worker.send_signal(signal.SIGTERM)
+        out, err = worker.communicate(timeout=120)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    assert worker.returncode == 0, err
+    summary = json.loads(out)
+    assert (summary["stopped"], summary["run"], summary["succeeded"]) == ("SIGTERM", 1, 1)
+    listed = jobs(demo_home)
+    assert (listed[running]["status"], listed[running]["attempts"]) == ("succeeded", 1)
+    assert (listed[waiting]["status"], listed[waiting]["attempts"]) == ("queued", 0)
+    assert_portal_equals_ledger(demo_home, first)
+
+
+def test_cancel_a_queued_job_and_what_jobs_lists(demo_home):
+    first, other = codes(demo_home)[:2]
+    cancelled, kept = queue(demo_home, first), queue(demo_home, other)
+    code, doc = cli_json(demo_home, "jobs", "cancel", cancelled)
+    assert code == 0 and doc["status"] == "cancelled"
+    again = cli(demo_home, "jobs", "cancel", cancelled)
+    assert again.returncode == 2 and "already cancelled" in again.stderr
+    code, doc = cli_json(demo_home, "jobs", "cancel", "J20000101000000-000000")
+    assert code == 2 and "unknown job" in doc["error"] and "dossync jobs" in doc["error"]
+    assert cli(demo_home, "jobs", "cancel").returncode == 2
+
+    done = cli_process(demo_home, "worker", "--until-idle", "--json")
+    assert done.returncode == 0, done.stderr
+    assert [j["job"] for j in json.loads(done.stdout)["jobs"]] == [kept]
+
+    code, listed = cli_json(demo_home, "jobs")
+    assert code == 0 and [j["job"] for j in listed] == [kept, cancelled]  # newest first
+    for j in listed:
+        assert list(j) == CONTRACT_KEYS
+    assert (listed[1]["status"], listed[1]["attempts"], listed[1]["run_id"]) == (
+        "cancelled", 0, None)
+    assert listed[0]["status"] == "succeeded"
+    table = cli(demo_home, "jobs")
+    assert table.returncode == 0 and kept in table.stdout
+
+
+def test_bad_input_is_refused_with_exit_2(demo_home):
+    code, doc = cli_json(demo_home, "sync", "NOSUCH", "--queue")
+    assert code == 2 and "unknown dossier" in doc["error"]
+    code, doc = cli_json(demo_home, "sync", codes(demo_home)[0], "--queue", "--new-period", "12")
+    assert code == 2 and "YYYY-MM" in doc["error"]
+    assert cli(demo_home, "worker", "--concurrency", "0").returncode == 2
+    assert cli(demo_home, "worker", "--lease", "x").returncode == 2
+    assert jobs(demo_home) == {}
+
+
+def test_nightly_queue_queues_one_job_per_nightly_dossier(demo_home):
+    nightly = sorted(d.code for d in portal.list_dossiers(demo_home / "portal.duckdb")
+                     if d.nightly)
+    done = cli(demo_home, "nightly", "--queue", "--json")
+    assert done.returncode == 0, done.stderr
+    queued = json.loads(done.stdout)["jobs"]
+    assert sorted(j["dossier"] for j in queued) == nightly
+    assert {(j["kind"], j["status"]) for j in queued} <= {("simple", "queued")}
+    assert set(jobs(demo_home)) == {j["job"] for j in queued}
+    assert cli(demo_home, "nightly", "--queue", "--verify").returncode == 2
+
+
+@pytest.mark.parametrize("returncode, out, status", [
+    (0, {"run_id": "R1", "status": "succeeded"}, "succeeded"),
+    (1, {"run_id": "R2", "status": "failed", "error": "ledger gone"}, "failed"),
+    (3, {"error": "dossier X is busy", "exit": 3}, "busy"),
+    (2, {"error": "unknown dossier 'X'", "exit": 2}, "failed"),
+    (-9, None, "failed"),
+])
+def test_how_a_jobs_child_ended(returncode, out, status):
+    outcome = _outcome(returncode, json.dumps(out).encode() if out else b"", b"boom", False)
+    assert outcome.status == status
+    if status == "failed":
+        assert outcome.error
+    if out and status == "succeeded":
+        assert outcome.run_id == "R1"
+
+
+def test_a_schema_5_portal_gets_the_jobs_table(demo_home):
+    path = demo_home / "portal.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("DROP TABLE jobs")
+    con.execute("UPDATE meta SET value = '5' WHERE key = 'schema_version'")
+    con.close()
+    assert portal.list_jobs(path) == []
+    con = duckdb.connect(str(path), read_only=True)
+    assert con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall() == [
+        (str(portal.SCHEMA_VERSION),)]
+    con.close()
+    assert queue(demo_home, codes(demo_home)[0])
