@@ -77,10 +77,11 @@ async def open_dialog(pilot, code: str) -> SyncDialog:
 
 
 async def press(pilot, selector: str) -> None:
-    """Press a button from the keyboard: a click lands on whatever toast covers it."""
-    await pilot.pause()  # let the screen lay out what the values changed
-    pilot.app.screen.query_one(selector, Button).focus()
-    await pilot.press("enter")
+    """Press a button (Button.press: what a click or Enter on it does). A click would land
+    on a toast that covers the button, and a key goes wherever the focus went meanwhile."""
+    await pilot.pause()  # let the screen take in the values the test set
+    pilot.app.screen.query_one(selector, Button).press()
+    await pilot.pause()
 
 
 async def press_start(pilot) -> None:
