@@ -265,3 +265,54 @@ def test_a_schema_5_portal_gets_the_jobs_table(demo_home):
         (str(portal.SCHEMA_VERSION),)]
     con.close()
     assert queue(demo_home, codes(demo_home)[0])
+
+
+def test_three_workers_share_dozens_of_jobs_and_survive_a_killed_one(demo_home):
+    """Three workers, 24 jobs over three dossiers, one worker killed with kill -9 while it
+    runs a job: every job ends succeeded exactly once, each run is a real run, no dossier
+    ever ran two syncs at once, and the portal equals every ledger."""
+    all_codes = codes(demo_home)
+    for code in all_codes:
+        cli(demo_home, "ledger", code, "new-bookings", "6")
+    queued = [queue(demo_home, code) for _ in range(8) for code in all_codes]
+    workers = [start_worker(demo_home, "--lease", "2", "--until-idle", "--json")
+               for _ in range(3)]
+    try:
+        victim = workers[0]
+        victim_id = None
+
+        def victim_runs_a_job() -> bool:
+            nonlocal victim_id
+            mine = [j for j in jobs(demo_home).values() if j["status"] == "running"
+                    and j["worker"] and j["worker"].endswith(f":{victim.pid}")]
+            victim_id = mine[0]["worker"] if mine else None
+            return bool(mine)
+
+        wait_for(victim_runs_a_job, "the first worker running a job", worker=victim)
+        os.kill(victim.pid, signal.SIGKILL)
+        victim.communicate(timeout=30)
+        for worker in workers[1:]:
+            out, err = worker.communicate(timeout=240)
+            assert worker.returncode == 0, err
+            assert json.loads(out)["worker"] != victim_id
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+                worker.communicate()
+    listed = jobs(demo_home)
+    assert sorted(listed) == sorted(queued)
+    assert {j["status"] for j in listed.values()} == {"succeeded"}, listed
+    runs = runs_by_id(demo_home)
+    assert len({j["run_id"] for j in listed.values()}) == len(queued)  # a run each
+    for job in listed.values():
+        assert runs[job["run_id"]]["dossier"] == job["dossier"]
+        assert runs[job["run_id"]]["status"] == "succeeded"
+    taken_over = [j for j in listed.values() if j["attempts"] > 1]
+    assert taken_over and all(j["worker"] != victim_id for j in taken_over), taken_over
+    for code in all_codes:  # one sync of a dossier at a time, whichever worker ran it
+        spans = sorted((r["started_at"], r["finished_at"]) for r in runs.values()
+                       if r["dossier"] == code and r["status"] == "succeeded")
+        for (_, end), (start, _) in zip(spans, spans[1:]):
+            assert end <= start, (code, spans)
+        assert_portal_equals_ledger(demo_home, code)
