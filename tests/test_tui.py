@@ -15,6 +15,7 @@ from dossync.core import monitor, portal
 from dossync.core.cli import main
 from dossync.core.home import Home
 from dossync.core.locks import DossierLock
+from dossync.core.model import ManualOptions
 from dossync.tui.app import DossyncApp
 from dossync.tui.screens.dossier import DossierScreen
 from dossync.tui.screens.monitor import MonitorScreen
@@ -367,3 +368,36 @@ async def test_an_error_in_a_screen_update_is_shown_not_swallowed(home, monkeypa
                                        for n in app.notes), 10, "the error notification")
         assert any("could not show an update" in n for n in app.notes), app.notes
         assert isinstance(app.screen, MonitorScreen) and app.is_running
+
+
+async def test_the_job_queue_shows_jobs_and_cancels_a_queued_one(home):
+    from dossync.tui.screens.jobs import JobsScreen
+
+    path = home / "portal.duckdb"
+    first = portal.enqueue_job(path, "DUMONT", "simple", ManualOptions())
+    second = portal.enqueue_job(path, "SMETS", "full", ManualOptions())
+    app = RecordingApp(home)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        await pilot.press("j")
+        await until(pilot, lambda: isinstance(app.screen, JobsScreen)
+                    and app.screen.query_one(DataTable).row_count == 2, 10, "the job queue")
+        screen = app.screen
+        table = screen.query_one(DataTable)
+        assert "2 queued" in str(screen.query_one("#jobs-title", Static).render())
+        assert table.get_cell(second.job, "dossier") == "SMETS"  # newest first
+        table.move_cursor(row=table.get_row_index(first.job))
+        await pilot.press("c")
+        await until(pilot, lambda: portal.get_job(path, first.job).status == "cancelled", 10,
+                    "the cancelled job")
+        await until(pilot, lambda: any(f"job {first.job}" in n and "cancelled" in n
+                                       for n in app.notes), 10, "the notification")
+        await until(pilot, lambda: "cancelled" in str(table.get_cell(first.job, "status")), 10,
+                    "the table showing it")
+        assert portal.get_job(path, second.job).status == "queued"  # the other one stays
+        # a job that ended cannot be cancelled: said, and nothing changes
+        await pilot.press("c")
+        await until(pilot, lambda: any("cannot" in n.lower() or "already" in n.lower()
+                                       or "not queued" in n.lower() for n in app.notes[-1:]),
+                    10, "the refusal")
+        assert portal.get_job(path, first.job).status == "cancelled"

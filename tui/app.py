@@ -49,13 +49,15 @@ MASKED_TIME = "····-··-·· ··:··"
 
 
 class DossierCommands(Provider):
-    """Command palette: open dossier X, sync X, outbox, run log."""
+    """Command palette: open dossier X, sync X, outbox, run log, job queue."""
 
     def _commands(self) -> list[tuple[str, object, str]]:
         app: DossyncApp = self.app  # type: ignore[assignment]
         commands: list[tuple[str, object, str]] = [
             ("Outbox: client emails", app.action_outbox, "queued, sent and failed emails"),
             ("Run log: syncs of every dossier", app.action_run_log, "the last 200 sync runs"),
+            ("Job queue: queued and running syncs", app.action_jobs,
+             "what 'dossync worker' runs; cancel a queued job"),
             ("Help: keys", app.action_help, "every key binding"),
         ]
         for row in app.rows:
@@ -100,6 +102,7 @@ class DossyncApp(App[int]):
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("e", "outbox", "Outbox"),
         Binding("l", "run_log", "Run log"),
+        Binding("j", "jobs", "Jobs"),
         Binding("q", "quit", "Quit"),
     ]
 
@@ -329,6 +332,12 @@ class DossyncApp(App[int]):
 
         if not isinstance(self.screen, RunLogScreen):
             self.push_screen(RunLogScreen())
+
+    def action_jobs(self) -> None:
+        from dossync.tui.screens.jobs import JobsScreen
+
+        if not isinstance(self.screen, JobsScreen):
+            self.push_screen(JobsScreen())
 
     def action_help(self) -> None:
         from dossync.tui.screens.help import HelpScreen

@@ -15,6 +15,7 @@ HELP = """\
 | everywhere | `?` | this help |
 | | `ctrl+p` | command palette: open dossier X, sync X, outbox, run log |
 | | `e` / `l` | outbox (client emails) / run log (syncs of every dossier) |
+| | `j` | job queue (syncs queued for `dossync worker`) |
 | | `q` | quit (running syncs go on: they are separate processes) |
 | monitor | `/` | filter as you type; `enter` opens the only match, `escape` clears |
 | | `↑` `↓` `enter` | choose a dossier and open it |
@@ -29,6 +30,7 @@ HELP = """\
 | sync dialog | `tab` `space` | choose kind and options; `enter` starts, `escape` closes |
 | outbox | `f` | retry delivery of queued and failed emails |
 | run log | `enter` | open the run's dossier |
+| job queue | `c` | cancel the highlighted job while it is queued |
 
 States: **✓ ok**, **! action** required (a full sync is needed, or rows were
 quarantined), **✗ failed** (the last sync failed: its message is shown under

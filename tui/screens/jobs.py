@@ -1,0 +1,121 @@
+"""The job queue (core.portal.list_jobs): queued, running and finished syncs; c cancels.
+
+The screen reads the queue from the portal, so it shows jobs whichever worker
+runs them, and refreshes itself while it is open.
+"""
+from __future__ import annotations
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Static
+
+from dossync.core import portal
+from dossync.core.model import DossyncError
+from dossync.core.portal import Job
+
+STATUS_STYLE = {"queued": "bold yellow", "running": "bold cyan", "succeeded": "green",
+                "failed": "bold red", "cancelled": "dim"}
+REFRESH_SECONDS = 2.0
+COLUMNS = [("queued", "queued"), ("job", "job"), ("dossier", "dossier"), ("kind", "kind"),
+           ("status", "status"), ("attempts", "tries"), ("worker", "worker"), ("run", "run"),
+           ("error", "error / why it waits")]
+SHOWN = 500  # the newest jobs; `dossync jobs --json` lists them all
+
+
+class JobsScreen(Screen):
+    BINDINGS = [
+        Binding("escape", "back", "Back"),
+        Binding("c", "cancel_job", "Cancel queued job"),
+        Binding("r", "reload", "Refresh"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.jobs: list[Job] = []
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static("job queue · reading …", id="jobs-title")
+        yield DataTable(id="jobs", cursor_type="row")
+        yield Static(id="jobs-detail")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = "job queue"
+        table = self.query_one(DataTable)
+        for key, label in COLUMNS:
+            table.add_column(label, key=key)
+        table.focus()
+        self.load()
+        self.set_interval(REFRESH_SECONDS, self.load)
+
+    @work(thread=True, exclusive=True, group="jobs", exit_on_error=False)
+    def load(self) -> None:
+        try:
+            jobs = portal.list_jobs(self.app.home.portal, limit=SHOWN)
+        except Exception as exc:  # noqa: BLE001 - errors become notifications
+            self.app.report(exc, "reading the job queue")
+            return
+        self.app.call_from_thread(self._show, jobs)
+
+    def _show(self, jobs: list[Job]) -> None:
+        self.jobs = jobs
+        table = self.query_one(DataTable)
+        chosen = self._chosen()
+        table.clear()
+        for job in jobs:
+            table.add_row(self.app.when(job.queued_at), job.job, job.dossier, job.kind,
+                          Text(job.status, style=STATUS_STYLE.get(job.status, "")),
+                          str(job.attempts), job.worker or "-", self.app.run_label(job.run_id),
+                          Text(job.error or "", style="red" if job.status == "failed" else ""),
+                          key=job.job)
+        if chosen is not None and chosen in {j.job for j in jobs}:
+            table.move_cursor(row=table.get_row_index(chosen))
+        counts = {s: sum(j.status == s for j in jobs) for s in ("queued", "running", "failed")}
+        self.query_one("#jobs-title", Static).update(
+            f"job queue · {counts['queued']} queued · {counts['running']} running · "
+            f"{counts['failed']} failed · 'dossync worker' runs them")
+
+    def _chosen(self) -> str | None:
+        table = self.query_one(DataTable)
+        if not self.jobs or table.row_count == 0:
+            return None
+        row = min(table.cursor_row, table.row_count - 1)
+        return str(table.coordinate_to_cell_key((row, 0)).row_key.value)
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        job = next((j for j in self.jobs if j.job == event.row_key.value), None)
+        detail = self.query_one("#jobs-detail", Static)
+        if job is None:
+            detail.update("")
+            return
+        detail.update(f"{job.job}: {job.kind} sync of {job.dossier}, {job.status}"
+                      + (f" · {job.error}" if job.error else ""))
+
+    def action_cancel_job(self) -> None:
+        job = self._chosen()
+        if job is not None:
+            self.cancel(job)
+
+    @work(thread=True, exclusive=True, group="jobs-cancel", exit_on_error=False)
+    def cancel(self, job: str) -> None:
+        try:
+            cancelled = portal.cancel_job(self.app.home.portal, job)
+        except DossyncError as exc:  # a running or finished job: the message says why
+            self.app.report(exc)
+            return
+        except Exception as exc:  # noqa: BLE001 - errors become notifications
+            self.app.report(exc, f"cancelling job {job}")
+            return
+        self.app.call_from_thread(self.notify, f"job {cancelled.job} ({cancelled.kind} sync of "
+                                  f"{cancelled.dossier}) cancelled", title="job queue")
+        self.load()
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
+    def action_reload(self) -> None:
+        self.load()
