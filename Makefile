@@ -40,6 +40,7 @@ bench: $(STAMP)
 	-$(BIN)/python bench/beancount_activation.py
 	-$(BIN)/python bench/tui_startup.py
 	-$(BIN)/python bench/tui_responsiveness.py
+	-$(BIN)/python bench/queue_bench.py
 
 clean-demo:
 	rm -rf $(HOME_DIR)/portal.duckdb $(HOME_DIR)/portal.duckdb.wal $(HOME_DIR)/ledgers \
