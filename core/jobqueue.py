@@ -35,18 +35,19 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
-from contextlib import contextmanager
+from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import IO, Callable, Iterator
+from typing import IO, Callable
 
 from dossync.core import portal
 from dossync.core.home import Home
 from dossync.core.locks import DossierLock
 from dossync.core.model import ExitCode, TransientError, UsageError
+from dossync.core.monitor import sync_command
 from dossync.core.portal import Job
+from dossync.core.workers import stop_on_signals
 
 log = logging.getLogger("dossync.jobqueue")
 
@@ -59,22 +60,9 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def sync_command(home: Home, job: Job) -> list[str]:
+def job_command(home: Home, job: Job) -> list[str]:
     """The child process that runs a job: `dossync sync` with the job's kind and options."""
-    args = [sys.executable, "-m", "dossync.core.cli", "--home", str(home.root), "sync",
-            job.dossier]
-    if job.kind in ("full", "repair"):
-        args.append(f"--{job.kind}")
-    options = job.options
-    if options.until:
-        args += ["--until", options.until]
-    if options.reset_counter:
-        args.append("--reset-counter")
-    if options.notify:
-        args.append("--notify")
-    if options.new_period:
-        args += ["--new-period", options.new_period]
-    return [*args, "--json"]
+    return sync_command(home, job.dossier, job.kind, job.options)
 
 
 @dataclass
@@ -160,25 +148,6 @@ class _Heartbeat(threading.Thread):
                 return
 
 
-@contextmanager
-def _stop_on_signals(stop: threading.Event, on_second: Callable[[], None]) -> Iterator[list[str]]:
-    """SIGTERM and SIGINT set `stop`; a second one calls `on_second`. Yields the signals seen."""
-    received: list[str] = []
-
-    def handle(signum, _frame) -> None:
-        received.append(signal.Signals(signum).name)
-        if stop.is_set():
-            on_second()
-        stop.set()
-
-    previous = {s: signal.signal(s, handle) for s in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield received
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
-
-
 def run_worker(home: Home, *, concurrency: int = 1, lease: float = DEFAULT_LEASE,
                until_idle: bool = False, stop: threading.Event | None = None,
                on_finished: Callable[[Job], None] | None = None) -> WorkerResult:
@@ -205,7 +174,7 @@ def run_worker(home: Home, *, concurrency: int = 1, lease: float = DEFAULT_LEASE
         with guard:
             return list(running)
 
-    def cancel_running() -> None:
+    def cancel_running(_signal: str) -> None:
         with guard:
             for r in running.values():
                 r.cancelled = True
@@ -216,7 +185,7 @@ def run_worker(home: Home, *, concurrency: int = 1, lease: float = DEFAULT_LEASE
     log.info("worker %s: started (%d at a time, lease %ss)", worker, concurrency, lease)
     beat.start()
     try:
-        with _stop_on_signals(stop, cancel_running) if own_signals else _no_signals() as seen:
+        with stop_on_signals(stop, cancel_running) if own_signals else nullcontext([]) as seen:
             while True:
                 if beat.failure is not None:
                     raise beat.failure
@@ -246,11 +215,6 @@ def run_worker(home: Home, *, concurrency: int = 1, lease: float = DEFAULT_LEASE
             r.err.close()
     log.info("worker %s: stopped after %d job(s)", worker, len(result.jobs))
     return result
-
-
-@contextmanager
-def _no_signals() -> Iterator[list[str]]:
-    yield []
 
 
 def _waiting(path) -> int:
@@ -285,7 +249,7 @@ def _claim_and_start(home: Home, worker: str, lease: float, running: dict[str, _
         return True
     out, err = tempfile.TemporaryFile(), tempfile.TemporaryFile()
     try:
-        process = subprocess.Popen(sync_command(home, job), stdin=subprocess.DEVNULL, stdout=out,
+        process = subprocess.Popen(job_command(home, job), stdin=subprocess.DEVNULL, stdout=out,
                                    stderr=err, start_new_session=True, cwd=str(home.root))
     except OSError as exc:
         out.close()
@@ -333,5 +297,5 @@ def _conclude(path, worker: str, r: _Running, result: WorkerResult,
     return True
 
 
-__all__ = ["BUSY_WAIT", "DEFAULT_LEASE", "WorkerResult", "run_worker", "sync_command",
+__all__ = ["BUSY_WAIT", "DEFAULT_LEASE", "WorkerResult", "run_worker", "job_command",
            "worker_id"]

@@ -51,16 +51,15 @@ def monitor_rows(home: Home) -> list[dict]:
 
 
 # --- detached syncs -------------------------------------------------------------------
-def start_detached_sync(home: Home, code: str, kind: SyncKind = "simple",
-                        options: ManualOptions | None = None) -> subprocess.Popen:
-    """Start `dossync sync` in its own session: it survives the UI and its terminal."""
+def sync_command(home: Home, code: str, kind: SyncKind = "simple",
+                 options: ManualOptions | None = None) -> list[str]:
+    """The command line of `dossync sync CODE --json` with this kind and these options: what
+    the UI starts detached and what a queue worker runs for a job."""
     options = options or ManualOptions()
     args = [sys.executable, "-m", "dossync.core.cli", "--home", str(home.root), "sync", code,
             "--json"]
-    if kind == "full":
-        args.append("--full")
-    elif kind == "repair":
-        args.append("--repair")
+    if kind in ("full", "repair"):
+        args.append(f"--{kind}")
     if options.until:
         args += ["--until", options.until]
     if options.reset_counter:
@@ -69,6 +68,13 @@ def start_detached_sync(home: Home, code: str, kind: SyncKind = "simple",
         args.append("--notify")
     if options.new_period:
         args += ["--new-period", options.new_period]
+    return args
+
+
+def start_detached_sync(home: Home, code: str, kind: SyncKind = "simple",
+                        options: ManualOptions | None = None) -> subprocess.Popen:
+    """Start `dossync sync` in its own session: it survives the UI and its terminal."""
+    args = sync_command(home, code, kind, options)
     home.logs.mkdir(parents=True, exist_ok=True)
     out = open(home.logs / f"ui-sync-{code}.json", "wb")
     try:

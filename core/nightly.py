@@ -36,9 +36,8 @@ marked `action_required` in the monitor with the reason.
 from __future__ import annotations
 
 import logging
-import signal
 import threading
-from contextlib import closing, contextmanager, nullcontext
+from contextlib import closing, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -50,7 +49,8 @@ from dossync.core.model import (DossierBusy, DossyncError, ExitCode, ManualOptio
                                 RunContext, SyncResult, UsageError)
 from dossync.core.reconcile import Reconciliation, reconcile
 from dossync.core.sync import new_run_id, sync_dossier
-from dossync.core.workers import COMMIT_GRACE, STOP_GRACE, ProgressHook, in_workers, now as _now
+from dossync.core.workers import (COMMIT_GRACE, STOP_GRACE, ProgressHook, in_workers,
+                                  now as _now, stop_on_signals)
 
 log = logging.getLogger("dossync.nightly")
 
@@ -155,7 +155,7 @@ def run_nightly(home: Home, jobs: int = 4, stop: threading.Event | None = None,
                              make_folder=True)
     result = NightlyResult(started_at=datetime.now().isoformat(timespec="seconds"))
     try:
-        with _stop_on_signals(stop) if own_signals else nullcontext([]) as received:
+        with stop_on_signals(stop, _abandon) if own_signals else nullcontext([]) as received:
             dossiers = [d for d in portal.list_dossiers(home.portal) if d.nightly]
             # One look at the portal for all of them, one commit for the runs that
             # found nothing new: the fixed cost per dossier stays small.
@@ -197,28 +197,9 @@ def run_nightly(home: Home, jobs: int = 4, stop: threading.Event | None = None,
     return result
 
 
-@contextmanager
-def _stop_on_signals(stop: threading.Event):
-    """SIGTERM or SIGINT sets `stop`; a second one raises KeyboardInterrupt (no more
-    waiting: the workers are killed). Yields the names of the signals received."""
-    received: list[str] = []
-    if threading.current_thread() is not threading.main_thread():
-        yield received  # only the main thread may set handlers: the caller owns signals
-        return
-
-    def on_signal(signum, _frame) -> None:
-        name = signal.Signals(signum).name
-        if stop.is_set():
-            raise KeyboardInterrupt(f"{name} again: the running syncs are abandoned")
-        received.append(name)
-        stop.set()
-
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield received
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+def _abandon(name: str) -> None:
+    """A second SIGTERM or SIGINT: no more waiting, the workers are killed."""
+    raise KeyboardInterrupt(f"{name} again: the running syncs are abandoned")
 
 
 def _each(home: Home, codes: list[str], states: dict, jobs: int, stop: threading.Event,

@@ -40,6 +40,7 @@ import sys
 import threading
 import time
 from collections import deque
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from multiprocessing.connection import Connection, wait as wait_for
@@ -194,6 +195,33 @@ def in_workers(tasks: Sequence[tuple[str, object]], jobs: int, stop, *, start: S
             os.close(relay[0])
         else:
             relay_thread.join(timeout=2)  # the workers' last words before the summary
+
+
+@contextmanager
+def stop_on_signals(stop: threading.Event,
+                    on_second: Callable[[str], None]) -> Iterator[list[str]]:
+    """SIGTERM or SIGINT sets `stop`; a second one calls `on_second` with its name (it may
+    raise). Yields the names of the signals that stopped it. Outside the main thread
+    nothing is installed: only the main thread may set handlers, so the caller owns them."""
+    received: list[str] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+
+    def handle(signum, _frame) -> None:
+        name = signal.Signals(signum).name
+        if stop.is_set():
+            on_second(name)
+            return
+        received.append(name)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield received
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def now() -> str:

@@ -19,7 +19,7 @@ from conftest import (DOSSYNC, ROOT, assert_portal_equals_ledger, cli, cli_json,
                       codes)
 from dossync.core import portal
 from dossync.core.home import Home
-from dossync.core.jobqueue import BUSY_WAIT, _outcome, sync_command
+from dossync.core.jobqueue import BUSY_WAIT, _outcome, job_command
 from dossync.core.locks import DossierLock
 from dossync.core.model import ManualOptions
 
@@ -114,10 +114,10 @@ def test_the_options_travel_with_the_job(demo_home):
     job = portal.enqueue_job(home.portal, code, "repair",
                              ManualOptions(until="2026-12-31", reset_counter=True, notify=True,
                                            new_period="2026-12"))
-    command = sync_command(home, portal.require_job(home.portal, job.job))
+    command = job_command(home, portal.require_job(home.portal, job.job))
     assert command[command.index("sync"):] == [
-        "sync", code, "--repair", "--until", "2026-12-31", "--reset-counter", "--notify",
-        "--new-period", "2026-12", "--json"]
+        "sync", code, "--json", "--repair", "--until", "2026-12-31", "--reset-counter",
+        "--notify", "--new-period", "2026-12"]
 
 
 def test_a_busy_dossier_waits_in_the_queue_and_never_fails(demo_home):

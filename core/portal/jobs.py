@@ -142,6 +142,12 @@ def heartbeat(path: Path, worker: str, jobs: list[str], lease: float) -> list[st
     return [r[0] for r in held]
 
 
+def _held(con, job: str, worker: str) -> bool:
+    """Whether `worker` still holds `job` (its lease did not pass to another worker)."""
+    return _one(con.execute("SELECT 1 FROM jobs WHERE job = ? AND worker = ? AND status = "
+                            "'running'", [job, worker]).fetchall()) is not None
+
+
 def finish_job(path: Path, job: str, worker: str, status: str, run_id: str | None,
                error: str | None) -> bool:
     """Record how a running job of `worker` ended (`succeeded` or `failed`).
@@ -149,9 +155,7 @@ def finish_job(path: Path, job: str, worker: str, status: str, run_id: str | Non
     False, and nothing changed, when `worker` no longer holds it (its lease
     ran out and another worker took it over)."""
     with connect(path) as con, _transaction(con):
-        held = _one(con.execute("SELECT 1 FROM jobs WHERE job = ? AND worker = ? "
-                                "AND status = 'running'", [job, worker]).fetchall())
-        if held is None:
+        if not _held(con, job, worker):
             return False
         con.execute("UPDATE jobs SET status = ?, run_id = ?, error = ?, finished_at = ?, "
                     "lease_until = NULL WHERE job = ?",
@@ -163,9 +167,7 @@ def requeue_job(path: Path, job: str, worker: str, reason: str, wait: float) -> 
     """Put a job `worker` holds back in the queue (its dossier was busy): the attempt
     does not count; it waits `wait` seconds; `reason` says why it waits."""
     with connect(path) as con, _transaction(con):
-        held = _one(con.execute("SELECT 1 FROM jobs WHERE job = ? AND worker = ? "
-                                "AND status = 'running'", [job, worker]).fetchall())
-        if held is None:
+        if not _held(con, job, worker):
             return False
         con.execute("UPDATE jobs SET status = 'queued', attempts = greatest(attempts - 1, 0), "
                     "lease_until = NULL, started_at = NULL, error = ?, not_before = ? "
