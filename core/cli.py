@@ -993,9 +993,6 @@ def _iso_date(text: str) -> str:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD") from None
 
 
-# Logging: one configuration for the CLI and the nightly (core/logs.py).
-_LogFile = logs.LogFile
-_LOG_HANDLERS = logs.PROCESS_HANDLERS  # what main installed (tests run main many times)
 
 
 def _log_file() -> Path | None:

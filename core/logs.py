@@ -95,8 +95,7 @@ class LogSetup:
         target.setLevel(self.level)
 
 
-# The root logger's handlers, what the CLI's main installed: one list, kept in place (a
-# test that runs main takes them off again through cli._LOG_HANDLERS).
+# The root logger's handlers, what the CLI's main installed: one list, kept in place.
 PROCESS_HANDLERS: list[logging.Handler] = []
 _process: LogSetup | None = None  # the root logger's setup: replaced by the next one
 

@@ -19,10 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import codes, copy_home, ledger_path, portal_trial_balance
+from conftest import codes, copy_home, ledger_path, portal_trial_balance, run_main
 from dossync.core import cli, portal, reports
 from dossync.core.cli import main
 from dossync.core.home import Home, check_config
+from dossync.core.logs import LogFile
 from dossync.core.locks import DossierLock
 from dossync.core.model import DossyncError, ExitCode, TerminalError, UsageError
 from dossync.core.validate import address_problem
@@ -49,15 +50,11 @@ class Answer:
 
 
 @pytest.fixture
-def dossync(capsys):
+def dossync():
     def run(home: Path, *args: str) -> Answer:
-        capsys.readouterr()
-        code = main(["--home", str(home), *args])
-        out, err = capsys.readouterr()
-        return Answer(code, out, err)
-    yield run
-    logging.getLogger().handlers[:] = [h for h in logging.getLogger().handlers
-                                       if h not in cli._LOG_HANDLERS]
+        done = run_main(["--home", str(home), *args])
+        return Answer(done.returncode, done.stdout, done.stderr)
+    return run
 
 
 @pytest.fixture(scope="module")
@@ -415,7 +412,7 @@ def test_a_log_file_on_a_full_disk_is_one_warning(tmp_path, capsys):
         def close(self):
             pass
 
-    handler = cli._LogFile(tmp_path / "dossync.log", delay=True)
+    handler = LogFile(tmp_path / "dossync.log", delay=True)
     handler.stream = Full()
     logger = logging.getLogger("dossync.test.full")
     logger.addHandler(handler)
