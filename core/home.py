@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dossync.core.model import UsageError
-# check_config and MAX_JOBS are the settings module's, importable from here as before
-from dossync.core.settings import MAX_JOBS, Settings, check_config, load_settings
+from dossync.core.settings import MAX_JOBS, Settings, load_settings
 
 PORTAL_FILE = "portal.duckdb"
 
@@ -108,4 +107,4 @@ class Home:
         return load_settings(self.config_file)
 
 
-__all__ = ["Home", "MAX_JOBS", "PORTAL_FILE", "check_config"]
+__all__ = ["Home", "MAX_JOBS", "PORTAL_FILE"]

@@ -132,11 +132,6 @@ class SmtpSettings:
     timeout: float = field(default=DEFAULT_TIMEOUT, metadata=_key(_seconds, float))
     allow_plain_auth: bool = field(default=False, metadata=_key(_flag))
 
-    @classmethod
-    def from_config(cls, config: dict) -> "SmtpSettings | None":
-        """The `[smtp]` of a dossync.toml read as a dict, checked (None: no SMTP)."""
-        return Settings.from_dict({"smtp": config.get("smtp", {})}, "dossync.toml").smtp
-
     @property
     def stale_after(self) -> float:
         """When another sender's claim on an email has lapsed (it was killed)."""
@@ -263,11 +258,6 @@ def _toml(value: object) -> str:
     if isinstance(value, (str, list, dict)):
         return json.dumps(value, ensure_ascii=False, default=str)
     return str(value)
-
-
-def check_config(config: dict, path: Path | str) -> None:
-    """Refuse the first bad setting of dossync.toml read as a dict (see `Settings.from_dict`)."""
-    Settings.from_dict(config, path)
 
 
 # --- reading the file, once per version of it -------------------------------------------------

@@ -22,8 +22,9 @@ import pytest
 from conftest import codes, copy_home, ledger_path, portal_trial_balance, run_main
 from dossync.core import cli, portal, reports
 from dossync.core.cli import main
-from dossync.core.home import Home, check_config
+from dossync.core.home import Home
 from dossync.core.logs import LogFile
+from dossync.core.settings import Settings
 from dossync.core.locks import DossierLock
 from dossync.core.model import DossyncError, ExitCode, TerminalError, UsageError
 from dossync.core.validate import address_problem
@@ -205,7 +206,7 @@ def test_every_known_setting_is_checked(tmp_path):
             "full_sync": {"max_rows_per_second": 0, "window": ""}, "portal": {"url": ""},
             "sync": {"idle_days": 90}, "beancount": {"allowed_plugins": ["x"]},
             "ui": {"language": "fr"}, "future": {"anything": object()}}
-    check_config(good, tmp_path / "dossync.toml")
+    Settings.from_dict(good, tmp_path / "dossync.toml")
     for section, key, bad in [("smtp", "port", 0), ("smtp", "starttls", "yes"),
                               ("smtp", "sender", "jän@x.be"), ("smtp", "timeout", True),
                               ("nightly", "jobs", 65), ("nightly", "verify", 1),
@@ -215,7 +216,7 @@ def test_every_known_setting_is_checked(tmp_path):
                               ("sync", "idle_days", "90"), ("ui", "language", "de")]:
         config = {**good, section: {**good[section], key: bad}}
         with pytest.raises(UsageError, match=rf"\[{section}\] {key} = .* in .*dossync.toml: "):
-            check_config(config, tmp_path / "dossync.toml")
+            Settings.from_dict(config, tmp_path / "dossync.toml")
 
 
 # --- addresses and names -----------------------------------------------------------------

@@ -24,7 +24,8 @@ from conftest import ROOT, cli
 from dossync.core.model import ConnectorSettings, ExitCode, TerminalError, UsageError
 
 pytest.importorskip("beancount")
-from dossync.core.connectors.beancount_guard import LedgerRefused, allowed_plugins  # noqa: E402
+from dossync.core.connectors.beancount_guard import LedgerRefused  # noqa: E402
+from dossync.core.settings import Settings  # noqa: E402
 
 BOOKS = '''option "operating_currency" "EUR"
 2024-01-01 open Assets:Bank:KBC
@@ -342,7 +343,7 @@ def test_the_firms_list_comes_from_dossync_toml(tmp_path):
     assert connector_settings(home, other).allowed_plugins == ()
     for bad in ('"firmplug"', '[1]', '["firm plug"]', '["*"]', '["../evil"]'):
         with pytest.raises(UsageError, match="allowed_plugins"):
-            allowed_plugins({"beancount": {"allowed_plugins": json.loads(bad)}})
+            Settings.from_dict({"beancount": {"allowed_plugins": json.loads(bad)}}, "dossync.toml")
 
 
 # --- includes: the ledger's folder, and nothing outside it ----------------------------------

@@ -28,6 +28,7 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from conftest import DOSSYNC, ROOT, cli_json, codes
 from dossync.core import notify, portal
 from dossync.core import settings as settings_module
+from dossync.core.settings import Settings
 from dossync.core.home import Home
 from dossync.core.model import UsageError
 
@@ -343,8 +344,8 @@ def test_a_flush_in_a_worker_thread_keeps_its_deadline(demo_home, trickling):
 def test_the_smtp_timeout_must_be_a_number_of_seconds():
     for bad in (0, -1, "soon"):
         with pytest.raises(UsageError, match="timeout"):
-            notify.SmtpSettings.from_config({"smtp": {"host": "mail", "timeout": bad}})
-    settings = notify.SmtpSettings.from_config({"smtp": {"host": "mail"}})
+            Settings.from_dict({"smtp": {"host": "mail", "timeout": bad}}, "dossync.toml")
+    settings = Settings.from_dict({"smtp": {"host": "mail"}}, "dossync.toml").smtp
     assert settings.timeout == settings_module.DEFAULT_TIMEOUT
     assert settings.stale_after > settings.timeout  # a live sender's claim never lapses
 

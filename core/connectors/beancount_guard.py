@@ -56,7 +56,7 @@ from beancount.ops import validation
 from beancount.parser import _parser, booking, grammar, options
 
 from dossync.core.model import LedgerUnavailable, TerminalError
-from dossync.core.settings import MODULE_NAME, Settings
+from dossync.core.settings import MODULE_NAME
 
 OWN_PLUGINS = ("beancount.plugins.", "beancount.ops.")
 CONFIG_KEY = "[beancount] allowed_plugins in HOME/dossync.toml"
@@ -72,16 +72,6 @@ class LedgerRefused(TerminalError):
 
 
 # --- the firm's list ------------------------------------------------------------------------
-def allowed_plugins(config: dict) -> tuple[str, ...]:
-    """`[beancount] allowed_plugins` of a dossync.toml read as a dict, checked as
-    `Home.settings()` checks it (core/settings.py: module names, or `package.*` for a
-    package and everything in it; UsageError otherwise). The engine reads
-    `home.settings().beancount.allowed_plugins` (`connectors.connector_settings`)."""
-    section = config.get("beancount", {})
-    return Settings.from_dict({"beancount": section}, "HOME/dossync.toml") \
-        .beancount.allowed_plugins
-
-
 def plugin_allowed(name: str, allowed: tuple[str, ...] = ()) -> bool:
     """Whether dossync lets a ledger run plugin `name`: Beancount's own, or one the firm lists."""
     name = loader.RENAMED_MODULES.get(name, name)  # what beancount would really import
