@@ -40,7 +40,6 @@ from dossync.core import portal
 from dossync.core.files import write_atomically
 from dossync.core.home import Home
 from dossync.core.model import Dossier, PortalBusy, UsageError
-# the [smtp] settings live with the others; these names stay importable from here
 from dossync.core.settings import CLAIM_STALE_SECONDS, DEFAULT_SENDER, SmtpSettings
 
 log = logging.getLogger(__name__)
