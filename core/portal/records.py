@@ -8,7 +8,7 @@ by name (`store._records`), never by position.
 
 The rows that go out as JSON as they are (runs, quarantine, outbox) and the
 periods the UI and the sync planning read as dicts travel as `to_json()`
-dicts: the same keys in the same order as before these records.
+dicts, whose keys and their order are the CLI's JSON (CONTRACT.md).
 """
 from __future__ import annotations
 
