@@ -41,6 +41,8 @@ bench: $(STAMP)
 	-$(BIN)/python bench/tui_startup.py
 	-$(BIN)/python bench/tui_responsiveness.py
 	-$(BIN)/python bench/queue_bench.py
+	-$(BIN)/python bench/pg_bench.py
+	-$(BIN)/python bench/queue_bench.py --postgres --dossiers 1000
 
 clean-demo:
 	rm -rf $(HOME_DIR)/portal.duckdb $(HOME_DIR)/portal.duckdb.wal $(HOME_DIR)/ledgers \

@@ -6,12 +6,16 @@ dossiers (default 200; the issue's figure is 1,000), then, interleaved and
 times `dossync worker --until-idle` with `--concurrency 1` and with
 `--concurrency 2` until the queue is empty. Reported: the medians and the
 ratio concurrency 1 / concurrency 2 (goal >= 1.7 on two cores), and every
-job's end (all must succeed). Writes bench/results/queue.json.
+job's end (all must succeed). With `--postgres` the portal is a PostgreSQL
+database (a server started with pgserver, or DOSSYNC_BENCH_PG_URL's), as
+when workers run on several machines. Writes bench/results/queue.json (or
+queue-postgres.json).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -20,6 +24,7 @@ import time
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))
 RESULTS = BENCH / "results"
 DOSSYNC = [sys.executable, "-m", "dossync.core.cli"]
 GOAL = 1.7
@@ -51,14 +56,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dossiers", type=int, default=200)
     p.add_argument("--lines", type=int, default=600)
     p.add_argument("--repeats", type=int, default=1)
+    p.add_argument("--postgres", action="store_true",
+                   help="the portal on a PostgreSQL server instead of HOME/portal.duckdb")
     args = p.parse_args(argv)
+    server = None
+    if args.postgres:
+        from pg_bench import new_database, pg_server
+
+        from dossync.core.home import PORTAL_ENV
+        admin, server = pg_server(Path(tempfile.gettempdir()))
+        os.environ[PORTAL_ENV] = new_database(admin, "dossync_queue_bench")
     with tempfile.TemporaryDirectory(prefix="dossync-queue-") as tmp:
         home = Path(tmp) / "firm"
         print(f"building {args.dossiers} dossiers of ~{args.lines} lines ...", flush=True)
         dossync(home, "demo", "--dossiers", str(args.dossiers), "--lines", str(args.lines))
         from dossync.core import portal
+        from dossync.core.home import Home
 
-        path = home / "portal.duckdb"
+        path = Home(home).portal
         for dossier in portal.list_dossiers(path):
             portal.update_dossier(path, dossier.code, nightly=True)
         times: dict[int, list[float]] = {1: [], 2: []}
@@ -70,13 +85,16 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  concurrency {concurrency}: {elapsed:.1f} s for "
                       f"{counts[concurrency]['jobs']} jobs", flush=True)
     one, two = statistics.median(times[1]), statistics.median(times[2])
-    report = {"dossiers": args.dossiers, "lines": args.lines, "seconds": times,
+    del server
+    report = {"portal": "postgres" if args.postgres else "duckdb",
+              "dossiers": args.dossiers, "lines": args.lines, "seconds": times,
               "median_concurrency_1": round(one, 2), "median_concurrency_2": round(two, 2),
               "ratio": round(one / two, 2), "goal": GOAL, "goal_met": one / two >= GOAL,
               "per_job_ms_concurrency_1": round(one / args.dossiers * 1000, 1)}
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "queue.json").write_text(json.dumps(report, indent=2))
-    print(f"queue of {args.dossiers} simple syncs: concurrency 1 {one:.1f} s "
+    name = "queue-postgres.json" if args.postgres else "queue.json"
+    (RESULTS / name).write_text(json.dumps(report, indent=2))
+    print(f"queue of {args.dossiers} simple syncs on {report['portal']}: concurrency 1 {one:.1f} s "
           f"({report['per_job_ms_concurrency_1']} ms a job), concurrency 2 {two:.1f} s; "
           f"ratio {report['ratio']}x (goal >= {GOAL}x): "
           f"{'PASS' if report['goal_met'] else 'MISSED'}")

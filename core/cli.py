@@ -12,6 +12,7 @@ import errno
 import importlib
 import json
 import logging
+import os
 import re
 import shutil
 import signal
@@ -22,7 +23,8 @@ from pathlib import Path
 from typing import Callable
 
 from dossync.core import logs, money, portal, reports
-from dossync.core.home import MAX_JOBS, Home
+from dossync.core.addresses import portal_url_problem, redact_url
+from dossync.core.home import MAX_JOBS, PORTAL_ENV, Home
 from dossync.core.demo_package.events import LEDGER_EVENTS
 from dossync.core.model import (DEFAULT_TIMEZONE, LANGUAGES, PACKAGES, Dossier, DossyncError,
                                 ExitCode, ManualOptions, Progress, RunContext, SyncResult,
@@ -166,12 +168,11 @@ def _sync_exit(result: SyncResult) -> int:
 def cmd_demo(home: Home, args) -> int:
     from dossync.core import demo_package
 
-    if (home.portal.exists() or home.ledgers.exists() and any(home.ledgers.iterdir())) \
+    if (home.exists() or home.ledgers.exists() and any(home.ledgers.iterdir())) \
             and not args.force:
         raise UsageError(f"{home.root} already holds a dossync home; use --force to replace "
                          f"its portal and ledgers with a new demo firm (dossync.toml is kept)")
-    for leftover in (home.portal, home.portal.with_suffix(".duckdb.wal")):
-        leftover.unlink(missing_ok=True)
+    portal.erase_portal(home.portal)
     for folder in (home.ledgers, home.staging, home.locks, home.outbox, home.verdicts):
         shutil.rmtree(folder, ignore_errors=True)
     home.create()
@@ -437,7 +438,9 @@ def cmd_jobs(home: Home, args) -> int:
         if args.json:
             _emit_json(job.to_json())
         else:
-            print(f"job {job.job} ({job.kind} sync of {job.dossier}) cancelled")
+            print(f"job {job.job} ({job.kind} sync of {job.dossier}) "
+                  + ("cancelled" if job.status == "cancelled" else
+                     f"is running: {job.error}; 'dossync jobs' shows it cancelled once stopped"))
         return ExitCode.OK
     jobs = [j.to_json() for j in portal.list_jobs(home.portal)]
     if args.json:
@@ -727,6 +730,10 @@ def build_parser() -> argparse.ArgumentParser:
                "  dossync sync PEETERS\n  dossync report PEETERS trial-balance --json")
     parser.add_argument("--home", help="the firm's home (portal, ledgers, logs, outbox); "
                                        "default $DOSSYNC_HOME or ./data")
+    parser.add_argument("--portal", metavar="URL",
+                        help="the portal on a PostgreSQL server (postgresql://USER@HOST:PORT/DB; "
+                             "password from PGPASSWORD or ~/.pgpass); default $DOSSYNC_PORTAL, "
+                             "else [portal] url in dossync.toml, else HOME/portal.duckdb")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more on stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
@@ -866,13 +873,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true",
                    help="print a summary as JSON: {worker, jobs, run, succeeded, failed, stopped}")
 
-    p = command("jobs", cmd_jobs, "the job queue: list the jobs, or cancel a queued one",
+    p = command("jobs", cmd_jobs,
+                "the job queue: list the jobs, or cancel one (a running one is stopped)",
                 "dossync jobs --json\n  dossync jobs cancel J20250101020000-1a2b3c\n\n"
                 "JSON: a list of {job, dossier, kind, status, attempts, worker, run_id, queued_at,\n"
                 "started_at, finished_at, error}, newest first; status queued, running,\n"
                 "succeeded, failed or cancelled. 'cancel' cancels a queued job (or one whose\n"
-                "worker died); a running job is refused (exit 2): wait for it, or cancel the\n"
-                "sync itself from the monitor")
+                "worker died) at once; a running job is asked to stop: its worker, on any\n"
+                "machine, stops the sync within seconds (it changes nothing) and records it\n"
+                "cancelled. An ended job is refused (exit 2)")
     p.add_argument("action", nargs="?", choices=["cancel"], help="cancel JOB")
     p.add_argument("job", nargs="?", metavar="JOB", help="the job to cancel")
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -1066,10 +1075,27 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     output, outer = _Output(_wants_json(argv)), _OUTPUT
     _OUTPUT = output
+    portal_before = os.environ.get(PORTAL_ENV)
     try:
         return _main(argv, output)
     finally:
         _OUTPUT = outer
+        if portal_before is None:
+            os.environ.pop(PORTAL_ENV, None)
+        else:
+            os.environ[PORTAL_ENV] = portal_before
+
+
+def _portal_option(url: str | None) -> None:
+    """`--portal URL`: handed on as DOSSYNC_PORTAL, so the processes this command starts
+    (workers, detached syncs) use the same portal, and no command line shows a password.
+    `main` puts the variable back as it was when the command is done."""
+    if url is None:
+        return
+    problem = portal_url_problem(url)
+    if problem:
+        raise UsageError(f"--portal {redact_url(url)[:80]!r} {problem}")
+    os.environ[PORTAL_ENV] = url
 
 
 def _main(argv: list[str], output: _Output) -> int:
@@ -1078,6 +1104,7 @@ def _main(argv: list[str], output: _Output) -> int:
         with output.capture():
             args = build_parser().parse_args(argv)
             output.json = bool(getattr(args, "json", False))
+            _portal_option(args.portal)
             home = Home.resolve(args.home)
             _setup_logging(home, args.verbose)
             code = int(args.handler(home, args))

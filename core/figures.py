@@ -35,7 +35,7 @@ from typing import Iterable, Literal
 
 import pyarrow as pa
 
-Dialect = Literal["sqlite", "duckdb"]
+Dialect = Literal["sqlite", "duckdb", "postgres"]
 
 P = 2147483647  # every product is reduced modulo this prime below 2**31
 LINE_FIELDS = ("line_count", "debit", "credit", "booking_sum", "line_no_sum", "account_mix")
@@ -90,7 +90,7 @@ def _int(dialect: Dialect, expr: str) -> str:
 
 def _totals(dialect: Dialect, sums: list[str]) -> list[str]:
     """Sums as plain 64-bit integers, 0 over no rows (DuckDB sums into 128 bits)."""
-    if dialect == "duckdb":
+    if dialect != "sqlite":  # DuckDB sums into 128 bits, PostgreSQL into numeric
         return [f"CAST(coalesce({s}, 0) AS BIGINT)" for s in sums]
     return [f"coalesce({s}, 0)" for s in sums]
 

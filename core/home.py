@@ -1,6 +1,9 @@
 """A user's home: where the portal file, ledgers, logs, outbox and settings live.
 
-Chosen with `--home` or `DOSSYNC_HOME` (default `./data`). Every path the rest
+Chosen with `--home` or `DOSSYNC_HOME` (default `./data`). The portal is the
+file HOME/portal.duckdb, unless a PostgreSQL database is named: `--portal`
+(which the CLI hands on as DOSSYNC_PORTAL, so the processes it starts use
+it too), else DOSSYNC_PORTAL, else `[portal] url` in dossync.toml. Every path the rest
 of the code touches is derived here, so the layout is written down once. The
 firm's settings, HOME/dossync.toml, come typed and checked from
 `Home.settings()` (core/settings.py).
@@ -9,12 +12,15 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
+from dossync.core.addresses import PortalUrl, portal_url_problem, redact_url
 from dossync.core.model import UsageError
-from dossync.core.settings import MAX_JOBS, Settings, load_settings
+from dossync.core.settings import MAX_JOBS, Settings, load_settings, portal_url
 
 PORTAL_FILE = "portal.duckdb"
+PORTAL_ENV = "DOSSYNC_PORTAL"
 
 
 @dataclass(frozen=True)
@@ -44,9 +50,26 @@ class Home:
                              f"the firm's folder, the one that holds {PORTAL_FILE}{hint}")
         return self
 
+    @cached_property
+    def portal(self):
+        """Where the portal is: HOME/portal.duckdb, or a PostgreSQL address (a PortalUrl)."""
+        url = os.environ.get(PORTAL_ENV) or portal_url(self.config_file)
+        if not url:
+            return self.root / PORTAL_FILE
+        problem = portal_url_problem(url)
+        if problem:
+            raise UsageError(f"{PORTAL_ENV} {redact_url(url)[:80]!r} {problem}")
+        return PortalUrl(url)
+
     @property
-    def portal(self) -> Path:
-        return self.root / PORTAL_FILE
+    def on_server(self) -> bool:
+        """Is the portal on a PostgreSQL server (shared by the firm's machines)?"""
+        return not isinstance(self.portal, Path)
+
+    @property
+    def portal_name(self) -> str:
+        """The portal as messages name it (a server's address without its password)."""
+        return str(self.portal) if not self.on_server else self.portal.redacted
 
     @property
     def ledgers(self) -> Path:
@@ -78,11 +101,20 @@ class Home:
         return self.root / "dossync.toml"
 
     def exists(self) -> bool:
+        if self.on_server:
+            from dossync.core.portal.schema import portal_exists
+            return portal_exists(self.portal)
         return self.portal.is_file()
 
     def require(self) -> "Home":
         """Refuse clearly when there is no portal here yet."""
         self.check_folder()
+        if not self.exists() and self.on_server:
+            raise UsageError(
+                f"no dossync portal in the database {self.portal_name} yet: create it with "
+                f"'dossync --home {self.root} dossier add CODE --package demo --source LEDGER' "
+                f"or 'dossync --home {self.root} demo', or point --portal / {PORTAL_ENV} at "
+                f"the firm's portal")
         if not self.exists():
             raise UsageError(
                 f"no dossync home at {self.root} (no {PORTAL_FILE} there yet): "
@@ -107,4 +139,4 @@ class Home:
         return load_settings(self.config_file)
 
 
-__all__ = ["Home", "MAX_JOBS", "PORTAL_FILE"]
+__all__ = ["Home", "MAX_JOBS", "PORTAL_ENV", "PORTAL_FILE"]

@@ -43,7 +43,7 @@ from typing import IO, Callable
 
 from dossync.core import portal
 from dossync.core.home import Home
-from dossync.core.locks import DossierLock
+from dossync.core.locks import dossier_lock
 from dossync.core.model import ExitCode, TransientError, UsageError
 from dossync.core.monitor import sync_command
 from dossync.core.portal import Job
@@ -53,6 +53,7 @@ log = logging.getLogger("dossync.jobqueue")
 
 DEFAULT_LEASE = 60.0  # seconds; the heartbeat extends it every third of it
 POLL_SECONDS = 0.25  # how often a worker with nothing to start looks again
+STOP_SECONDS = 5.0  # a stop request for a running job is seen within this (the heartbeat)
 BUSY_WAIT = 2.0  # a job whose dossier was busy waits this long before it is claimed again
 
 
@@ -93,17 +94,19 @@ class _Running:
     process: subprocess.Popen
     out: IO[bytes]
     err: IO[bytes]
-    cancelled: bool = False
+    cancelled: bool = False  # the worker was stopped: the job goes back to the queue
+    stop_requested: bool = False  # `jobs cancel` asked: the job ends cancelled
 
 
 @dataclass(frozen=True)
 class _Outcome:
-    status: str  # succeeded, failed, or busy (back to the queue)
+    status: str  # succeeded, failed, cancelled, or busy (back to the queue)
     run_id: str | None
     error: str | None
 
 
-def _outcome(returncode: int, out: bytes, err: bytes, cancelled: bool) -> _Outcome:
+def _outcome(returncode: int, out: bytes, err: bytes, cancelled: bool,
+             stop_requested: bool = False) -> _Outcome:
     """How a job's child ended, from its exit code and its one JSON document."""
     try:
         doc = json.loads(out.decode("utf-8", "replace"))
@@ -113,6 +116,9 @@ def _outcome(returncode: int, out: bytes, err: bytes, cancelled: bool) -> _Outco
     run_id, error = doc.get("run_id"), doc.get("error")
     if returncode == ExitCode.BUSY:
         return _Outcome("busy", None, error or "another process is syncing this dossier")
+    if stop_requested and returncode != ExitCode.OK:
+        return _Outcome("cancelled", run_id, "cancelled while it ran ('dossync jobs cancel'): "
+                                             "the sync stopped and changed nothing")
     if cancelled and returncode != ExitCode.OK:
         return _Outcome("busy", None, "the worker was stopped: the sync was cancelled and "
                                       "changed nothing; the job waits for the next worker")
@@ -131,16 +137,21 @@ def _outcome(returncode: int, out: bytes, err: bytes, cancelled: bool) -> _Outco
 class _Heartbeat(threading.Thread):
     """Extends the leases of the worker's running jobs every third of the lease."""
 
-    def __init__(self, path, worker: str, lease: float, running: Callable[[], list[str]]) -> None:
+    def __init__(self, path, worker: str, lease: float, running: Callable[[], list[str]],
+                 on_stop: Callable[[list[str]], None]) -> None:
         super().__init__(name="dossync-heartbeat", daemon=True)
         self.path, self.worker, self.lease, self.running = path, worker, lease, running
+        self.on_stop = on_stop
         self.done = threading.Event()
         self.failure: BaseException | None = None
 
     def run(self) -> None:
-        while not self.done.wait(max(self.lease / 3, 0.2)):
+        # every third of the lease, and often enough that a stop request is seen soon
+        while not self.done.wait(min(max(self.lease / 3, 0.2), STOP_SECONDS)):
             try:
-                portal.heartbeat(self.path, self.worker, self.running(), self.lease)
+                held = portal.heartbeat(self.path, self.worker, self.running(), self.lease)
+                if any(held.values()):
+                    self.on_stop([job for job, stop in held.items() if stop])
             except TransientError as exc:  # the portal stayed locked: the next beat tries again
                 log.warning("worker %s: could not extend its leases: %s", self.worker, exc)
             except BaseException as exc:  # handed to the main loop, which raises it
@@ -181,7 +192,16 @@ def run_worker(home: Home, *, concurrency: int = 1, lease: float = DEFAULT_LEASE
                 if r.process.poll() is None:
                     r.process.send_signal(signal.SIGTERM)
 
-    beat = _Heartbeat(path, worker, lease, held)
+    def stop_jobs(jobs: list[str]) -> None:  # asked by 'dossync jobs cancel', on any machine
+        with guard:
+            for job in jobs:
+                r = running.get(job)
+                if r is not None and not r.stop_requested and r.process.poll() is None:
+                    r.stop_requested = True
+                    log.info("job %s: stop requested; stopping its sync", job)
+                    r.process.send_signal(signal.SIGTERM)
+
+    beat = _Heartbeat(path, worker, lease, held, stop_jobs)
     log.info("worker %s: started (%d at a time, lease %ss)", worker, concurrency, lease)
     beat.start()
     try:
@@ -237,7 +257,7 @@ def _claim_and_start(home: Home, worker: str, lease: float, running: dict[str, _
         return False
     if job is None:
         return False
-    lock = DossierLock(home.locks, job.dossier)
+    lock = dossier_lock(home, job.dossier)
     if lock.is_held():
         reason = (f"waiting: dossier {job.dossier} is busy ({lock.holder() or 'another process'})"
                   f"; the job runs when it is free")
@@ -269,7 +289,8 @@ def _conclude(path, worker: str, r: _Running, result: WorkerResult,
     """Record how a child ended. False when the portal could not be reached (try again)."""
     r.out.seek(0)
     r.err.seek(0)
-    outcome = _outcome(r.process.returncode, r.out.read(), r.err.read(), r.cancelled)
+    outcome = _outcome(r.process.returncode, r.out.read(), r.err.read(), r.cancelled,
+                       r.stop_requested)
     job = r.job
     try:
         if outcome.status == "busy":

@@ -1,9 +1,14 @@
-"""One sync per dossier at a time, across processes.
+"""One sync per dossier at a time, across processes (and machines).
 
-An advisory `flock` on `HOME/locks/CODE.lock`: the kernel drops it when the
-holding process dies, however it dies, so a lock left by a killed sync is
-simply free again. The file's content names the holder for the message a
-second process prints.
+On a DuckDB portal: an advisory `flock` on `HOME/locks/CODE.lock`: the
+kernel drops it when the holding process dies, however it dies, so a lock
+left by a killed sync is simply free again. The file's content names the
+holder for the message a second process prints.
+
+On a PostgreSQL portal the server holds it (`ServerLock`, over
+core/portal/holders.py): an advisory lock of the session, so a sync on
+another machine is refused too. `dossier_lock(home, code)` gives the one the
+portal calls for; both answer the same calls.
 """
 from __future__ import annotations
 
@@ -19,6 +24,81 @@ from dossync.core.model import DossierBusy, UsageError
 from dossync.core.validate import code_problem
 
 
+def _holder_note(purpose: str) -> dict:
+    return {"pid": os.getpid(), "host": socket.gethostname(), "purpose": purpose,
+            "command": " ".join(os.path.basename(a) if i == 0 else a
+                                for i, a in enumerate(sys.argv)),
+            "since": time.strftime("%Y-%m-%d %H:%M:%S")}
+
+
+def _busy(code: str, holder: str | None) -> DossierBusy:
+    return DossierBusy(f"dossier {code} is busy: {holder or 'another process'}; wait for it "
+                       f"to finish (dossync status shows it as syncing)")
+
+
+def _in_words(info: dict) -> str:
+    return (f"{info.get('purpose', 'sync')} by pid {info.get('pid')} on {info.get('host')} "
+            f"({info.get('command', '?')}), running since {info.get('since')}")
+
+
+def dossier_lock(home, code: str):
+    """The lock that keeps a dossier to one sync: on the portal's server when it has one."""
+    if home.on_server:
+        return ServerLock(home.portal, code)
+    return DossierLock(home.locks, code)
+
+
+def syncing(home, codes: list[str]) -> set[str]:
+    """The dossiers among `codes` that a sync holds now (one look on a server)."""
+    if home.on_server:
+        from dossync.core.portal.holders import holders
+        return set(holders(home.portal, codes))
+    return {code for code in codes if DossierLock(home.locks, code).is_held()}
+
+
+class ServerLock:
+    """A dossier held on the PostgreSQL portal's server (core/portal/holders.py)."""
+
+    def __init__(self, url: str, code: str) -> None:
+        problem = code_problem(code) if isinstance(code, str) else "is not text"
+        if problem:
+            raise UsageError(f"dossier code {code!r} {problem}; nothing was changed")
+        from dossync.core.portal.holders import ServerHold
+        self.code = code
+        self.url = url
+        self._hold = ServerHold(url, code)
+
+    def acquire(self, purpose: str = "sync") -> "ServerLock":
+        if not self._hold.acquire(_holder_note(purpose)):
+            raise _busy(self.code, self.holder())
+        return self
+
+    def holder(self) -> str | None:
+        from dossync.core.portal.holders import holders
+        found = holders(self.url, [self.code]).get(self.code)
+        return _in_words(found[0]) if found else None
+
+    def is_held(self) -> bool:
+        return self._hold.held or self.holder() is not None
+
+    def report(self, progress: dict) -> bool:
+        """The sync's progress, in the portal for every machine's monitor; True when a
+        monitor asked the sync to stop."""
+        return self._hold.report(progress)
+
+    def release(self) -> None:
+        self._hold.release()
+
+    def forget(self) -> None:
+        """Nothing to clear up after an unknown dossier: the server keeps no file."""
+
+    def __enter__(self) -> "ServerLock":
+        return self.acquire() if not self._hold.held else self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
 class DossierLock:
     def __init__(self, locks_dir: Path, code: str) -> None:
         self.path = lock_path(locks_dir, code)
@@ -32,12 +112,8 @@ class DossierLock:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            raise DossierBusy(f"dossier {self.path.stem} is busy: {self.holder() or 'another process'}"
-                              f"; wait for it to finish (dossync status shows it as syncing)") from None
-        holder = {"pid": os.getpid(), "host": socket.gethostname(), "purpose": purpose,
-                  "command": " ".join(os.path.basename(a) if i == 0 else a
-                                      for i, a in enumerate(sys.argv)),
-                  "since": time.strftime("%Y-%m-%d %H:%M:%S")}
+            raise _busy(self.path.stem, self.holder()) from None
+        holder = _holder_note(purpose)
         try:
             os.ftruncate(fd, 0)
             os.pwrite(fd, json.dumps(holder).encode(), 0)
@@ -55,8 +131,7 @@ class DossierLock:
             return None
         if not info:
             return None
-        return (f"{info.get('purpose', 'sync')} by pid {info.get('pid')} on {info.get('host')} "
-                f"({info.get('command', '?')}), running since {info.get('since')}")
+        return _in_words(info)
 
     def is_held(self) -> bool:
         """True when a live process holds the lock now.
@@ -80,6 +155,14 @@ class DossierLock:
         except PermissionError:
             return True
         return not _dead(pid)
+
+    def report(self, progress: dict) -> bool:
+        """Progress goes to a file beside the lock (core/progress.py), not here."""
+        return False
+
+    def forget(self) -> None:
+        """Remove the lock file (a dossier that turned out unknown)."""
+        self.path.unlink(missing_ok=True)
 
     def release(self) -> None:
         if self._fd is not None:

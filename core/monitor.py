@@ -17,7 +17,7 @@ import sys
 
 from dossync.core import portal
 from dossync.core.home import Home
-from dossync.core.locks import DossierLock
+from dossync.core.locks import DossierLock, syncing
 from dossync.core.model import Dossier, ManualOptions, SyncKind
 
 log = logging.getLogger(__name__)
@@ -26,11 +26,13 @@ log = logging.getLogger(__name__)
 def monitor_rows(home: Home) -> list[dict]:
     """One row per dossier: the contract's status fields plus `reason` in words."""
     rows = []
-    for entry in portal.monitor(home.portal):
+    entries = portal.monitor(home.portal)
+    held = syncing(home, [entry.dossier.code for entry in entries])
+    for entry in entries:
         d: Dossier = entry.dossier
         last = entry.last_sync
         reason = None
-        if DossierLock(home.locks, d.code).is_held():
+        if d.code in held:
             state = "syncing"
         elif entry.needs_full_sync:
             state, reason = "action_required", entry.error
@@ -95,6 +97,9 @@ def last_detached_result(home: Home, code: str) -> dict | None:
 
 def cancel_sync(home: Home, code: str) -> bool:
     """Ask the process syncing `code` to stop; it changes nothing. False if none runs."""
+    if home.on_server:  # the sync may run on another machine: it is asked through the portal
+        from dossync.core.portal.holders import request_cancel
+        return request_cancel(home.portal, code)
     lock = DossierLock(home.locks, code)
     try:
         info = json.loads(lock.path.read_text() or "{}")

@@ -1,14 +1,19 @@
-"""A running sync's progress, for other processes to read.
+"""A running sync's progress, for other processes (and machines) to read.
 
 The sync engine writes it (`ProgressFile`, a small JSON file next to the
 dossier's lock, rewritten at most five times a second); the monitor and the
-terminal UI read it (`read_progress`) to show rows done, rate and ETA.
+terminal UI read it (`read_progress`) to show rows done, rate and ETA. On a
+PostgreSQL portal the same document goes into the portal, once a second,
+beside the sync's hold on its dossier (core/portal/holders.py), so every
+machine's monitor sees it; the answer says whether a monitor asked the sync
+to stop (`cancelled`).
 """
 from __future__ import annotations
 
 import json
 import logging
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -26,38 +31,55 @@ def progress_path(home: Home, code: str) -> Path:
 class ProgressFile:
     """Writes a sync's progress for other processes to read (at most 5 times a second)."""
 
-    def __init__(self, home: Home, code: str, kind: str) -> None:
+    def __init__(self, home: Home, code: str, kind: str, lock=None) -> None:
         self.path = progress_path(home, code)
+        self.server = lock if home.on_server else None  # its ServerLock reports to the portal
         self.kind = kind
         self.started = time.time()
         self.streams: dict[str, dict] = {}
+        self.cancelled = threading.Event()  # set when a monitor asked the sync to stop
         self._last = 0.0
 
     def __call__(self, event: Progress) -> None:
         if event.stream != "all":
             self.streams[event.stream] = {"done": event.done, "total": event.total}
         now = time.monotonic()
-        if event.phase == "read" and now - self._last < 0.2 and event.done != event.total:
+        every = 0.2 if self.server is None else 1.0
+        if event.phase == "read" and now - self._last < every and event.done != event.total:
             return
         self._last = now
         doc = {"pid": os.getpid(), "kind": self.kind, "started": self.started,
                "phase": event.phase, "stream": event.stream, "streams": self.streams,
                "updated": time.time()}
+        if self.server is not None:
+            try:
+                if self.server.report(doc):
+                    self.cancelled.set()
+            except Exception as exc:  # noqa: BLE001 - a courtesy to onlookers; the sync goes on
+                log.debug("progress of %s not reported to the portal: %s", self.path.stem, exc)
+            return
         try:
             write_atomically(self.path, json.dumps(doc))
         except OSError as exc:  # progress is a courtesy to onlookers; the sync goes on
             log.debug("progress file %s not written: %s", self.path, exc)
 
     def close(self) -> None:
-        self.path.unlink(missing_ok=True)
+        if self.server is None:  # on a server, releasing the hold removes the report
+            self.path.unlink(missing_ok=True)
 
 
 def read_progress(home: Home, code: str) -> dict | None:
     """The running sync's progress with rows done, rate and ETA, or None."""
-    try:
-        doc = json.loads(progress_path(home, code).read_text())
-    except (OSError, ValueError):
-        return None
+    if home.on_server:
+        from dossync.core.portal.holders import holders
+        doc = holders(home.portal, [code]).get(code, (None, None))[1]
+        if doc is None:
+            return None
+    else:
+        try:
+            doc = json.loads(progress_path(home, code).read_text())
+        except (OSError, ValueError):
+            return None
     done = sum(s["done"] for s in doc["streams"].values())
     total = sum((s["total"] or 0) for s in doc["streams"].values())
     elapsed = max(1e-3, doc["updated"] - doc["started"])

@@ -168,11 +168,20 @@ class FullSyncSettings:
     window: str = field(default="", metadata=_key(_text))
 
 
+def _portal_url(value: object) -> str | None:
+    if value == "" or (isinstance(value, str) and value.startswith(("postgresql://",
+                                                                     "postgres://"))):
+        return None
+    return ('use "postgresql://USER@HOST:PORT/DATABASE" (the password from PGPASSWORD or '
+            '~/.pgpass), or "" for the portal file in HOME')
+
+
 @dataclass(frozen=True)
 class PortalSettings:
-    """`[portal]`: reserved (`url`, the client portal's address): checked, not yet used."""
+    """`[portal]`: `url`, a PostgreSQL database that holds the portal instead of
+    HOME/portal.duckdb (`--portal` and DOSSYNC_PORTAL come before it)."""
 
-    url: str = field(default="", metadata=_key(_text))
+    url: str = field(default="", metadata=_key(_portal_url))
 
 
 @dataclass(frozen=True)
@@ -264,6 +273,26 @@ def _toml(value: object) -> str:
 DEFAULTS = Settings()
 _CACHE: dict[Path, tuple[bytes, Settings]] = {}  # file -> (the bytes read, their settings)
 _CACHE_FILES = 64
+
+
+def portal_url(path: Path) -> str:
+    """`[portal] url` alone, checked (where the portal is must be known before anything
+    else; a bad value elsewhere in the file is for the commands that read it to refuse)."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return ""
+    except OSError as exc:
+        raise UsageError(f"{path} cannot be read: {exc.strerror or exc}") from exc
+    if b"portal" not in raw:
+        return ""
+    try:
+        config = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path} is not valid TOML: {exc}") from exc
+    section = config.get("portal", {})
+    return _values(PortalSettings, "portal", section, path).get("url", "") \
+        if isinstance(section, dict) else Settings.from_dict({"portal": section}, path).portal.url
 
 
 def load_settings(path: Path) -> Settings:

@@ -42,7 +42,7 @@ from dossync.core.connectors import connector_settings, open_connector
 from dossync.core.connectors.base import Connector
 from dossync.core.history import LOOKBACK, ledger_history_problem
 from dossync.core.home import Home
-from dossync.core.locks import DossierLock
+from dossync.core.locks import dossier_lock
 from dossync.core.progress import ProgressFile
 from dossync.core.model import (DossyncError, ManualOptions, Progress, QuarantinedRow, RowCounts,
                                 RunContext, SyncCancelled, SyncKind, SyncResult, UsageError)
@@ -88,7 +88,7 @@ def sync_dossier(home: Home, code: str, kind: SyncKind = "simple",
     home.require()
     if ctx.max_rows_per_second is None:
         ctx = replace(ctx, max_rows_per_second=full_sync_rate(home))
-    lock = DossierLock(home.locks, code).acquire(purpose=f"{kind} sync")
+    lock = dossier_lock(home, code).acquire(purpose=f"{kind} sync")
     try:
         # under the lock: nobody moves it now (a full sync needs no rewind probe)
         # a repair trusts reconcile's look at the ledger's history: no rewind probe
@@ -101,10 +101,11 @@ def sync_dossier(home: Home, code: str, kind: SyncKind = "simple",
     dossier = state.dossier
     if dossier is None:
         lock.release()
-        lock.path.unlink(missing_ok=True)
+        lock.forget()
         raise portal.unknown_dossier(home.portal, code)
-    progress_file = ProgressFile(home, code, kind)
-    ctx = replace(ctx, on_progress=_both(ctx.on_progress, progress_file))
+    progress_file = ProgressFile(home, code, kind, lock)
+    ctx = replace(ctx, on_progress=_both(ctx.on_progress, progress_file),
+                  cancel_requested=_either(ctx.cancel_requested, progress_file.cancelled))
     try:
         planned = plan_options(home, dossier, options) if options and options.any() else None
     except BaseException:
@@ -255,6 +256,9 @@ def _run(home: Home, dossier, kind: SyncKind, base: SyncResult, staging: Path,
         deletions = None if since is None else connector.deletions(since)
         if deletions is not None:
             rows_read += deletions.num_rows
+        # on the snapshot the streams came from
+        settled = (tuple(connector.settled_proposals())
+                   if connector.capabilities.proposal_status else ())
         warnings.extend(connector.warnings)
         currency = connector.currency
     finally:
@@ -270,7 +274,7 @@ def _run(home: Home, dossier, kind: SyncKind, base: SyncResult, staging: Path,
         deletions=deletions, quarantine=quarantine, high_water=position.high_water,
         deletion_log_from=position.deletion_log_from, rows_read=rows_read,
         active_period=position.active_period, options=options, stream_reads=reads,
-        currency=currency, history=position.history)
+        currency=currency, history=position.history, settled_proposals=settled)
     if quarantine:
         warnings.append(f"{len(quarantine)} ledger row(s) quarantined: see "
                         f"'dossync dossier show {dossier.code}' for the reasons")
@@ -366,7 +370,7 @@ def _write(path: Path, stream, batches, ctx: RunContext, *, total: int | None = 
                 ahead = (read[0] / ctx.max_rows_per_second - (time.monotonic() - started)
                          if ctx.max_rows_per_second else 0)
                 if ahead > 0:
-                    time.sleep(ahead)
+                    _pause(ctx, ahead, Progress(stream.name, rows, total))
     if rows == 0:  # an empty file still needs its schema
         pq.write_table(stream.schema.empty_table(), path)
     return rows
@@ -411,9 +415,29 @@ def _both(first, second):
     return report
 
 
+class _either:
+    """Set when either event is (a signal here, or a monitor's request through the portal)."""
+
+    def __init__(self, first, second) -> None:
+        self.events = [e for e in (first, second) if e is not None]
+
+    def is_set(self) -> bool:
+        return any(e.is_set() for e in self.events)
+
+
 def _report(ctx: RunContext, progress: Progress) -> None:
     if ctx.on_progress is not None:
         ctx.on_progress(progress)
+
+
+def _pause(ctx: RunContext, seconds: float, progress: Progress) -> None:
+    """The throttle's wait, in short steps: a cancel (a signal, or a monitor's request that
+    comes with a progress report) still stops the sync within a fraction of a second."""
+    until = time.monotonic() + seconds
+    while (left := until - time.monotonic()) > 0:
+        time.sleep(min(left, 0.2))
+        _report(ctx, progress)
+        _check_cancel(ctx)
 
 
 def _check_cancel(ctx: RunContext) -> None:

@@ -47,7 +47,7 @@ import pyarrow as pa
 from dossync.core import failpoints, money, portal
 from dossync.core.connectors import connector_settings, send_proposals
 from dossync.core.home import Home
-from dossync.core.locks import DossierLock
+from dossync.core.locks import dossier_lock
 from dossync.core.model import (Dossier, DossierBusy, DossyncError, LedgerUnavailable, PackageBusy,
                         PortalBusy, Proposal, ProposalLine, TerminalError, UsageError)
 
@@ -195,7 +195,7 @@ def propose(home: Home, code: str, count: int) -> tuple[list[Proposal], int, Del
                                    queue=[(p.ref, json.dumps(p.to_record())) for p in proposals])
     # One writer to the package at a time: the dossier's lock (a sync holding it sends the
     # queue itself when it starts, or the next one does).
-    lock = DossierLock(home.locks, code)
+    lock = dossier_lock(home, code)
     deadline = time.monotonic() + LOCK_WAIT_SECONDS
     while True:
         try:

@@ -18,6 +18,7 @@ from beancount import loader as beancount_loader
 
 from dossync.core import demo_package, portal, reports
 from dossync.core.cli import main
+from dossync.core.home import PORTAL_ENV, Home
 
 # The tests' own Beancount loads (the package's figures) leave no pickle cache
 # beside the ledgers: a second test reading the same folder would find it there.
@@ -43,6 +44,104 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.slow)
 
 
+# --- the portal on PostgreSQL ---------------------------------------------------------------
+# The engine's, the CLI's and reconcile's tests run on both portals: each test of
+# these files twice, [duckdb] and [postgres]. The server is started once for the
+# whole run (pgserver ships PostgreSQL's binaries; the xdist workers share it), or
+# is the one DOSSYNC_TEST_PG_URL names (an address whose user may create databases).
+# Every test gets a database of its own, copied from a template where it starts
+# from a demo firm.
+PORTALS = ("duckdb", "postgres")
+BOTH_PORTALS = {"test_sync.py", "test_cli.py", "test_reconcile.py", "test_reconcile_cli.py",
+                "test_options.py", "test_repair.py", "test_queue.py"}
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
+_DATABASES = iter(range(1, 10**9))
+
+
+def pytest_generate_tests(metafunc):
+    if metafunc.definition.path.name in BOTH_PORTALS and "portal_kind" in metafunc.fixturenames:
+        metafunc.parametrize("portal_kind", PORTALS, indirect=True)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> str:
+    """The address of a PostgreSQL server's `postgres` database, for creating others."""
+    url = os.environ.get("DOSSYNC_TEST_PG_URL")
+    if url:
+        return url
+    import pgserver
+
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID", str(os.getpid()))[:12]
+    # a short path: the server's socket lives in it
+    return pgserver.get_server(f"/tmp/dossync-pg-{run}", cleanup_mode="delete").get_uri()
+
+
+def database_url(server: str, name: str) -> str:
+    from urllib.parse import urlsplit, urlunsplit
+
+    return urlunsplit(urlsplit(server)._replace(path=f"/{name}"))
+
+
+def _admin(server: str, *statements: str) -> None:
+    import psycopg
+
+    with psycopg.connect(server, autocommit=True) as con:
+        for statement in statements:
+            con.execute(statement)
+
+
+def new_database(server: str, name: str | None = None, template: str | None = None) -> str:
+    """A new, empty database (or a copy of `template`), its address."""
+    name = name or f"t_{_WORKER}_{os.getpid()}_{next(_DATABASES)}"
+    _admin(server, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)",
+           f"CREATE DATABASE {name}" + (f" TEMPLATE {template}" if template else ""))
+    return database_url(server, name)
+
+
+def database_name(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    return urlsplit(url).path.lstrip("/")
+
+
+def drop_database(server: str, url: str) -> None:
+    _admin(server, f"DROP DATABASE IF EXISTS {database_name(url)} WITH (FORCE)")
+
+
+@pytest.fixture(autouse=True)
+def portal_kind(request, monkeypatch) -> str:
+    """Which portal this test runs on: "duckdb" (HOME/portal.duckdb), or "postgres" (a
+    database of its own on the test server, named by DOSSYNC_PORTAL)."""
+    kind = getattr(request, "param", "duckdb")
+    monkeypatch.delenv(PORTAL_ENV, raising=False)
+    if kind != "postgres":
+        yield kind
+        return
+    server = request.getfixturevalue("pg_server")
+    url = new_database(server)
+    monkeypatch.setenv(PORTAL_ENV, url)
+    yield kind
+    drop_database(server, url)
+
+
+def on_postgres() -> bool:
+    return bool(os.environ.get(PORTAL_ENV))
+
+
+def portal_of(home: Path):
+    """The portal of this test's HOME: its portal.duckdb, or the test's database."""
+    return Home(Path(home)).portal
+
+
+def portal_sql(home: Path, sql: str, params=None) -> list[tuple]:
+    """One statement on the portal, whichever it is (DuckDB's SQL; core/portal/pgstore.py
+    translates it for PostgreSQL)."""
+    with portal.connect(portal_of(home)) as con:
+        return con.execute(sql, params or []).fetchall()
+
+
+
+
 def build_demo(tmp_path_factory, name: str, dossiers: int, lines: int, seed: int) -> Path:
     """A demo firm built through the CLI's own entry point, in a fresh folder."""
     home = tmp_path_factory.mktemp(name) / "firm"
@@ -51,36 +150,72 @@ def build_demo(tmp_path_factory, name: str, dossiers: int, lines: int, seed: int
     return home
 
 
+class Template:
+    """A demo firm built once per run: its HOME folder, and on PostgreSQL its database
+    (a template the tests' databases are copied from)."""
+
+    def __init__(self, tmp_path_factory, name: str, dossiers: int, lines: int, seed: int):
+        self.factory, self.name, self.args = tmp_path_factory, name, (dossiers, lines, seed)
+        self.built: dict[str, tuple[Path, str | None]] = {}
+
+    def get(self, kind: str, server: str | None) -> tuple[Path, str | None]:
+        if kind not in self.built:
+            url = None
+            saved = os.environ.pop(PORTAL_ENV, None)
+            try:
+                if kind == "postgres":
+                    url = new_database(server, f"tmpl_{self.name}_{_WORKER}_{os.getpid()}")
+                    os.environ[PORTAL_ENV] = url
+                home = build_demo(self.factory, f"{self.name}-{kind}", *self.args)
+            finally:
+                os.environ.pop(PORTAL_ENV, None)
+                if saved is not None:
+                    os.environ[PORTAL_ENV] = saved
+            self.built[kind] = (home, url)
+        return self.built[kind]
+
+    def copy(self, request, target: Path) -> Path:
+        """A fresh copy for this test, on the test's portal kind."""
+        kind = request.getfixturevalue("portal_kind")
+        server = request.getfixturevalue("pg_server") if kind == "postgres" else None
+        home, url = self.get(kind, server)
+        if url is not None:  # the test's database becomes a copy of the template's
+            mine = os.environ[PORTAL_ENV]
+            drop_database(server, mine)
+            new_database(server, database_name(mine), template=database_name(url))
+        return copy_home(home, target)
+
+
 @pytest.fixture(scope="session")
-def _demo_template(tmp_path_factory) -> Path:
-    return build_demo(tmp_path_factory, "template", 3, 3000, 7)
+def _demo_template(tmp_path_factory) -> Template:
+    return Template(tmp_path_factory, "template", 3, 3000, 7)
 
 
 def copy_home(template: Path, target: Path) -> Path:
     """A copy of a home whose dossiers point at the copied ledgers."""
     shutil.copytree(template, target)
-    for dossier in portal.list_dossiers(target / "portal.duckdb"):
-        portal.update_dossier(target / "portal.duckdb", dossier.code,
+    for dossier in portal.list_dossiers(portal_of(target)):
+        portal.update_dossier(portal_of(target), dossier.code,
                               source=str(target / "ledgers" / Path(dossier.source).name))
     return target
 
 
 @pytest.fixture
-def demo_home(_demo_template, tmp_path) -> Path:
+def demo_home(_demo_template, tmp_path, request) -> Path:
     """A fresh copy of a 3-dossier demo firm (activated), safe to change."""
-    return copy_home(_demo_template, tmp_path / "firm")
+    return _demo_template.copy(request, tmp_path / "firm")
 
 
 @pytest.fixture(scope="session")
-def tui_template(tmp_path_factory) -> Path:
+def tui_template(tmp_path_factory) -> Template:
     """The demo firm the UI tests start from (built once; tests use copies)."""
-    return build_demo(tmp_path_factory, "tui", 3, 2000, 3)
+    return Template(tmp_path_factory, "tui", 3, 2000, 3)
 
 
 @pytest.fixture
-def home(tui_template, tmp_path) -> Path:
+def home(tui_template, tmp_path, request) -> Path:
     """A fresh copy of the UI tests' demo firm, safe to change."""
-    return copy_home(tui_template, tmp_path / "firm")
+    return tui_template.copy(request, tmp_path / "firm")
 
 
 @pytest.fixture
@@ -121,11 +256,11 @@ YES_EVENTS = [
 
 
 def codes(home: Path) -> list[str]:
-    return [d.code for d in portal.list_dossiers(home / "portal.duckdb")]
+    return [d.code for d in portal.list_dossiers(portal_of(home))]
 
 
 def ledger_path(home: Path, code: str) -> Path:
-    return Path(portal.get_dossier(home / "portal.duckdb", code).source)
+    return Path(portal.get_dossier(portal_of(home), code).source)
 
 
 # Commands that fork workers or take over the terminal run in a child process always.
@@ -188,7 +323,7 @@ def cents(text: str) -> int:
 def portal_trial_balance(home: Path, code: str) -> dict[str, tuple[int, int]]:
     """{account: (debit, credit)} in cents, the money in the dossier's currency."""
     return {r["account"]: (cents(r["debit"]), cents(r["credit"]))
-            for r in reports.trial_balance(home / "portal.duckdb", code)
+            for r in reports.trial_balance(portal_of(home), code)
             if r["commodity"] is None}
 
 
@@ -214,7 +349,7 @@ def ledger_payment_statuses(home: Path, code: str) -> dict[str, str]:
 
 
 def portal_payment_statuses(home: Path, code: str) -> dict[str, str]:
-    return {d["ref"]: d["payment_status"] for d in reports.archive(home / "portal.duckdb", code)}
+    return {d["ref"]: d["payment_status"] for d in reports.archive(portal_of(home), code)}
 
 
 def assert_portal_equals_ledger(home: Path, code: str) -> None:

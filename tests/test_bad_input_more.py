@@ -61,7 +61,8 @@ def dossync():
 @pytest.fixture(scope="module")
 def shared_home(_demo_template, tmp_path_factory) -> Path:
     """One demo home for the tests that must change nothing in it (they check that)."""
-    return copy_home(_demo_template, tmp_path_factory.mktemp("shared") / "firm")
+    return copy_home(_demo_template.get("duckdb", None)[0],
+                     tmp_path_factory.mktemp("shared") / "firm")
 
 
 def _runs(home: Path, code: str) -> int:

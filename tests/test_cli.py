@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import cli, cli_json, codes
+from conftest import cli, cli_json, codes, portal_sql
 from dossync.core import portal
 from dossync.core.model import ExitCode
 
@@ -116,18 +116,12 @@ def test_ledger_event_with_json_and_options(demo_home):
 
 
 def test_a_portal_from_an_older_version_is_brought_up_to_date(demo_home):
-    import duckdb
-
-    con = duckdb.connect(str(demo_home / "portal.duckdb"))
-    con.execute("DROP TABLE reconcile_runs")
-    con.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
-    con.close()
+    portal_sql(demo_home, "DROP TABLE reconcile_runs")
+    portal_sql(demo_home, "UPDATE meta SET value = '2' WHERE key = 'schema_version'")
     status, rows = cli_json(demo_home, "status")  # reads reconcile_runs: must exist again
     assert status == 0 and len(rows) == 3
-    con = duckdb.connect(str(demo_home / "portal.duckdb"), read_only=True)
-    assert con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall() == [
+    assert portal_sql(demo_home, "SELECT value FROM meta WHERE key = 'schema_version'") == [
         (str(portal.SCHEMA_VERSION),)]
-    con.close()
 
 
 def test_adding_a_dossier_twice_is_refused_and_keeps_the_first(demo_home):

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from conftest import (assert_portal_equals_ledger, cli, cli_json, codes, ledger_trial_balance,
-                      portal_trial_balance)
+from conftest import (assert_portal_equals_ledger, cents, cli, cli_json, codes,
+                      ledger_trial_balance, portal_trial_balance)
 
 
 def test_propose_moves_the_dashboard_at_once(demo_home):
@@ -163,3 +163,71 @@ def test_proposals_the_package_refuses_are_not_shown(demo_home):
     assert after == before
     assert portal.queued_proposals(demo_home / "portal.duckdb", code) == []
     assert portal.get_dossier(demo_home / "portal.duckdb", code).pending_proposals == 0
+
+
+def _proposal_bookings(home, code) -> dict[str, int | None]:
+    """The package's own view: each proposal it booked -> its booking, None once deleted."""
+    import sqlite3
+
+    from conftest import ledger_path
+
+    with sqlite3.connect(ledger_path(home, code)) as con:
+        return dict(con.execute("SELECT p.ref, b.id FROM proposals p LEFT JOIN bookings b "
+                                "ON b.id = p.booking_id WHERE p.status = 'booked'"))
+
+
+def _provisional_rows(home, code) -> tuple[int, int]:
+    from dossync.core import portal
+
+    with portal.connect(home / "portal.duckdb", read_only=True) as con:
+        return con.execute(
+            "SELECT (SELECT count(*) FROM provisional_bookings WHERE dossier = ?), "
+            "(SELECT count(*) FROM provisional_lines WHERE dossier = ?)", [code, code]).fetchall()[0]
+
+
+def test_a_proposal_booked_and_deleted_before_any_sync_leaves_the_portal(demo_home):
+    """The accountant validates proposals and deletes a booking made from one before any
+    sync saw it: the portal never sees that booking, yet the sync reads the package's own
+    proposal statuses and retires the proposal, once; the proposals still waiting in the
+    package stay pending (the README's "Reliability")."""
+    from dossync.core import portal, reports
+
+    code = codes(demo_home)[0]
+    _, sent = cli_json(demo_home, "propose", code, "--count", "3")
+    assert cli(demo_home, "ledger", code, "validate-proposals").returncode == 0
+    assert sorted(_proposal_bookings(demo_home, code)) == sorted(p["ref"]
+                                                                 for p in sent["proposals"])
+    _, waiting = cli_json(demo_home, "propose", code, "--count", "2")  # not validated: they stay
+    # the package's own event deletes a booking of an open period (its choice), one at a
+    # time, until it is one of the proposals': that one the portal never sees, the other
+    # two it sees booked (both their booking and their status retire them, once)
+    for _ in range(200):
+        if None in _proposal_bookings(demo_home, code).values():
+            break
+        assert cli(demo_home, "ledger", code, "delete-bookings", "1").returncode == 0
+    assert sorted(map(bool, _proposal_bookings(demo_home, code).values())) == [False, True, True]
+
+    status, run = cli_json(demo_home, "sync", code)
+    assert status == 0, run
+    assert run["pending_proposals"] == 2  # the two still waiting; none counted twice
+    assert portal.get_dossier(demo_home / "portal.duckdb", code).pending_proposals == 2
+    _, archive = cli_json(demo_home, "report", code, "archive")
+    assert {d["ref"] for d in archive if d["booking_status"] == "provisional"} \
+        == {p["ref"] for p in waiting["proposals"]}
+    assert _provisional_rows(demo_home, code)[0] == 2
+    validated = {r["account"]: (cents(r["debit"]), cents(r["credit"]))
+                 for r in reports.trial_balance(demo_home / "portal.duckdb", code,
+                                                validated_only=True)
+                 if r["commodity"] is None}
+    assert validated == ledger_trial_balance(demo_home, code)
+
+    # the rest booked too: nothing is left pending, and the portal equals the ledger
+    assert cli(demo_home, "ledger", code, "validate-proposals").returncode == 0
+    status, run = cli_json(demo_home, "sync", code)
+    assert status == 0 and run["pending_proposals"] == 0
+    assert _provisional_rows(demo_home, code) == (0, 0)
+    assert portal_trial_balance(demo_home, code) == ledger_trial_balance(demo_home, code)
+    assert_portal_equals_ledger(demo_home, code)
+    status, run = cli_json(demo_home, "sync", code, "--full")  # the statuses again: nothing moves
+    assert status == 0 and run["pending_proposals"] == 0
+    assert_portal_equals_ledger(demo_home, code)

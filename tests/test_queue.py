@@ -12,15 +12,14 @@ import subprocess
 import time
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from conftest import (DOSSYNC, ROOT, assert_portal_equals_ledger, cli, cli_json, cli_process,
-                      codes)
+                      codes, portal_of, portal_sql)
 from dossync.core import portal
 from dossync.core.home import Home
 from dossync.core.jobqueue import BUSY_WAIT, _outcome, job_command
-from dossync.core.locks import DossierLock
+from dossync.core.locks import dossier_lock
 from dossync.core.model import ManualOptions
 
 CONTRACT_KEYS = ["job", "dossier", "kind", "status", "attempts", "worker", "run_id", "queued_at",
@@ -58,23 +57,23 @@ def wait_for(check, what: str, timeout: float = 60, worker: subprocess.Popen | N
 
 def throttle_full_syncs(home: Path, code: str, seconds: float) -> None:
     """Slow full syncs down (HOME/dossync.toml) so that one of `code` lasts about `seconds`."""
-    rows = max(r["read"] for r in portal.runs(home / "portal.duckdb", code) if r["kind"] == "full")
+    rows = max(r["read"] for r in portal.runs(portal_of(home), code) if r["kind"] == "full")
     (home / "dossync.toml").write_text(
         f"[full_sync]\nmax_rows_per_second = {max(1, int(rows / seconds))}\n")
 
 
 def running_under_lock(home: Path, job: str, code: str):
     return lambda: (jobs(home)[job]["status"] == "running"
-                    and DossierLock(home / "locks", code).is_held())
+                    and dossier_lock(Home(home), code).is_held())
 
 
 def runs_by_id(home: Path) -> dict[str, dict]:
-    return {r["run_id"]: r for r in portal.runs(home / "portal.duckdb", limit=1000)}
+    return {r["run_id"]: r for r in portal.runs(portal_of(home), limit=1000)}
 
 
 # --- the whole queue -------------------------------------------------------------------
 def test_queued_jobs_each_run_once_and_the_portal_equals_the_ledger(demo_home):
-    path = demo_home / "portal.duckdb"
+    path = portal_of(demo_home)
     queued: dict[str, tuple[str, str]] = {}
     for i, code in enumerate(codes(demo_home)):
         cli(demo_home, "ledger", code, "new-bookings", "8")
@@ -122,7 +121,7 @@ def test_the_options_travel_with_the_job(demo_home):
 
 def test_a_busy_dossier_waits_in_the_queue_and_never_fails(demo_home):
     code = codes(demo_home)[0]
-    lock = DossierLock(demo_home / "locks", code).acquire("test")
+    lock = dossier_lock(Home(demo_home), code).acquire("test")
     job = queue(demo_home, code)
     worker = start_worker(demo_home, "--until-idle", "--json")
     try:
@@ -173,8 +172,6 @@ def test_sigterm_lets_the_running_job_finish_and_leaves_the_queue(demo_home):
     worker = start_worker(demo_home, "--json")
     try:
         wait_for(running_under_lock(demo_home, running, first), "the job running", worker=worker)
-        refused = cli(demo_home, "jobs", "cancel", running)
-        assert refused.returncode == 2 and "is running" in refused.stderr, refused.stderr
         worker.send_signal(signal.SIGTERM)
         out, err = worker.communicate(timeout=120)
     finally:
@@ -226,7 +223,7 @@ def test_bad_input_is_refused_with_exit_2(demo_home):
 
 
 def test_nightly_queue_queues_one_job_per_nightly_dossier(demo_home):
-    nightly = sorted(d.code for d in portal.list_dossiers(demo_home / "portal.duckdb")
+    nightly = sorted(d.code for d in portal.list_dossiers(portal_of(demo_home))
                      if d.nightly)
     done = cli(demo_home, "nightly", "--queue", "--json")
     assert done.returncode == 0, done.stderr
@@ -253,18 +250,55 @@ def test_how_a_jobs_child_ended(returncode, out, status):
         assert outcome.run_id == "R1"
 
 
+def test_a_running_job_is_stopped_by_cancel_and_ends_cancelled(demo_home):
+    """`jobs cancel` of a running job: its worker sees the request at its heartbeat, stops
+    the sync (which changes nothing) and records the job cancelled; the worker goes on
+    with the next job."""
+    first, other = codes(demo_home)[:2]
+    cli(demo_home, "ledger", first, "new-bookings", "10")
+    before = portal.runs(portal_of(demo_home), first, limit=1000)
+    throttle_full_syncs(demo_home, first, seconds=60.0)
+    running = queue(demo_home, first, "--full")
+    after = queue(demo_home, other)
+    worker = start_worker(demo_home, "--until-idle", "--json")
+    try:
+        wait_for(running_under_lock(demo_home, running, first), "the job running", worker=worker)
+        code, doc = cli_json(demo_home, "jobs", "cancel", running)
+        assert code == 0 and doc["status"] == "running" and "stop requested" in doc["error"]
+        out, err = worker.communicate(timeout=60)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    assert worker.returncode == 0, err
+    listed = jobs(demo_home)
+    assert listed[running]["status"] == "cancelled", listed[running]
+    assert "changed nothing" in listed[running]["error"]
+    assert listed[after]["status"] == "succeeded"
+    runs = portal.runs(portal_of(demo_home), first, limit=1000)
+    assert runs[0]["status"] == "failed" and "cancel" in runs[0]["error"]
+    assert [r["run_id"] for r in runs[1:]] == [r["run_id"] for r in before]
+    refused = cli(demo_home, "jobs", "cancel", running)
+    assert refused.returncode == 2 and "already cancelled" in refused.stderr
+
+
 def test_a_schema_5_portal_gets_the_jobs_table(demo_home):
-    path = demo_home / "portal.duckdb"
-    con = duckdb.connect(str(path))
-    con.execute("DROP TABLE jobs")
-    con.execute("UPDATE meta SET value = '5' WHERE key = 'schema_version'")
-    con.close()
-    assert portal.list_jobs(path) == []
-    con = duckdb.connect(str(path), read_only=True)
-    assert con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall() == [
+    portal_sql(demo_home, "DROP TABLE jobs")
+    portal_sql(demo_home, "UPDATE meta SET value = '5' WHERE key = 'schema_version'")
+    assert portal.list_jobs(portal_of(demo_home)) == []
+    assert portal_sql(demo_home, "SELECT value FROM meta WHERE key = 'schema_version'") == [
         (str(portal.SCHEMA_VERSION),)]
-    con.close()
     assert queue(demo_home, codes(demo_home)[0])
+
+
+def test_a_schema_6_portal_gets_the_stop_request_column(demo_home):
+    job = queue(demo_home, codes(demo_home)[0])
+    portal_sql(demo_home, "ALTER TABLE jobs DROP COLUMN cancel_requested")
+    portal_sql(demo_home, "UPDATE meta SET value = '6' WHERE key = 'schema_version'")
+    assert jobs(demo_home)[job]["status"] == "queued"  # kept through the migration
+    assert portal_sql(demo_home, "SELECT value FROM meta WHERE key = 'schema_version'") == [
+        (str(portal.SCHEMA_VERSION),)]
+    code, doc = cli_json(demo_home, "jobs", "cancel", job)
+    assert code == 0 and doc["status"] == "cancelled"
 
 
 def test_three_workers_share_dozens_of_jobs_and_survive_a_killed_one(demo_home):

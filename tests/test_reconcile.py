@@ -10,7 +10,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from conftest import (YES_EVENTS, assert_portal_equals_ledger, cli, codes, ledger_path,
+from conftest import (YES_EVENTS, portal_of, assert_portal_equals_ledger, cli, codes, ledger_path,
                       ledger_trial_balance, portal_trial_balance)
 from dossync.core import portal
 from dossync.core.connectors import open_connector
@@ -66,7 +66,7 @@ def propose(home: Path, code: str, count: int = 3) -> None:
             con.execute("INSERT INTO proposals VALUES (?, 'AANK', '2026-10-15', ?, ?, ?, "
                         "'received', NULL, '2026-10-15T10:00:00')",
                         (f"WL-TEST-{n}", rel, net + vat, json.dumps(lines)))
-            with portal.connect(home / "portal.duckdb") as pcon:
+            with portal.connect(portal_of(home)) as pcon:
                 for ddl in PROVISIONAL_DDL:
                     pcon.execute(ddl)
                 pcon.execute("INSERT INTO provisional_bookings VALUES (?, ?, ?, 'AANK', 'invoice', "
@@ -353,7 +353,7 @@ def test_quarantined_bookings_are_left_out_of_both_fingerprints(tmp_path):
     home = tmp_path / "home"
     done = cli(home, "dossier", "add", "BAD", "--package", "demo", "--source", str(ledger))
     assert done.returncode == 0, done.stderr
-    assert portal.quarantined_bookings(home / "portal.duckdb", "BAD") == [spoiled]
+    assert portal.quarantined_bookings(portal_of(home), "BAD") == [spoiled]
     result = reconcile(Home(home), "BAD")
     assert result.verdict == "in_sync", result.reasons
     assert result.periods_detailed == 0

@@ -6,9 +6,8 @@ import pytest
 import sqlite3
 import time
 
-import duckdb
 
-from conftest import (YES_EVENTS, assert_portal_equals_ledger, build_demo, cli, cli_json, codes,
+from conftest import (YES_EVENTS, portal_of, portal_sql, assert_portal_equals_ledger, build_demo, cli, cli_json, codes,
                       ledger_path, ledger_trial_balance, portal_trial_balance)
 from dossync.core import demo_package, portal
 from dossync.core.cli import main
@@ -140,9 +139,7 @@ def test_restored_backup_is_detected_however_far_the_ledger_moved_on(tmp_path_fa
     assert any("back in time" in w and "--full" in w for w in run["warnings"]), run
     assert portal_trial_balance(home, code) == before  # nothing applied
     # A portal from before the package's history ids: the versions it saw decide.
-    con = duckdb.connect(str(home / "portal.duckdb"))
-    con.execute("UPDATE ledger_position SET history = NULL")
-    con.close()
+    portal_sql(home, "UPDATE ledger_position SET history = NULL")
     status, run = cli_json(home, "sync", code)
     assert status == 1 and any("back in time" in w for w in run["warnings"]), run
     status, verdict = cli_json(home, "reconcile", code)
@@ -159,7 +156,7 @@ def test_restored_backup_back_at_the_same_counter_is_detected(demo_home):
     code = codes(demo_home)[0]
     ledger = ledger_path(demo_home, code)
     _restore_and_move_on(demo_home, code, new="5")
-    seen = portal.sync_state(demo_home / "portal.duckdb", code).cursor
+    seen = portal.sync_state(portal_of(demo_home), code).cursor
     with sqlite3.connect(ledger) as con:  # the restored ledger happens to reach the same counter
         con.execute("UPDATE meta SET value = ? WHERE key = 'change_counter'", (str(seen),))
     status, run = cli_json(demo_home, "sync", code)
@@ -258,10 +255,9 @@ def test_activation_and_a_first_simple_sync_obey_the_throttle(demo_home, tmp_pat
     assert status == 0, added
     assert time.monotonic() - started >= bound, "dossier add read the ledger at full speed"
 
-    con = duckdb.connect(str(demo_home / "portal.duckdb"))  # as if never synced
-    con.execute("DELETE FROM ledger_position WHERE dossier = 'THROTTLED'")
-    con.execute("DELETE FROM sync_state WHERE dossier = 'THROTTLED'")
-    con.close()
+    # as if never synced
+    portal_sql(demo_home, "DELETE FROM ledger_position WHERE dossier = 'THROTTLED'")
+    portal_sql(demo_home, "DELETE FROM sync_state WHERE dossier = 'THROTTLED'")
     started = time.monotonic()
     status, run = cli_json(demo_home, "sync", "THROTTLED")
     assert status == 0 and any("activation" in w for w in run["warnings"]), run

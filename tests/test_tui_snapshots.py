@@ -25,7 +25,7 @@ SIZES = [(80, 24), (120, 40)]
 
 @pytest.fixture(scope="module")
 def firm(tui_template, tmp_path_factory) -> Path:
-    return copy_home(tui_template, tmp_path_factory.mktemp("snap") / "firm")
+    return copy_home(tui_template.get("duckdb", None)[0], tmp_path_factory.mktemp("snap") / "firm")
 
 
 def make_app(firm: Path) -> DossyncApp:

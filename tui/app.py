@@ -256,9 +256,9 @@ class DossyncApp(App[int]):
     @work(thread=True, exclusive=False, group="start", exit_on_error=False)
     def _start_sync(self, code: str, kind: str, options: ManualOptions) -> None:
         try:
-            from dossync.core.locks import DossierLock
+            from dossync.core.locks import dossier_lock
 
-            lock = DossierLock(self.home.locks, code)
+            lock = dossier_lock(self.home, code)
             if code in self.started or lock.is_held():
                 holder = lock.holder() or "this UI"
                 self.call_from_thread(self.notify, f"{code} is already syncing ({holder})",

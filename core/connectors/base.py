@@ -9,8 +9,9 @@ its own: a change cursor (`ChangeCursor`), a deletion log (`DeletionLog`),
 named history (`History`), figures it computes itself (`Figures`), per-booking
 figures (`SegmentFigures`), reloading single bookings (`ReloadByKeys`), a
 stamp of its files (`Stamp`), a second reader on the same snapshot
-(`ParallelReads`) and taking booking proposals (`Proposals`, the one thing a
-connector writes). A connector class declares the ones it implements in its
+(`ParallelReads`), taking booking proposals (`Proposals`, the one thing a
+connector writes) and telling which of them it has dealt with
+(`ProposalStatus`). A connector class declares the ones it implements in its
 `capabilities`; `checked` holds that declaration against the methods the
 class really has, once per class, when a connector is opened
 (`core.connectors.open_connector`) or proposals are sent: a class that
@@ -54,6 +55,10 @@ class Capabilities:
     stamp (Stamp): a token that changes whenever the package's files do.
     parallel_reads (ParallelReads): a second reader can read beside the first.
     proposals (Proposals): the package takes booking proposals.
+    proposal_status (ProposalStatus): the package tells which proposals it has
+        dealt with (validated, whether the booking it made still exists or not,
+        or rejected), so a sync retires them from the portal; without it a
+        proposal leaves the portal only when its definitive booking arrives.
     ordered_commits: versions are handed out in commit order (one writer at a
         time), so a counter that did not move means nothing changed at all (a
         promise about the versions, no method).
@@ -69,6 +74,7 @@ class Capabilities:
     stamp: bool = False
     parallel_reads: bool = False
     proposals: bool = False
+    proposal_status: bool = False
 
     @property
     def targeted_repair(self) -> bool:
@@ -228,10 +234,21 @@ class Proposals(Protocol):
         ...
 
 
+class ProposalStatus(Protocol):
+    """The package keeps its own status of the proposals it received."""
+
+    def settled_proposals(self) -> list[str]:
+        """The references of the proposals the package has dealt with: validated
+        (whether the booking it made still exists or not) or rejected; not those
+        still waiting for the accountant. Read on the same snapshot as the streams."""
+        ...
+
+
 PROTOCOLS: dict[str, type] = {
     "change_cursor": ChangeCursor, "deletion_log": DeletionLog, "history": History,
     "figures": Figures, "segment_figures": SegmentFigures, "reload_by_keys": ReloadByKeys,
     "stamp": Stamp, "parallel_reads": ParallelReads, "proposals": Proposals,
+    "proposal_status": ProposalStatus,
 }
 
 

@@ -3,7 +3,9 @@
 It has every capability (core.connectors.base): a change cursor and deletion
 log, named history, figures and fingerprints computed by SQLite, targeted
 reloads, a second reader; booking proposals go to the package's inbox
-through the demo package itself (`DemoConnector.receive_proposals`).
+through the demo package itself (`DemoConnector.receive_proposals`), and the
+inbox's statuses tell which of them the accountant has dealt with
+(`DemoConnector.settled_proposals`).
 
 Bulk reads go through the ADBC SQLite driver, which hands out Arrow record
 batches straight from SQLite without building Python rows. All reads of one
@@ -171,7 +173,7 @@ class DemoConnector:
     capabilities = Capabilities(change_cursor=True, deletion_log=True, figures=True,
                                 ordered_commits=True, history=True, segment_figures=True,
                                 reload_by_keys=True, stamp=True, parallel_reads=True,
-                                proposals=True)
+                                proposals=True, proposal_status=True)
 
     def __init__(self, path: Path, settings: ConnectorSettings | None = None) -> None:
         """Open the ledger at `path` (settings: none apply; the package says it all)."""
@@ -411,6 +413,22 @@ class DemoConnector:
                            for l in p.lines]} for p in proposals])
         except demo_package.LedgerEventError as exc:
             raise LedgerUnavailable(f"the proposals could not be sent: {exc}") from exc
+
+    def settled_proposals(self) -> list[str]:
+        """The references of the proposals the package's inbox no longer holds as
+        waiting: a proposal waits with status 'received' until the accountant deals
+        with it ('booked' once validated, whether that booking still exists or not).
+        Read in the sync's read transaction, on the same snapshot as the streams."""
+        if not self._has_inbox:
+            return []
+        return [str(ref) for (ref,) in self._fetch(
+            "SELECT ref FROM proposals WHERE status <> 'received' ORDER BY ref")]
+
+    @functools.cached_property
+    def _has_inbox(self) -> bool:
+        """Whether the ledger has the proposals inbox (a ledger written before it has none)."""
+        return bool(self._fetch(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'proposals'"))
 
     # -- figures (for reconcile) ----------------------------------------------
     def figures(self, exclude_bookings: Sequence[int] = (),

@@ -1,9 +1,11 @@
 """The package's inbox: booking proposals it receives from dossync's worklist.
 
 A received proposal waits, status 'received', until the accountant validates
-it in the package (the `validate-proposals` event books it); receiving one
-changes no booking and moves no change counter. The demo connector
-(core/connectors/demo.py) delivers them here.
+it in the package (the `validate-proposals` event books it: status 'booked',
+which stays even if that booking is deleted later); receiving one changes no
+booking and moves no change counter. The demo connector
+(core/connectors/demo.py) delivers them here, and reads the statuses back at
+every sync (`settled_proposals`).
 """
 
 from __future__ import annotations

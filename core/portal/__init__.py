@@ -51,13 +51,15 @@ from dossync.core.portal.reports import (report_archive, report_dashboard, repor
                                          report_trial_balance)
 from dossync.core.portal.runlog import (monitor, quarantined, record_run, record_runs,
                                         record_verdict, runs)
-from dossync.core.portal.schema import MONEY, SCHEMA_VERSION, connect, initialise
+from dossync.core.portal.schema import (MONEY, SCHEMA_VERSION, connect, erase_portal, initialise,
+                                        portal_exists)
 from dossync.core.portal.state import read_keys, sync_state, sync_states
 from dossync.core.portal.store import LOCK_WAIT_SECONDS, WRITE_MEMORY_LIMIT
 
 __all__ = [
     # the store and its schema
-    "LOCK_WAIT_SECONDS", "MONEY", "SCHEMA_VERSION", "WRITE_MEMORY_LIMIT", "connect", "initialise",
+    "LOCK_WAIT_SECONDS", "MONEY", "SCHEMA_VERSION", "WRITE_MEMORY_LIMIT", "connect", "erase_portal",
+    "initialise", "portal_exists",
     # dossiers
     "add_dossier", "get_dossier", "list_dossiers", "remove_dossier", "require_dossier",
     "unknown_dossier", "update_dossier",

@@ -19,22 +19,37 @@ from dossync.core.portal.dossiers import _read_dossier
 from dossync.core.portal.records import StagedSync, SyncOptions
 from dossync.core.portal.runlog import _insert_run
 from dossync.core.portal.schema import connect
-from dossync.core.portal.store import (_one, _sql_path, _sql_str, _transaction,
-                                       _tune_for_bulk_write)
+from dossync.core.portal.store import (_one, _sql_str, _transaction, _tune_for_bulk_write,
+                                       after_bulk_write, stage_parquet)
 from dossync.core.streams import STREAMS, Stream
+
+
+BULK_ROWS = 10_000  # a sync that rewrote this many rows refreshes the planner's statistics
+
+
+def _same_keys(stream: Stream, a: str, b: str) -> str:
+    """`a`'s key equals `b`'s (the condition of a NOT EXISTS or EXISTS: an anti or semi join
+    that DuckDB and PostgreSQL both plan as one)."""
+    return " AND ".join(f"{a}.{k} = {b}.{k}" for k in stream.key)
+
+
+def _good(stream: Stream) -> str:
+    """The staged rows of the stream whose keys are not quarantined (aliased s)."""
+    return (f"stg_{stream.name} s WHERE NOT EXISTS (SELECT 1 FROM bad_{stream.name} b "
+            f"WHERE {_same_keys(stream, 'b', 's')})")
 
 
 def _new_rows(stream: Stream, mode: str) -> str:
     """The staged rows this sync writes: bad keys left out; in a diff, only changed ones."""
     if mode == "repair":
         return f"SELECT * FROM rep_add_{stream.name}"
-    using = ", ".join(stream.key)
-    rows = f"SELECT s.* FROM stg_{stream.name} s ANTI JOIN bad_{stream.name} b USING ({using})"
+    rows = f"SELECT s.* FROM {_good(stream)}"
     if mode not in ("full", "repair"):
         if stream.follows == "bookings":
-            rows += " WHERE s.booking_id IN (SELECT id FROM chg_bookings)"
+            rows += " AND s.booking_id IN (SELECT id FROM chg_bookings)"
         else:
-            rows += f" SEMI JOIN chg_{stream.name} c USING ({using})"
+            rows += (f" AND EXISTS (SELECT 1 FROM chg_{stream.name} c "
+                     f"WHERE {_same_keys(stream, 'c', 's')})")
     return rows
 
 
@@ -79,18 +94,16 @@ def _stage_views(con, code: str, staged: StagedSync) -> set[str]:
         if bad is None:
             bad = pa.schema([stream.schema.field(k) for k in stream.key]).empty_table()
         con.register(f"bad_{stream.name}", bad)
-        file = staged.files[stream.name]
-        con.execute(f"CREATE OR REPLACE TEMP VIEW stg_{stream.name} AS "
-                    f"SELECT * FROM read_parquet('{_sql_path(file)}')")
+        stage_parquet(con, f"stg_{stream.name}", staged.files[stream.name])
         if staged.mode in ("incremental", "diff") and stream.follows is None:
             # The keys whose version differs from the portal's (in a diff, rv is
             # a content hash). A table, not a view: it must not change while
             # the sync rewrites the portal.
             (key,) = stream.key
             con.execute(f"CREATE OR REPLACE TEMP TABLE chg_{stream.name} AS "
-                        f"SELECT {key} FROM stg_{stream.name} s ANTI JOIN "
-                        f"(SELECT {key}, rv FROM {stream.name} WHERE dossier = '{_sql_str(code)}') p "
-                        f"USING ({key}, rv)")
+                        f"SELECT s.{key} FROM stg_{stream.name} s WHERE NOT EXISTS (SELECT 1 "
+                        f"FROM {stream.name} p WHERE p.dossier = '{_sql_str(code)}' "
+                        f"AND p.{key} = s.{key} AND p.rv = s.rv)")
             # Deleted records: only a deletion later than the portal's version counts
             # (a key deleted and then handed out again is a new record, not a deletion).
             cast = "TRY_CAST(d.key AS BIGINT)" if stream.columns[0].sql == "BIGINT" else "d.key"
@@ -122,9 +135,8 @@ def _stage_views(con, code: str, staged: StagedSync) -> set[str]:
             cols = ", ".join(c.name for c in stream.columns)
             cast = ", ".join(f"CAST({c.name} AS DATE) AS {c.name}" if c.sql == "DATE" else c.name
                              for c in stream.columns)
-            using = ", ".join(stream.key)
             con.execute(f"CREATE OR REPLACE TEMP TABLE rep_new_{stream.name} AS SELECT {cast} "
-                        f"FROM stg_{stream.name} s ANTI JOIN bad_{stream.name} b USING ({using})")
+                        f"FROM {_good(stream)}")
             con.execute(f"CREATE OR REPLACE TEMP TABLE rep_old_{stream.name} AS SELECT {cols} "
                         f"FROM {stream.name} t WHERE {old_rows[stream.name]}")
             gone = con.execute(f"CREATE OR REPLACE TEMP TABLE rep_gone_{stream.name} AS "
@@ -175,15 +187,19 @@ def apply_sync(path: Path, code: str, staged: StagedSync,
                 if empty:
                     old = matched = 0
                 else:
+                    # (a WHERE EXISTS, not a FILTER: PostgreSQL plans only the former
+                    # as a semi join)
                     old, matched = _one(con.execute(
-                        f"SELECT count(*), count(*) FILTER (WHERE EXISTS (SELECT 1 FROM "
-                        f"({new_rows}) n WHERE {' AND '.join(f'n.{k} = t.{k}' for k in stream.key)})) "
-                        f"FROM {stream.name} t WHERE {scope}", params).fetchall())
+                        f"SELECT (SELECT count(*) FROM {stream.name} t WHERE {scope}), "
+                        f"(SELECT count(*) FROM {stream.name} t WHERE {scope} AND EXISTS "
+                        f"(SELECT 1 FROM ({new_rows}) n WHERE {_same_keys(stream, 'n', 't')}))",
+                        params).fetchall())
                     con.execute(f"DELETE FROM {stream.name} t WHERE {scope}", params)
                 cols = ", ".join(f"CAST({c.name} AS DATE)" if c.sql == "DATE" else c.name
                                  for c in stream.columns)
                 new = con.execute(f"INSERT INTO {stream.name} (dossier, {', '.join(stream.names)}) "
-                                  f"SELECT $dossier, {cols} FROM ({new_rows})", params).fetchall()[0][0]
+                                  f"SELECT $dossier, {cols} FROM ({new_rows}) n", params
+                                  ).fetchall()[0][0]
                 per_stream.append((stream.name, _conserved(stream, StreamCounts(
                     read=read, inserted=new - matched, updated=matched, unchanged=unchanged,
                     quarantined=quarantined, deleted=old - matched), staged)))
@@ -191,14 +207,19 @@ def apply_sync(path: Path, code: str, staged: StagedSync,
                 inserted += new - matched
                 deleted += old - matched
             con.execute(
-                "INSERT OR REPLACE INTO sync_state "
-                + " UNION ALL ".join(
-                    f"SELECT $dossier, '{stream.name}', $cursor, count(*), now() "
-                    f"FROM {stream.name} WHERE dossier = $dossier" for stream in written),
+                "INSERT INTO sync_state (dossier, stream, cursor, row_count, synced_at) "
+                "SELECT * FROM (" + " UNION ALL ".join(
+                    f"SELECT $dossier, '{stream.name}', CAST($cursor AS BIGINT), count(*), now() "
+                    f"FROM {stream.name} WHERE dossier = $dossier" for stream in written)
+                + ") counted ON CONFLICT (dossier, stream) DO UPDATE SET cursor = excluded.cursor, "
+                "row_count = excluded.row_count, synced_at = excluded.synced_at",
                 {**params, "cursor": staged.high_water})
             _apply_quarantine(con, code, staged, result.run_id)
-            con.execute("INSERT OR REPLACE INTO ledger_position (dossier, high_water, "
-                        "deletion_log_from, synced_at, history) VALUES (?, ?, ?, now(), ?)",
+            con.execute("INSERT INTO ledger_position (dossier, high_water, deletion_log_from, "
+                        "synced_at, history) VALUES (?, ?, ?, now(), ?) ON CONFLICT (dossier) "
+                        "DO UPDATE SET high_water = excluded.high_water, deletion_log_from = "
+                        "excluded.deletion_log_from, synced_at = excluded.synced_at, "
+                        "history = excluded.history",
                         [code, staged.high_water, staged.deletion_log_from, staged.history])
             if staged.active_period:
                 con.execute("UPDATE dossiers SET active_period = ? WHERE code = ? "
@@ -206,13 +227,15 @@ def apply_sync(path: Path, code: str, staged: StagedSync,
             if staged.currency:
                 con.execute("UPDATE dossiers SET book_currency = ? WHERE code = ?",
                             [staged.currency, code])
-            _replace_provisional(con, code)
+            _replace_provisional(con, code, staged.settled_proposals)
             _apply_options(con, code, staged.options, result.run_id)
             counts = RowCounts(read=staged.rows_read, inserted=inserted, updated=updated,
                                deleted=deleted, quarantined=len(staged.quarantine),
                                streams=tuple(per_stream))
             _insert_run(con, result, counts)
             failpoints.hit("commit")
+        if inserted + deleted >= BULK_ROWS:
+            after_bulk_write(con, [stream.name for stream in written])
         after = _read_dossier(con, code)
     return counts, after
 
@@ -235,16 +258,17 @@ def _unchanged(con, code: str, stream: Stream, mode: str) -> int:
     dossier = f"'{_sql_str(code)}'"
     if mode == "repair":
         return _one(con.execute(f"SELECT count(*) FROM (SELECT * FROM rep_new_{stream.name} "
-                                f"INTERSECT ALL SELECT * FROM rep_old_{stream.name})").fetchall())[0]
-    keys = ", ".join(stream.key)
-    good = f"stg_{stream.name} s ANTI JOIN bad_{stream.name} b USING ({keys})"
+                                f"INTERSECT ALL SELECT * FROM rep_old_{stream.name}) same"
+                                ).fetchall())[0]
     if stream.follows == "bookings":
         return _one(con.execute(
-            f"SELECT count(*) FROM {good} WHERE s.booking_id IN (SELECT p.id FROM bookings p "
-            f"SEMI JOIN stg_bookings n USING (id, rv) WHERE p.dossier = {dossier})").fetchall())[0]
+            f"SELECT count(*) FROM {_good(stream)} AND s.booking_id IN (SELECT p.id FROM "
+            f"bookings p WHERE p.dossier = {dossier} AND EXISTS (SELECT 1 FROM stg_bookings n "
+            f"WHERE n.id = p.id AND n.rv = p.rv))").fetchall())[0]
     return _one(con.execute(
-        f"SELECT count(*) FROM {good} SEMI JOIN (SELECT {keys}, rv FROM {stream.name} "
-        f"WHERE dossier = {dossier}) p USING ({keys}, rv)").fetchall())[0]
+        f"SELECT count(*) FROM {_good(stream)} AND EXISTS (SELECT 1 FROM {stream.name} p "
+        f"WHERE p.dossier = {dossier} AND {_same_keys(stream, 'p', 's')} AND p.rv = s.rv)"
+        ).fetchall())[0]
 
 
 def _conserved(stream: Stream, counts: StreamCounts, staged: StagedSync) -> StreamCounts:
@@ -261,17 +285,23 @@ def _conserved(stream: Stream, counts: StreamCounts, staged: StagedSync) -> Stre
         f"nothing was committed. This is a defect of dossync: keep the log and report it")
 
 
-def _replace_provisional(con, code: str) -> None:
+def _replace_provisional(con, code: str, settled: tuple[str, ...] = ()) -> None:
     """Definitive bookings replace their proposals: never counted twice. (A draft with
     the proposal's reference stands for it in the reports, `_BOOKS`; the proposal
-    stays pending until the accountant makes it definitive.)"""
+    stays pending until the accountant makes it definitive.) A proposal the package
+    says it has dealt with (`settled`, from a connector with proposal_status) goes too,
+    whether its booking still exists or not: validated and deleted before any sync, or
+    rejected. Each proposal goes once, however it goes."""
     done = con.execute("""
-        SELECT DISTINCT p.id FROM provisional_bookings p JOIN bookings b
-          ON b.dossier = p.dossier AND b.reference = p.ref AND NOT coalesce(b.draft, false)
-        WHERE p.dossier = ?""", [code]).fetchall()
+        SELECT p.id FROM provisional_bookings p
+        WHERE p.dossier = ? AND (
+          EXISTS (SELECT 1 FROM bookings b WHERE b.dossier = p.dossier AND b.reference = p.ref
+                  AND NOT coalesce(b.draft, false))
+          OR list_contains(CAST(? AS VARCHAR[]), p.ref))""",
+        [code, list(settled)]).fetchall()
     if not done:
         return
-    ids = [r[0] for r in done]
+    ids = sorted({r[0] for r in done})
     con.execute("DELETE FROM provisional_lines WHERE dossier = ? AND list_contains(?, booking_id)",
                 [code, ids])
     con.execute("DELETE FROM provisional_bookings WHERE dossier = ? AND list_contains(?, id)",

@@ -17,7 +17,7 @@ from dossync.core.portal.dossiers import unknown_dossier
 from dossync.core.portal.records import ReconcileView
 from dossync.core.portal.schema import MONEY, connect
 from dossync.core.portal.state import _sync_state
-from dossync.core.portal.store import DIALECT, _has_tables
+from dossync.core.portal.store import _has_tables, dialect_of
 
 # The portal side of `core.reconcile`: the mirrored ledger's figures per
 # segment (fiscal year x period x journal x account), computed exactly as the
@@ -38,7 +38,8 @@ def _figures_sql(where: str = "", per_booking: bool = False) -> str:
                    CAST(sum({_FIGURES_CHECKSUM}) AS BIGINT) AS checksum
             FROM lines l JOIN bookings b ON b.dossier = l.dossier AND b.id = l.booking_id
             WHERE l.dossier = $code AND b.dossier = $code {where}
-            GROUP BY ALL),
+            GROUP BY {"b.id, b.reference, " if per_booking else ""}b.fiscal_year_id,
+                     b.period_id, b.journal, l.account),
         fy AS (SELECT id, min(code) AS code FROM fiscal_years WHERE dossier = $code GROUP BY id),
         pe AS (SELECT id, min(code) AS code FROM periods WHERE dossier = $code GROUP BY id)
         SELECT {out}coalesce(fy.code, '') AS fiscal_year, coalesce(pe.code, '') AS period,
@@ -92,9 +93,9 @@ def reconcile_view(path: Path, code: str,
 
 
 def _fingerprint(con, code: str, journals: str) -> dict[str, int]:
-    lines = con.execute(f"SELECT {fp.line_sums(DIALECT)} FROM lines WHERE dossier = ?",
+    lines = con.execute(f"SELECT {fp.line_sums(dialect_of(con))} FROM lines WHERE dossier = ?",
                         [code]).fetchall()[0]
-    bookings = con.execute(f"SELECT {fp.booking_sums(DIALECT, '?')} FROM bookings "
+    bookings = con.execute(f"SELECT {fp.booking_sums(dialect_of(con), '?')} FROM bookings "
                            f"WHERE dossier = ?", [journals, code]).fetchall()[0]
     return {**dict(zip(fp.LINE_FIELDS, lines)), **dict(zip(fp.BOOKING_FIELDS, bookings))}
 
@@ -114,7 +115,7 @@ def _booking_fingerprints(con, code: str, period_codes: list[str],
         "SELECT DISTINCT id FROM periods WHERE dossier = ? AND list_contains(?, code)",
         [code, list(period_codes)]).fetchall()]
     table = con.sql(
-        f"SELECT {fp.booking_print(DIALECT)} FROM bookings b LEFT JOIN lines l "
+        f"SELECT {fp.booking_print(dialect_of(con))} FROM bookings b LEFT JOIN lines l "
         f"ON l.dossier = b.dossier AND l.booking_id = b.id "
         f"WHERE b.dossier = ? AND list_contains(?, b.period_id) GROUP BY b.id",
         params=[code, sorted(set(ids) | set(period_ids))]).to_arrow_table()
@@ -127,17 +128,17 @@ def period_fingerprints(path: Path, code: str, journals: str) -> pa.Table:
         return con.sql(f"""
             WITH bk AS (
                 SELECT b.period_id, min(b.fiscal_year_id) AS fy_min,
-                       max(b.fiscal_year_id) AS fy_max, {fp.booking_sums(DIALECT, '$1', 'b')}
-                FROM bookings b WHERE b.dossier = $2 GROUP BY b.period_id),
+                       max(b.fiscal_year_id) AS fy_max, {fp.booking_sums(dialect_of(con), '$journals', 'b')}
+                FROM bookings b WHERE b.dossier = $code GROUP BY b.period_id),
             ln AS (
-                SELECT b.period_id, {fp.line_sums(DIALECT, 'l')}
+                SELECT b.period_id, {fp.line_sums(dialect_of(con), 'l')}
                 FROM lines l JOIN bookings b ON b.dossier = l.dossier AND b.id = l.booking_id
-                WHERE l.dossier = $2 AND b.dossier = $2 GROUP BY b.period_id)
+                WHERE l.dossier = $code AND b.dossier = $code GROUP BY b.period_id)
             SELECT bk.period_id, bk.fy_min, bk.fy_max,
                    {", ".join(f"coalesce(ln.{n}, 0) AS {n}" for n in fp.LINE_FIELDS)},
                    {", ".join(f"bk.{n}" for n in fp.BOOKING_FIELDS)}
             FROM bk LEFT JOIN ln ON ln.period_id IS NOT DISTINCT FROM bk.period_id""",
-            params=[journals, code]).to_arrow_table()
+            params={"journals": journals, "code": code}).to_arrow_table()
 
 
 _PROVISIONAL_SCHEMA = pa.schema([
@@ -163,7 +164,7 @@ def _provisional_figures(con, code: str) -> pa.Table:
           ON b.dossier = l.dossier AND b.id = l.booking_id
         LEFT JOIN fy ON fy.id = b.fiscal_year_id LEFT JOIN pe ON pe.id = b.period_id
         WHERE l.dossier = $code
-        GROUP BY ALL""", params={"code": code}).to_arrow_table().cast(_PROVISIONAL_SCHEMA)
+        GROUP BY b.ref, fy.code, pe.code, b.journal, l.account""", params={"code": code}).to_arrow_table().cast(_PROVISIONAL_SCHEMA)
 
 
 def reconciliation_figures(path: Path, code: str,

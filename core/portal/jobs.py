@@ -6,12 +6,18 @@ the sync runs (`heartbeat`); it ends `succeeded` or `failed` (`finish`). A
 job whose dossier was busy goes back to `queued` (`requeue`) and waits a
 little (`not_before`); that attempt does not count. A worker that died
 stops extending its lease: once the lease has run out the job is claimable
-again. Only a queued job can be cancelled.
+again. A queued job is cancelled at once; a running one is asked to stop
+(`cancel_requested`): its worker, on whatever machine, sees it at its next
+heartbeat, stops the sync (which changes nothing) and records `cancelled`.
 
 Claiming is one write transaction (one writer at a time on the portal): it
 picks the oldest claimable job whose dossier has no other job running
 under a live lease, and no older job waiting, and marks it running in the
-same transaction, so two workers never hold one job, nor one dossier.
+same transaction, so two workers never hold one job, nor one dossier. On
+PostgreSQL, where writers do not queue for a file, the claims of all
+machines' workers take turns on a transaction-level advisory lock, and the
+job picked is locked `FOR UPDATE SKIP LOCKED` (a cancel or a finish of the
+same row waits for the claim, never the other way round).
 """
 from __future__ import annotations
 
@@ -24,7 +30,7 @@ from dossync.core.model import ManualOptions, SyncKind, UsageError
 from dossync.core.portal.dossiers import require_dossier
 from dossync.core.portal.records import Job
 from dossync.core.portal.schema import connect
-from dossync.core.portal.store import _dicts, _one, _transaction
+from dossync.core.portal.store import DIALECT, _dicts, _one, _transaction, dialect_of
 
 # A Job's columns (ordered by jobs.queued_at, the timestamp, not this text).
 _JOB_COLS = ("job, dossier, kind, status, attempts, worker, run_id, "
@@ -107,6 +113,9 @@ def claim_job(path: Path, worker: str, lease: float,
     """
     now = datetime.now()
     with connect(path) as con, _transaction(con):
+        postgres = dialect_of(con) != DIALECT
+        if postgres:  # the claims of every machine take turns ('dossync jobs' lock)
+            con.execute("SELECT pg_advisory_xact_lock(7368717)")
         row = _one(con.execute(f"""
             WITH pending AS (
                 SELECT job, dossier, queued_at, not_before, row_number() OVER (
@@ -119,27 +128,33 @@ def claim_job(path: Path, worker: str, lease: float,
                               AND r.status = 'running' AND r.lease_until >= $now)
             ORDER BY queued_at, job LIMIT 1""",
             {"now": now, "exclude": list(exclude)}).fetchall())
+        if row is not None and postgres:
+            row = _one(con.execute(f"SELECT job FROM jobs WHERE job = $job AND {_CLAIMABLE} "
+                                   f"FOR UPDATE SKIP LOCKED", {"job": row[0], "now": now}
+                                   ).fetchall())
         if row is None:
             return None
         con.execute("UPDATE jobs SET status = 'running', worker = ?, lease_until = ?, "
                     "attempts = attempts + 1, started_at = ?, finished_at = NULL, "
-                    "not_before = NULL WHERE job = ?",
+                    "not_before = NULL, cancel_requested = false WHERE job = ?",
                     [worker, now + timedelta(seconds=lease), now, row[0]])
         claimed = _dicts(con.execute(f"SELECT {_JOB_COLS} FROM jobs WHERE job = ?", [row[0]]))
     return _job(claimed[0])
 
 
-def heartbeat(path: Path, worker: str, jobs: list[str], lease: float) -> list[str]:
-    """Extend the lease of these running jobs of `worker`; the ones it still holds."""
+def heartbeat(path: Path, worker: str, jobs: list[str], lease: float) -> dict[str, bool]:
+    """Extend the lease of these running jobs of `worker`: {job it still holds: whether it
+    was asked to stop}."""
     if not jobs:
-        return []
+        return {}
     with connect(path) as con, _transaction(con):
         con.execute("UPDATE jobs SET lease_until = ? WHERE worker = ? AND status = 'running' "
                     "AND list_contains(?, job)",
                     [datetime.now() + timedelta(seconds=lease), worker, list(jobs)])
-        held = con.execute("SELECT job FROM jobs WHERE worker = ? AND status = 'running' "
-                           "AND list_contains(?, job)", [worker, list(jobs)]).fetchall()
-    return [r[0] for r in held]
+        held = con.execute("SELECT job, coalesce(cancel_requested, false) FROM jobs "
+                           "WHERE worker = ? AND status = 'running' AND list_contains(?, job)",
+                           [worker, list(jobs)]).fetchall()
+    return {job: bool(stop) for job, stop in held}
 
 
 def _held(con, job: str, worker: str) -> bool:
@@ -176,7 +191,8 @@ def requeue_job(path: Path, job: str, worker: str, reason: str, wait: float) -> 
 
 
 def cancel_job(path: Path, job: str) -> Job:
-    """Cancel a queued job (or one whose worker died); refuse any other clearly."""
+    """Cancel a queued job (or one whose worker died); ask a running one to stop (its
+    worker records it `cancelled` when the sync has stopped); refuse an ended one."""
     now = datetime.now()
     with connect(path) as con, _transaction(con):
         row = _one(con.execute("SELECT status, lease_until, worker FROM jobs WHERE job = ?",
@@ -185,9 +201,11 @@ def cancel_job(path: Path, job: str) -> Job:
             raise UsageError(f"unknown job {job[:80]!r}; 'dossync jobs' lists the jobs")
         status, lease_until, worker = row
         if status == "running" and lease_until is not None and lease_until >= now:
-            raise UsageError(f"job {job} is running (worker {worker}): a running sync is not "
-                             f"cancelled from the queue; wait for it to finish, or cancel the "
-                             f"sync itself in the monitor (dossync tui)")
+            con.execute("UPDATE jobs SET cancel_requested = true, error = ? WHERE job = ?",
+                        [f"stop requested: worker {worker} stops the sync at its next "
+                         f"heartbeat (a stopped sync changes nothing)", job])
+            return _job(_dicts(con.execute(f"SELECT {_JOB_COLS} FROM jobs WHERE job = ?",
+                                           [job]))[0])
         if status in ("succeeded", "failed", "cancelled"):
             done = "was already cancelled" if status == "cancelled" else f"has already {status}"
             raise UsageError(f"job {job} {done}; nothing to cancel")

@@ -58,6 +58,9 @@ class StagedSync:
     files: stream -> Parquet file of the rows read.
     bad: stream -> Arrow table of the keys to keep out (quarantined).
     deletions: Arrow table (stream, key, seq) from the package's deletion log.
+    settled_proposals: the references of the proposals the package says it
+    has dealt with (a connector with capability proposal_status): they leave
+    the portal's provisional rows in the sync's transaction.
     """
 
     mode: Literal["full", "incremental", "diff", "repair"]
@@ -74,6 +77,7 @@ class StagedSync:
     stream_reads: dict[str, int] = field(default_factory=dict)  # rows staged per stream
     currency: str | None = None  # the book currency the connector read the money in
     history: str | None = None  # the package's history id at high_water, if it keeps one
+    settled_proposals: tuple[str, ...] = ()  # proposals the package has dealt with (refs)
 
 
 @dataclass(frozen=True)

@@ -8,20 +8,21 @@ module opens the portal through it.
 from __future__ import annotations
 
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Iterator
 
 from dossync.core import money
 from dossync.core.classes import mar_sql
-from dossync.core.portal.store import (LOCK_WAIT_SECONDS, _THREADS, CatalogError, Connection,
-                                       _columns, _connect, _has_table, _one, _transaction)
+from dossync.core.portal.store import (LOCK_WAIT_SECONDS, _THREADS, DIALECT, CatalogError,
+                                       Connection, PortalAddress, _columns, _connect, _has_table,
+                                       _one, _transaction, dialect_of, is_postgres)
 from dossync.core.streams import STREAMS, Stream
 
 # 4: exact money (DECIMAL(18,6) instead of cents), account classes, lines in
 #    other commodities, draft bookings, dossier currency/time zone/proposals
 #    file, per-stream counts of every run, the package's proposal queue.
 # 6: the job queue (`jobs`).
-SCHEMA_VERSION = 6
+# 7: a running job can be asked to stop (`jobs.cancel_requested`).
+SCHEMA_VERSION = 7
 MONEY = money.SQL
 
 
@@ -30,7 +31,7 @@ JOBS_DDL = """CREATE TABLE IF NOT EXISTS jobs (
         options VARCHAR NOT NULL, status VARCHAR NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
         worker VARCHAR, lease_until TIMESTAMP, not_before TIMESTAMP, run_id VARCHAR,
         queued_at TIMESTAMP NOT NULL, started_at TIMESTAMP, finished_at TIMESTAMP,
-        error VARCHAR)"""
+        error VARCHAR, cancel_requested BOOLEAN DEFAULT false)"""
 
 _DDL = [
     """CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR)""",
@@ -92,13 +93,29 @@ _DDL = [
 _DDL = [ddl.replace("{MONEY}", MONEY) for ddl in _DDL]
 
 
+# PostgreSQL only: who holds each dossier's sync (the advisory lock's holder, with
+# the server's process id of its session, so a holder whose session ended is
+# seen as gone), and how far that sync is: other machines' syncs in the monitor.
+SYNC_HOLDERS_DDL = """CREATE TABLE IF NOT EXISTS sync_holders (
+        dossier VARCHAR PRIMARY KEY, backend_pid INTEGER NOT NULL, holder VARCHAR NOT NULL,
+        since TIMESTAMP NOT NULL, progress VARCHAR, cancel BOOLEAN NOT NULL DEFAULT false)"""
+
+
+# PostgreSQL only (DuckDB scans by zone maps): the portal's own tables that every
+# visit reads by dossier (the mirrored streams get theirs by dossier and key).
+_PG_INDEXES = {"sync_runs": "dossier, finished_at", "quarantine": "dossier, stream, key",
+               "provisional_bookings": "dossier, id", "provisional_lines": "dossier, booking_id",
+               "reconcile_runs": "dossier, checked_at", "outbox": "status, created_at",
+               "jobs": "status, queued_at"}
+
+
 def _mirror_ddl(stream: Stream) -> str:
     cols = ", ".join(f"{c.name} {c.sql}" for c in stream.columns)
     return f"CREATE TABLE IF NOT EXISTS {stream.name} (dossier VARCHAR NOT NULL, {cols})"
 
 
 @contextmanager
-def connect(path: Path, *, read_only: bool = False,
+def connect(path: PortalAddress, *, read_only: bool = False,
             wait: float = LOCK_WAIT_SECONDS) -> Iterator[Connection]:
     """Open the portal briefly; wait with backoff while another process holds it.
 
@@ -119,6 +136,8 @@ def connect(path: Path, *, read_only: bool = False,
 
 
 def _schema_version(con) -> int:
+    if dialect_of(con) != DIALECT and not _has_table(con, "meta"):
+        return 0  # asked, not tried: a failed query would end PostgreSQL's transaction
     try:
         row = _one(con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall())
     except CatalogError:  # no meta table: not initialised yet
@@ -126,17 +145,38 @@ def _schema_version(con) -> int:
     return int(row[0]) if row else 0
 
 
-def initialise(path: Path) -> None:
+def portal_exists(path: PortalAddress) -> bool:
+    """Does this database hold a dossync portal (its meta table)?"""
+    with _THREADS, _connect(path, read_only=True, wait=LOCK_WAIT_SECONDS) as con:
+        return _has_table(con, "meta")
+
+
+def erase_portal(path: PortalAddress) -> None:
+    """Remove the whole portal (`demo --force`): the file, or the tables in the database."""
+    if not is_postgres(path):
+        for leftover in (path, path.with_suffix(".duckdb.wal")):
+            leftover.unlink(missing_ok=True)
+        return
+    tables = [ddl.split("EXISTS ", 1)[1].split(" ", 1)[0] for ddl in _DDL]
+    tables += ["sync_holders", *(stream.name for stream in STREAMS)]
+    with _THREADS, _connect(path, read_only=False, wait=LOCK_WAIT_SECONDS) as con, \
+            _transaction(con):
+        con.execute(f"DROP TABLE IF EXISTS {', '.join(tables)}")
+
+
+def initialise(path: PortalAddress) -> None:
     """Create the portal's tables, or add what a newer version needs (idempotent)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if not is_postgres(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
     with _THREADS, _connect(path, read_only=False, wait=LOCK_WAIT_SECONDS) as con:
         _create_schema(con)
 
 
 @contextmanager
-def _connect_creating(path: Path) -> Iterator[Connection]:
+def _connect_creating(path: PortalAddress) -> Iterator[Connection]:
     """Open the portal for writing, creating it first if there is none (one visit)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if not is_postgres(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
     with _THREADS, _connect(path, read_only=False, wait=LOCK_WAIT_SECONDS) as con:
         if _schema_version(con) < SCHEMA_VERSION:
             _create_schema(con)
@@ -148,19 +188,39 @@ def _create_schema(con) -> None:
     version = _schema_version(con)
     if version >= SCHEMA_VERSION:
         return  # another process got here first
+    postgres = dialect_of(con) != DIALECT
     with _transaction(con):
+        if postgres:  # one process creates the schema; the others find it done
+            con.execute("SELECT pg_advisory_xact_lock(7368716)")  # 'dossync' schema lock
+            if _schema_version(con) >= SCHEMA_VERSION:
+                return
+            from dossync.core.portal.pgstore import TRY_BIGINT_DDL
+            con.raw.execute(TRY_BIGINT_DDL)
         if 0 < version < 4:
             _migrate_to_4(con)
         if 0 < version < 5:
             _migrate_to_5(con)
         if 0 < version < 6:
             _migrate_to_6(con)
+        if 0 < version < 7:
+            _migrate_to_7(con)
         for ddl in _DDL:
-            con.execute(ddl)
+            con.execute(ddl.replace(" BLOB ", " BYTEA ") if postgres else ddl)
+        if postgres:
+            con.execute(SYNC_HOLDERS_DDL)
+            con.execute("ALTER TABLE sync_holders ADD COLUMN IF NOT EXISTS cancel BOOLEAN "
+                        "NOT NULL DEFAULT false")  # (a portal made by a pre-release)
         for stream in STREAMS:
             con.execute(_mirror_ddl(stream))
-        con.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)",
-                    [str(SCHEMA_VERSION)])
+            if postgres:  # a server's tables hold every dossier: each read takes one
+                con.execute(f"CREATE INDEX IF NOT EXISTS {stream.name}_by_dossier ON "
+                            f"{stream.name} (dossier, {', '.join(stream.key)})")
+        if postgres:
+            for table, columns in _PG_INDEXES.items():
+                con.execute(f"CREATE INDEX IF NOT EXISTS {table}_by_dossier ON {table} "
+                            f"({columns})")
+        con.execute("INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT (key) "
+                    "DO UPDATE SET value = excluded.value", [str(SCHEMA_VERSION)])
 
 
 def _cents_to_money(column: str) -> str:
@@ -185,6 +245,12 @@ def _migrate_to_5(con) -> None:
         for column, sql_type in added:
             if have and column not in have:
                 con.execute(f"ALTER TABLE {table} ADD COLUMN {column} {sql_type}")
+
+
+def _migrate_to_7(con) -> None:
+    """Schema 6 to 7, in the caller's transaction: a running job's stop request."""
+    if "cancel_requested" not in _columns(con, "jobs"):
+        con.execute("ALTER TABLE jobs ADD COLUMN cancel_requested BOOLEAN DEFAULT false")
 
 
 def _migrate_to_6(con) -> None:

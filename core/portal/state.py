@@ -63,7 +63,7 @@ def _sync_state(con, code: str, probe: int = 20, codes: bool | None = None,
     quarantined: dict[str, list[str]] = {}
     if probe:  # a simple sync judges the quarantined rows again
         for stream, key in con.execute("SELECT DISTINCT stream, key FROM quarantine "
-                                       "WHERE dossier = ? ORDER BY ALL", [code]).fetchall():
+                                       "WHERE dossier = ? ORDER BY stream, key", [code]).fetchall():
             quarantined.setdefault(stream, []).append(key)
     return SyncState(dossier=dossier, last_run=last[0] if last else None,
                      queued=queued,

@@ -32,9 +32,17 @@ The connection a backend yields answers `execute(sql, params)` (then
 `fetchall()` and `description`), `executemany`, `sql(sql, params=...)
 .to_arrow_table()`, and `register(name, arrow_table)` / `unregister(name)`
 for Arrow tables the queries join. The job modules' queries are written in
-DuckDB's SQL (`list_contains`, `strftime`, `arg_max`, ANTI/SEMI JOIN,
-GROUP BY ALL, INSERT OR REPLACE, `read_parquet` over the staged files): a
-backend with another dialect also brings its spelling of those.
+DuckDB's SQL, kept to what PostgreSQL also reads but for a few words
+(`list_contains`, `strftime`, `arg_max`, `TRY_CAST`, `instr`, CREATE OR
+REPLACE TEMP TABLE): a backend with another dialect brings its spelling of
+those. Anti and semi joins are NOT EXISTS / EXISTS, upserts ON CONFLICT.
+
+The second backend is PostgreSQL (`pgstore.py`): an address beginning
+`postgresql://` where a portal file's path would be opens the portal there.
+The functions below look at the connection they are given and speak to
+either; `stage_parquet` and `register` put Arrow data where the queries
+find it (a view over the file in DuckDB, a table filled by COPY in
+PostgreSQL).
 """
 from __future__ import annotations
 
@@ -47,13 +55,16 @@ from typing import Iterator, TypeVar
 
 import duckdb
 
+from dossync.core.addresses import is_portal_url
 from dossync.core.model import PortalBusy, TerminalError
+
+PortalAddress = Path | str  # a portal file, or a postgresql:// address (pgstore.PortalUrl)
 
 LOCK_WAIT_SECONDS = 120.0
 WRITE_MEMORY_LIMIT = "160MB"  # for a sync's commit (DuckDB spills to disk beyond it)
-DIALECT = "duckdb"  # as core.figures names it
+DIALECT = "duckdb"  # as core.figures names it; a PostgreSQL connection says "postgres"
 Connection = duckdb.DuckDBPyConnection
-CatalogError = duckdb.CatalogException
+CatalogError = duckdb.CatalogException  # PostgreSQL's "no such table" is raised as this too
 
 R = TypeVar("R")
 
@@ -74,13 +85,37 @@ def _is_other_configuration(exc: Exception) -> bool:
 _THREADS = threading.RLock()
 
 
+def is_postgres(address: PortalAddress) -> bool:
+    """Is this portal on a PostgreSQL server (a postgresql:// address)?"""
+    return is_portal_url(address)
+
+
+def _pg():
+    """The PostgreSQL backend, imported when a portal there is first opened."""
+    import dossync.core.portal.pgstore as pgstore
+    return pgstore
+
+
+def dialect_of(con) -> str:
+    """The SQL flavour of this connection, as core.figures names it."""
+    return getattr(con, "dialect", DIALECT)
+
+
 @contextmanager
-def _connect(path: Path, *, read_only: bool, wait: float) -> Iterator[Connection]:
-    """The portal file, open until the block ends; waits while another process holds it.
+def _connect(path: PortalAddress, *, read_only: bool, wait: float) -> Iterator[Connection]:
+    """The portal, open until the block ends; waits while another process holds its file.
 
     Within one process DuckDB shares one open database between threads, in
     one mode: a reader that finds it open for writing simply joins it.
     """
+    if is_postgres(path):
+        pg = _pg()
+        with pg.connect(path, read_only=read_only, wait=wait) as con:
+            try:
+                yield con
+            except pg.UndefinedTable as exc:  # what a migration asks, as DuckDB says it
+                raise CatalogError(str(exc)) from exc
+        return
     deadline = time.monotonic() + wait
     delay = 0.01
     mode = read_only
@@ -160,6 +195,9 @@ def _rollback(con) -> None:
     A COMMIT that failed (a full disk) has already ended the transaction:
     DuckDB then refuses the ROLLBACK, and that refusal must not hide the
     error that matters, which the caller raises next."""
+    if dialect_of(con) != DIALECT:
+        _pg().rollback(con)
+        return
     try:
         con.execute("ROLLBACK")
     except duckdb.TransactionException:
@@ -180,7 +218,9 @@ def _transaction(con) -> Iterator[None]:
 
 
 def _tune_for_bulk_write(con, *, single_thread: bool) -> None:
-    """The settings of a sync's commit, on its own connection."""
+    """The settings of a sync's commit, on its own connection (DuckDB's: a server has its own)."""
+    if dialect_of(con) != DIALECT:
+        return
     # the portal never relies on row order: let DuckDB insert in parallel
     con.execute("SET preserve_insertion_order = false")
     if single_thread:  # many small statements: one thread plans and runs them faster
@@ -191,20 +231,41 @@ def _tune_for_bulk_write(con, *, single_thread: bool) -> None:
 
 # --- the catalog, literals, results -----------------------------------------------------
 def _has_table(con, name: str) -> bool:
-    return bool(con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?",
-                            [name]).fetchall()[0][0])
+    return _has_tables(con, name)
 
 
 def _has_tables(con, *names: str) -> bool:
     """Are all these tables there?"""
+    if dialect_of(con) != DIALECT:
+        return _pg().has_tables(con, *names)
     found = con.execute("SELECT count(*) FROM duckdb_tables() WHERE list_contains(?, table_name)",
                         [list(names)]).fetchall()
     return found[0][0] == len(names)
 
 
 def _columns(con, table: str) -> dict[str, str]:
+    if dialect_of(con) != DIALECT:
+        return _pg().columns(con, table)
     return dict(con.execute("SELECT column_name, data_type FROM duckdb_columns() "
                             "WHERE table_name = ?", [table]).fetchall())
+
+
+def after_bulk_write(con, tables: list[str]) -> None:
+    """After a commit that rewrote many rows of these tables: PostgreSQL's planner gets
+    their statistics now rather than at autovacuum's next round (a fresh dossier's
+    reports would otherwise be planned blind). DuckDB keeps its own as it writes."""
+    if dialect_of(con) != DIALECT:
+        con.execute(f"ANALYZE {', '.join(tables)}")
+
+
+def stage_parquet(con, name: str, file: Path) -> None:
+    """A staged Parquet file under this name for the queries that follow: a view over the
+    file in DuckDB, a temporary table filled by COPY in PostgreSQL."""
+    if dialect_of(con) != DIALECT:
+        _pg().stage_parquet(con, name, file)
+        return
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS "
+                f"SELECT * FROM read_parquet('{_sql_path(file)}')")
 
 
 def _sql_path(path: Path) -> str:

@@ -1,0 +1,284 @@
+"""The portal on a PostgreSQL server: what only a shared server brings.
+
+The engine's, the CLI's, reconcile's and the queue's own tests run on both
+portals (conftest.BOTH_PORTALS). These are about what a server shared by
+several machines must add: one sync per dossier enforced by the database
+(two HOME folders stand for two machines: no lock file is shared), progress
+and cancelling through the portal, a killed sync, the password kept out of
+every log, a server that cannot be reached, and the same figures as on
+DuckDB for the same ledgers, real books included.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import (DOSSYNC, ROOT, assert_portal_equals_ledger, cli, cli_json, codes,
+                      database_url, portal_of, portal_sql)
+from dossync.core import portal, reports
+from dossync.core.home import PORTAL_ENV, Home
+from dossync.core.monitor import cancel_sync, monitor_rows
+from dossync.core.progress import read_progress
+
+CORPUS = ROOT.parent / "shared" / "corpus"
+
+
+@pytest.fixture(params=["postgres"])
+def portal_kind(request, monkeypatch, pg_server):
+    """This file's tests run on PostgreSQL (a database of their own)."""
+    from conftest import drop_database, new_database
+
+    url = new_database(pg_server)
+    monkeypatch.setenv(PORTAL_ENV, url)
+    yield "postgres"
+    drop_database(pg_server, url)
+
+
+def second_machine(home: Path, tmp_path: Path) -> Path:
+    """Another HOME on the same portal: its own locks, logs and staging, as on another
+    machine; the ledgers are where the dossiers say (a share both machines reach)."""
+    other = tmp_path / "machine-b"
+    other.mkdir()
+    return other
+
+
+def throttle(home: Path, code: str, seconds: float) -> None:
+    rows = max(r["read"] for r in portal.runs(portal_of(home), code) if r["kind"] == "full")
+    (home / "dossync.toml").write_text(
+        f"[full_sync]\nmax_rows_per_second = {max(1, int(rows / seconds))}\n")
+
+
+def start_sync(home: Path, *args: str) -> subprocess.Popen:
+    return subprocess.Popen([*DOSSYNC, "--home", str(home), "sync", *args, "--json"], cwd=ROOT,
+                            text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def wait_until(check, what: str, timeout: float = 60.0, process=None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise AssertionError(f"the sync ended before {what}: {process.communicate()}")
+        if check():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"{what} did not happen within {timeout}s")
+
+
+def test_a_sync_on_another_machine_is_refused_busy_naming_its_holder(demo_home, tmp_path):
+    code = codes(demo_home)[0]
+    other = second_machine(demo_home, tmp_path)
+    throttle(demo_home, code, seconds=30)
+    first = start_sync(demo_home, code, "--full")
+    try:
+        wait_until(lambda: code in {r["code"] for r in monitor_rows(Home(other))
+                                    if r["state"] == "syncing"}, "the sync running",
+                   process=first)
+        status, doc = cli_json(other, "sync", code)
+        assert status == 3, doc
+        assert f"dossier {code} is busy" in doc["error"] and f"pid {first.pid}" in doc["error"]
+        assert "full sync" in doc["error"]
+        # the other machine's monitor reads the sync's progress from the portal
+        wait_until(lambda: (read_progress(Home(other), code) or {}).get("done", 0) > 0,
+                   "progress in the portal", process=first)
+        progress = read_progress(Home(other), code)
+        assert progress["kind"] == "full" and progress["total"] > 0
+        # and stops it from there: the sync changes nothing
+        assert cancel_sync(Home(other), code)
+        out, err = first.communicate(timeout=60)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.communicate()
+    assert first.returncode == 1, err
+    run = json.loads(out)
+    assert run["status"] == "failed" and "cancelled" in run["error"], run
+    assert not cancel_sync(Home(other), code)  # nothing runs any more
+    (demo_home / "dossync.toml").unlink()
+    status, run = cli_json(other, "sync", code)  # the dossier is free again, from either
+    assert status == 0, run
+    assert_portal_equals_ledger(demo_home, code)
+
+
+def test_a_killed_sync_leaves_the_portal_as_it_was_and_the_dossier_free(demo_home):
+    code = codes(demo_home)[0]
+    assert cli(demo_home, "ledger", code, "new-bookings", "40").returncode == 0
+    before = reports.trial_balance(portal_of(demo_home), code)
+    runs_before = len(portal.runs(portal_of(demo_home), code, limit=1000))
+    throttle(demo_home, code, seconds=30)
+    first = start_sync(demo_home, code, "--full")
+    try:
+        wait_until(lambda: (read_progress(Home(demo_home), code) or {}).get("done", 0) > 0,
+                   "the sync reading", process=first)
+        os.kill(first.pid, signal.SIGKILL)
+        first.communicate(timeout=30)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert reports.trial_balance(portal_of(demo_home), code) == before
+    assert len(portal.runs(portal_of(demo_home), code, limit=1000)) == runs_before
+    # the server ended the killed session: its hold is gone, the next sync runs
+    wait_until(lambda: code not in {r["code"] for r in monitor_rows(Home(demo_home))
+                                    if r["state"] == "syncing"}, "the hold released", 30)
+    (demo_home / "dossync.toml").unlink()
+    status, run = cli_json(demo_home, "sync", code)
+    assert status == 0, run
+    assert_portal_equals_ledger(demo_home, code)
+
+
+def test_a_killed_commit_shows_before_or_after_never_half(demo_home):
+    """Killed inside the commit (a failpoint just before COMMIT): the server rolls back."""
+    code = codes(demo_home)[0]
+    assert cli(demo_home, "ledger", code, "new-bookings", "25").returncode == 0
+    before = reports.trial_balance(portal_of(demo_home), code)
+    done = cli(demo_home, "sync", code, "--json", env={"DOSSYNC_FAILPOINT": "commit"})
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    assert reports.trial_balance(portal_of(demo_home), code) == before
+    status, run = cli_json(demo_home, "sync", code)
+    assert status == 0 and run["rows"]["inserted"] > 0, run
+    assert_portal_equals_ledger(demo_home, code)
+
+
+def test_the_password_is_never_written(demo_home, pg_server, monkeypatch):
+    """A role with a password, given in --portal: not in any output, log or error. (The
+    test server trusts local connections, so a wrong password is not refused here; a
+    server that cannot be reached shows its error with the password replaced.)"""
+    from urllib.parse import urlsplit, urlunsplit
+
+    import psycopg
+
+    password = "S3cret-pw-do-not-log"
+    role = f"dossync_secret_{os.getpid()}"
+    mine = os.environ[PORTAL_ENV]
+    parts = urlsplit(mine)
+    with psycopg.connect(pg_server, autocommit=True) as con:
+        con.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{password}'")
+    try:
+        with psycopg.connect(mine, autocommit=True) as con:
+            con.execute(f"GRANT ALL ON ALL TABLES IN SCHEMA public TO {role}")
+            con.execute(f"GRANT ALL ON SCHEMA public TO {role}")
+            con.execute(f"GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA public TO {role}")
+        host = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
+        secret = urlunsplit(parts._replace(netloc=f"{role}:{password}@{host}"))
+        code = codes(demo_home)[0]
+        monkeypatch.delenv(PORTAL_ENV)
+        outputs = []
+        for args in (["status"], ["sync", code, "--json"], ["-v", "dossier", "list"]):
+            done = subprocess.run([*DOSSYNC, "--home", str(demo_home), "--portal", secret,
+                                   *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
+            assert done.returncode == 0, done.stderr
+            outputs += [done.stdout, done.stderr]
+        gone = f"postgresql://{role}:{password}@127.0.0.1:9/nothing"
+        done = subprocess.run([*DOSSYNC, "--home", str(demo_home), "--portal", gone, "status",
+                               "--json"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+        error = json.loads(done.stdout)["error"]
+        assert done.returncode == 1 and "cannot be reached" in error, error
+        assert f"{role}:***@127.0.0.1:9" in error
+        outputs += [done.stdout, done.stderr]
+        logs = [p.read_text(errors="replace") for p in (demo_home / "logs").rglob("*")
+                if p.is_file()]
+        assert logs
+        for text in outputs + logs:
+            assert password not in text
+    finally:
+        with psycopg.connect(mine, autocommit=True) as con:
+            con.execute(f"DROP OWNED BY {role}")
+        with psycopg.connect(pg_server, autocommit=True) as con:
+            con.execute(f"DROP ROLE IF EXISTS {role}")
+
+
+def test_a_server_that_cannot_be_reached_is_said_plainly(tmp_path, monkeypatch):
+    monkeypatch.setenv(PORTAL_ENV, "postgresql://nobody@127.0.0.1:9/nothing")
+    home = tmp_path / "firm"
+    status, doc = cli_json(home, "status")
+    assert status == 1 and "cannot be reached" in doc["error"], doc
+    assert "127.0.0.1:9" in doc["error"] and "Traceback" not in doc["error"]
+
+
+def test_a_portal_option_that_is_no_postgresql_address_is_refused(demo_home, monkeypatch):
+    done = cli(demo_home, "--portal", "mysql://x@y/z", "status")
+    assert done.returncode == 2 and "not a PostgreSQL address" in done.stderr
+    (demo_home / "dossync.toml").write_text('[portal]\nurl = "sqlite:///x"\n')
+    monkeypatch.delenv(PORTAL_ENV)
+    done = cli(demo_home, "status")
+    assert done.returncode == 2 and "[portal] url" in done.stderr, done.stderr
+
+
+def test_the_portal_can_be_named_in_dossync_toml(demo_home, monkeypatch):
+    url = os.environ[PORTAL_ENV]
+    monkeypatch.delenv(PORTAL_ENV)
+    (demo_home / "dossync.toml").write_text(f'[portal]\nurl = "{url}"\n')
+    status, rows = cli_json(demo_home, "status")
+    assert status == 0 and len(rows) == 3
+    assert not (demo_home / "portal.duckdb").exists()
+
+
+def _figures(home: Path, code: str) -> dict:
+    path = portal_of(home)
+    return {"trial_balance": reports.trial_balance(path, code),
+            "pnl": reports.pnl(path, code, None),
+            "dashboard": reports.dashboard(path, code),
+            "archive": reports.archive(path, code)}
+
+
+def test_the_same_ledgers_give_the_same_figures_on_both_portals(demo_home, tmp_path,
+                                                                monkeypatch):
+    """One firm's ledgers synced into PostgreSQL and into DuckDB: every report equal."""
+    for code in codes(demo_home):
+        for event in (["new-bookings", "15"], ["delete-bookings", "3"], ["book-vat-return"]):
+            assert cli(demo_home, "ledger", code, *event).returncode == 0
+        assert cli_json(demo_home, "sync", code)[0] == 0
+    on_server = {code: _figures(demo_home, code) for code in codes(demo_home)}
+    dossiers = portal.list_dossiers(portal_of(demo_home))
+    monkeypatch.delenv(PORTAL_ENV)
+    duck = tmp_path / "duck"
+    for d in dossiers:
+        status, doc = cli_json(duck, "dossier", "add", d.code, "--package", d.package,
+                               "--source", d.source, "--name", d.name)
+        assert status == 0, doc
+    assert {code: _figures(duck, code) for code in on_server} == on_server
+
+
+@pytest.mark.parametrize("book", ["gnucash/simple_sample.gnucash", "gnucash/investment.gnucash",
+                                  "beancount/fava-example.beancount"])
+def test_real_books_give_the_same_figures_on_both_portals(book, tmp_path, monkeypatch):
+    source = tmp_path / "books" / Path(book).name
+    source.parent.mkdir()
+    shutil.copy(CORPUS / book, source)
+    package = book.split("/")[0]
+    home = tmp_path / "pg"
+    status, doc = cli_json(home, "dossier", "add", "BOOK", "--package", package,
+                           "--source", str(source))
+    assert status == 0, doc
+    on_server = _figures(home, "BOOK")
+    assert on_server["trial_balance"], "an empty trial balance proves nothing"
+    status, verdict = cli_json(home, "reconcile", "BOOK")
+    assert status == 0 and verdict["verdict"] == "in_sync", verdict
+    monkeypatch.delenv(PORTAL_ENV)
+    duck = tmp_path / "duck"
+    assert cli_json(duck, "dossier", "add", "BOOK", "--package", package,
+                    "--source", str(source))[0] == 0
+    assert _figures(duck, "BOOK") == on_server
+
+
+def test_demo_force_replaces_the_portal_in_the_database(demo_home):
+    assert portal_sql(demo_home, "SELECT count(*) FROM dossiers") == [(3,)]
+    status, doc = cli_json(demo_home, "demo", "--force", "--dossiers", "1", "--lines", "800")
+    assert status == 0, doc
+    assert portal_sql(demo_home, "SELECT count(*) FROM dossiers") == [(1,)]
+    assert not (demo_home / "portal.duckdb").exists()
+
+
+def test_a_new_database_is_no_dossync_home_until_something_is_added(tmp_path, pg_server):
+    from conftest import new_database
+
+    url = new_database(pg_server)
+    done = cli(tmp_path / "firm", "--portal", url, "status")
+    assert done.returncode == 2 and "no dossync portal in the database" in done.stderr
+    assert database_url(pg_server, "x")  # the helper the fixtures use
