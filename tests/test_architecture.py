@@ -20,18 +20,31 @@ def test_core_never_imports_textual_or_tui():
     assert offenders == []
 
 
-def test_only_the_portal_store_speaks_duckdb():
-    """The store seam: the SQL dialect and connections live in core/portal/store.py; the
-    engine, the other portal modules and the UI never reach DuckDB themselves."""
+def _importers(*packages: str) -> list[str]:
+    """The modules of core/ and tui/ that import any of these top-level packages."""
     root = CORE.parent
     users = []
     for path in [*CORE.rglob("*.py"), *(root / "tui").rglob("*.py")]:
         for node in ast.walk(ast.parse(path.read_text())):
             names = ([a.name for a in node.names] if isinstance(node, ast.Import)
                      else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
-            if any(n.split(".")[0] in ("duckdb", "_duckdb") for n in names):
+            if any(n.split(".")[0] in packages for n in names):
                 users.append(path.relative_to(root).as_posix())
-    assert sorted(set(users)) == ["core/portal/store.py"]
+    return sorted(set(users))
+
+
+def test_only_the_portal_store_speaks_duckdb():
+    """The store seam: the SQL dialect and connections live in core/portal/store.py; the
+    engine, the other portal modules and the UI never reach DuckDB themselves."""
+    assert _importers("duckdb", "_duckdb") == ["core/portal/store.py"]
+
+
+def test_only_the_postgresql_backend_speaks_postgresql():
+    """The second backend: PostgreSQL's connections in core/portal/pgstore.py (and the
+    dossier holds of holders.py, over pgstore's connections); nothing else imports a
+    driver, and store.py reaches pgstore only when a portal there is opened."""
+    assert _importers("psycopg", "psycopg_binary", "psycopg2", "adbc_driver_postgresql") == [
+        "core/portal/pgstore.py"]
 
 
 def _core_imports() -> dict[str, set[str]]:

@@ -21,7 +21,6 @@ import pytest
 
 from conftest import cli, cli_json
 
-beancount = pytest.importorskip("beancount")
 from beancount import loader  # noqa: E402
 from beancount.core import compare, convert, data  # noqa: E402
 from beancount.core.amount import Amount  # noqa: E402

@@ -23,7 +23,7 @@ import pytest
 from conftest import ROOT, cli
 from dossync.core.model import ConnectorSettings, ExitCode, TerminalError, UsageError
 
-pytest.importorskip("beancount")
+import beancount  # noqa: E402,F401  (a dependency: missing, the suite must fail, not skip)
 from dossync.core.connectors.beancount_guard import LedgerRefused  # noqa: E402
 from dossync.core.settings import Settings  # noqa: E402
 

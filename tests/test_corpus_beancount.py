@@ -26,7 +26,6 @@ import pytest
 from conftest import cli, cli_json
 from dossync.core.cli import main
 
-beancount = pytest.importorskip("beancount")
 from beancount import loader  # noqa: E402
 from beancount.core import convert, data  # noqa: E402
 

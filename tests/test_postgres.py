@@ -27,7 +27,7 @@ from dossync.core.home import PORTAL_ENV, Home
 from dossync.core.monitor import cancel_sync, monitor_rows
 from dossync.core.progress import read_progress
 
-CORPUS = ROOT.parent / "shared" / "corpus"
+CORPUS = ROOT / "tests" / "corpus"  # the corpus files, as the corpus tests use them
 
 
 @pytest.fixture(params=["postgres"])
@@ -282,3 +282,78 @@ def test_a_new_database_is_no_dossync_home_until_something_is_added(tmp_path, pg
     done = cli(tmp_path / "firm", "--portal", url, "status")
     assert done.returncode == 2 and "no dossync portal in the database" in done.stderr
     assert database_url(pg_server, "x")  # the helper the fixtures use
+
+
+# --- the terminal UI on a PostgreSQL portal ----------------------------------------------
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.mark.anyio
+async def test_the_ui_sees_and_stops_a_sync_running_on_another_machine(demo_home, tmp_path):
+    """The UI on machine B shows machine A's sync as syncing with its progress (read from
+    the portal), and its job queue; cancelling the running job from B's queue screen
+    stops A's sync, which changes nothing."""
+    from textual.widgets import DataTable
+
+    from dossync.core.model import ManualOptions
+    from dossync.tui.app import DossyncApp
+    from dossync.tui.screens.jobs import JobsScreen
+
+    code = codes(demo_home)[0]
+    other = second_machine(demo_home, tmp_path)
+    throttle(demo_home, code, seconds=60)
+    job = portal.enqueue_job(portal_of(demo_home), code, "full", ManualOptions())
+    worker = subprocess.Popen([*DOSSYNC, "--home", str(demo_home), "worker", "--until-idle",
+                               "--json"], cwd=ROOT, text=True, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE)
+    notes: list[str] = []
+
+    class App(DossyncApp):
+        def notify(self, message, **kwargs):  # type: ignore[override]
+            notes.append(str(message))
+            super().notify(message, **kwargs)
+
+    async def until(pilot, check, what: str, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not check():
+            assert worker.poll() is None or what == "the job cancelled", worker.communicate()
+            assert time.monotonic() < deadline, f"{what}: not within {timeout}s; {notes}"
+            await pilot.pause(0.2)
+
+    app = App(Home(other), frozen=True, refresh_seconds=0.5)
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            await until(pilot, lambda: app.loaded and len(app.rows) == 3, "the monitor")
+            await until(pilot, lambda: app.progress.get(code, {}).get("done", 0) > 0,
+                        "machine A's sync with its progress")
+            assert {r["code"]: r["state"] for r in app.rows}[code] == "syncing"
+            await pilot.press("j")
+            await until(pilot, lambda: isinstance(app.screen, JobsScreen)
+                        and app.screen.query_one(DataTable).row_count == 1, "the job queue")
+            await pilot.press("c")
+            await until(pilot, lambda: any("stop requested" in n for n in notes),
+                        "the stop request said")
+            await until(pilot, lambda: portal.get_job(portal_of(demo_home), job.job).status
+                        == "cancelled", "the job cancelled")
+    finally:
+        out, err = worker.communicate(timeout=60)
+    assert worker.returncode == 0, err
+    runs = portal.runs(portal_of(demo_home), code, limit=1)
+    assert runs[0]["status"] == "failed" and "cancel" in runs[0]["error"]
+    assert not app.return_code
+
+
+def test_the_nightly_runs_on_the_server_with_worker_processes(demo_home):
+    """`nightly --jobs 2` forks its workers; each reaches the server on its own."""
+    for code in codes(demo_home):
+        assert cli(demo_home, "ledger", code, "new-bookings", "9").returncode == 0
+        portal.update_dossier(portal_of(demo_home), code, nightly=True)
+    done = cli(demo_home, "nightly", "--jobs", "2", "--json")
+    assert done.returncode == 0, done.stderr
+    runs = json.loads(done.stdout)["runs"]
+    assert sorted(r["dossier"] for r in runs) == sorted(codes(demo_home))
+    assert all(r["status"] == "succeeded" and r["rows"]["inserted"] > 0 for r in runs), runs
+    for code in codes(demo_home):
+        assert_portal_equals_ledger(demo_home, code)

@@ -1,4 +1,5 @@
-"""The job queue (core.portal.list_jobs): queued, running and finished syncs; c cancels.
+"""The job queue (core.portal.list_jobs): queued, running and finished syncs; c cancels
+a queued job, or asks a running one to stop (its worker, on any machine, stops it).
 
 The screen reads the queue from the portal, so it shows jobs whichever worker
 runs them, and refreshes itself while it is open.
@@ -28,7 +29,7 @@ SHOWN = 500  # the newest jobs; `dossync jobs --json` lists them all
 class JobsScreen(Screen):
     BINDINGS = [
         Binding("escape", "back", "Back"),
-        Binding("c", "cancel_job", "Cancel queued job"),
+        Binding("c", "cancel_job", "Cancel job"),
         Binding("r", "reload", "Refresh"),
     ]
 
@@ -104,14 +105,16 @@ class JobsScreen(Screen):
     def cancel(self, job: str) -> None:
         try:
             cancelled = portal.cancel_job(self.app.home.portal, job)
-        except DossyncError as exc:  # a running or finished job: the message says why
+        except DossyncError as exc:  # a finished job: the message says why
             self.app.report(exc)
             return
         except Exception as exc:  # noqa: BLE001 - errors become notifications
             self.app.report(exc, f"cancelling job {job}")
             return
+        said = ("cancelled" if cancelled.status == "cancelled"
+                else f"is running: {cancelled.error}")
         self.app.call_from_thread(self.notify, f"job {cancelled.job} ({cancelled.kind} sync of "
-                                  f"{cancelled.dossier}) cancelled", title="job queue")
+                                  f"{cancelled.dossier}) {said}", title="job queue")
         self.load()
 
     def action_back(self) -> None:
