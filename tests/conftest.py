@@ -35,12 +35,14 @@ SLOW_FILES = {"test_kill.py", "test_tui_e2e.py", "test_property.py", "test_night
               "test_tui_snapshots.py", "test_reconcile_cli.py", "test_sync.py", "test_tui.py",
               "test_email_faults.py", "test_nightly_kill.py", "test_propose_kill.py",
               "test_beancount_security.py", "test_bad_input_more.py", "test_wheel.py",
-              "test_sqlite_race.py", "test_queue.py"}
+              "test_sqlite_race.py", "test_queue.py", "test_postgres.py"}
 
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        if item.path.name in SLOW_FILES:
+        # the [postgres] twins of the fast files run in the whole suite (make test)
+        twin = getattr(item, "callspec", None) and item.callspec.params.get("portal_kind")
+        if item.path.name in SLOW_FILES or twin == "postgres":
             item.add_marker(pytest.mark.slow)
 
 
