@@ -8,6 +8,7 @@ library is loaded to name an address.
 """
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit, urlunsplit
 
 SCHEMES = ("postgresql://", "postgres://")
@@ -37,6 +38,14 @@ def redact_url(url: str) -> str:
         return url
     user, _, host = parts.netloc.rpartition("@")
     return urlunsplit(parts._replace(netloc=f"{user.split(':', 1)[0]}:***@{host}"))
+
+
+_PASSWORD_IN_TEXT = re.compile(r"(postgres(?:ql)?://[^:/@\s]*):\S*@")  # up to the last @
+
+
+def redact_text(text: str) -> str:
+    """Any PostgreSQL address's password in a text (a command line) replaced."""
+    return _PASSWORD_IN_TEXT.sub(r"\1:***@", text)
 
 
 def portal_url_problem(url: str) -> str | None:

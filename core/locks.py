@@ -20,14 +20,16 @@ import sys
 import time
 from pathlib import Path
 
+from dossync.core.addresses import redact_text
 from dossync.core.model import DossierBusy, UsageError
 from dossync.core.validate import code_problem
 
 
 def _holder_note(purpose: str) -> dict:
     return {"pid": os.getpid(), "host": socket.gethostname(), "purpose": purpose,
-            "command": " ".join(os.path.basename(a) if i == 0 else a
-                                for i, a in enumerate(sys.argv)),
+            # shown to whoever finds the dossier busy: never a password given in --portal
+            "command": redact_text(" ".join(os.path.basename(a) if i == 0 else a
+                                            for i, a in enumerate(sys.argv))),
             "since": time.strftime("%Y-%m-%d %H:%M:%S")}
 
 

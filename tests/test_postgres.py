@@ -174,6 +174,27 @@ def test_the_password_is_never_written(demo_home, pg_server, monkeypatch):
                                    *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
             assert done.returncode == 0, done.stderr
             outputs += [done.stdout, done.stderr]
+        # a sync started with the password on its command line: who finds the dossier
+        # busy is told its holder's command, with the password replaced
+        monkeypatch.setenv(PORTAL_ENV, mine)
+        throttle(demo_home, code, seconds=30)
+        holder = subprocess.Popen([*DOSSYNC, "--home", str(demo_home), "--portal", secret, "sync",
+                                   code, "--full", "--json"], cwd=ROOT, text=True,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            wait_until(lambda: (read_progress(Home(demo_home), code) or {}).get("done", 0) > 0,
+                       "the sync holding the dossier", process=holder)
+            busy = cli(demo_home, "sync", code, "--json")
+            assert busy.returncode == 3 and "--portal postgresql://" in busy.stdout
+            assert f"{role}:***@" in busy.stdout
+            outputs.append(busy.stdout)
+            assert cancel_sync(Home(demo_home), code)
+            outputs += holder.communicate(timeout=60)
+        finally:
+            if holder.poll() is None:
+                holder.kill()
+            monkeypatch.delenv(PORTAL_ENV)
+            (demo_home / "dossync.toml").unlink()
         gone = f"postgresql://{role}:{password}@127.0.0.1:9/nothing"
         done = subprocess.run([*DOSSYNC, "--home", str(demo_home), "--portal", gone, "status",
                                "--json"], cwd=ROOT, capture_output=True, text=True, timeout=120)
