@@ -71,6 +71,11 @@ def wait_until(check, what: str, timeout: float = 60.0, process=None) -> None:
     raise AssertionError(f"{what} did not happen within {timeout}s")
 
 
+def reading(home: Path, code: str):
+    """Whether a sync of `code` has reported rows read, as seen from `home`'s machine."""
+    return lambda: (read_progress(Home(home), code) or {}).get("done", 0) > 0
+
+
 def test_a_sync_on_another_machine_is_refused_busy_naming_its_holder(demo_home, tmp_path):
     code = codes(demo_home)[0]
     other = second_machine(demo_home, tmp_path)
@@ -85,8 +90,7 @@ def test_a_sync_on_another_machine_is_refused_busy_naming_its_holder(demo_home, 
         assert f"dossier {code} is busy" in doc["error"] and f"pid {first.pid}" in doc["error"]
         assert "full sync" in doc["error"]
         # the other machine's monitor reads the sync's progress from the portal
-        wait_until(lambda: (read_progress(Home(other), code) or {}).get("done", 0) > 0,
-                   "progress in the portal", process=first)
+        wait_until(reading(other, code), "progress in the portal", process=first)
         progress = read_progress(Home(other), code)
         assert progress["kind"] == "full" and progress["total"] > 0
         # and stops it from there: the sync changes nothing
@@ -114,8 +118,7 @@ def test_a_killed_sync_leaves_the_portal_as_it_was_and_the_dossier_free(demo_hom
     throttle(demo_home, code, seconds=30)
     first = start_sync(demo_home, code, "--full")
     try:
-        wait_until(lambda: (read_progress(Home(demo_home), code) or {}).get("done", 0) > 0,
-                   "the sync reading", process=first)
+        wait_until(reading(demo_home, code), "the sync reading", process=first)
         os.kill(first.pid, signal.SIGKILL)
         first.communicate(timeout=30)
     finally:
@@ -182,8 +185,7 @@ def test_the_password_is_never_written(demo_home, pg_server, monkeypatch):
                                    code, "--full", "--json"], cwd=ROOT, text=True,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
-            wait_until(lambda: (read_progress(Home(demo_home), code) or {}).get("done", 0) > 0,
-                       "the sync holding the dossier", process=holder)
+            wait_until(reading(demo_home, code), "the sync holding the dossier", process=holder)
             busy = cli(demo_home, "sync", code, "--json")
             assert busy.returncode == 3 and "--portal postgresql://" in busy.stdout
             assert f"{role}:***@" in busy.stdout
