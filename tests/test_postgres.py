@@ -355,6 +355,9 @@ async def test_the_ui_sees_and_stops_a_sync_running_on_another_machine(demo_home
             await pilot.press("j")
             await until(pilot, lambda: isinstance(app.screen, JobsScreen)
                         and app.screen.query_one(DataTable).row_count == 1, "the job queue")
+            table = app.screen.query_one(DataTable)
+            await until(pilot, lambda: "%" in str(table.get_cell(job.job, "progress")),
+                        "the running job's progress, read from the portal")
             await pilot.press("c")
             await until(pilot, lambda: any("stop requested" in n for n in notes),
                         "the stop request said")

@@ -15,14 +15,15 @@ from textual.widgets import DataTable, Footer, Header, Static
 
 from dossync.core import portal
 from dossync.core.model import DossyncError
+from dossync.core.progress import read_progress
 from dossync.core.portal import Job
 
 STATUS_STYLE = {"queued": "bold yellow", "running": "bold cyan", "succeeded": "green",
                 "failed": "bold red", "cancelled": "dim"}
 REFRESH_SECONDS = 2.0
 COLUMNS = [("queued", "queued"), ("job", "job"), ("dossier", "dossier"), ("kind", "kind"),
-           ("status", "status"), ("attempts", "tries"), ("worker", "worker"), ("run", "run"),
-           ("error", "error / why it waits")]
+           ("status", "status"), ("progress", "progress"), ("attempts", "tries"),
+           ("worker", "worker"), ("run", "run"), ("error", "error / why it waits")]
 SHOWN = 500  # the newest jobs; `dossync jobs --json` lists them all
 
 
@@ -36,6 +37,7 @@ class JobsScreen(Screen):
     def __init__(self) -> None:
         super().__init__()
         self.jobs: list[Job] = []
+        self.progress: dict[str, dict] = {}  # dossier -> its running sync's progress
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -57,20 +59,25 @@ class JobsScreen(Screen):
     def load(self) -> None:
         try:
             jobs = portal.list_jobs(self.app.home.portal, limit=SHOWN)
+            # the running syncs' progress, from the portal on a server: whichever
+            # machine's worker runs them
+            progress = {code: p for code in {j.dossier for j in jobs if j.status == "running"}
+                        for p in [read_progress(self.app.home, code)] if p}
         except Exception as exc:  # noqa: BLE001 - errors become notifications
             self.app.report(exc, "reading the job queue")
             return
-        self.app.call_from_thread(self._show, jobs)
+        self.app.call_from_thread(self._show, jobs, progress)
 
-    def _show(self, jobs: list[Job]) -> None:
+    def _show(self, jobs: list[Job], progress: dict[str, dict] | None = None) -> None:
         self.jobs = jobs
+        self.progress = progress or {}
         table = self.query_one(DataTable)
         chosen = self._chosen()
         table.clear()
         for job in jobs:
             table.add_row(self.app.when(job.queued_at), job.job, job.dossier, job.kind,
                           Text(job.status, style=STATUS_STYLE.get(job.status, "")),
-                          str(job.attempts), job.worker or "-", self.app.run_label(job.run_id),
+                          self._progress_of(job), str(job.attempts), job.worker or "-", self.app.run_label(job.run_id),
                           Text(job.error or "", style="red" if job.status == "failed" else ""),
                           key=job.job)
         if chosen is not None and chosen in {j.job for j in jobs}:
@@ -79,6 +86,15 @@ class JobsScreen(Screen):
         self.query_one("#jobs-title", Static).update(
             f"job queue · {counts['queued']} queued · {counts['running']} running · "
             f"{counts['failed']} failed · 'dossync worker' runs them")
+
+    def _progress_of(self, job: Job) -> str:
+        doc = self.progress.get(job.dossier) if job.status == "running" else None
+        if not doc:
+            return ""
+        done, total = doc.get("done", 0), doc.get("total", 0)
+        if doc.get("phase") != "read" or not total:
+            return str(doc.get("phase") or "")
+        return f"{done:,}/{total:,} ({100 * done // total}%)"
 
     def _chosen(self) -> str | None:
         table = self.query_one(DataTable)
