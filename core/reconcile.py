@@ -736,8 +736,10 @@ def render_notebook(home: Home, name: str, out: Path, code: str | None = None) -
         env["DOSSIER"] = code
     with tempfile.TemporaryDirectory(prefix="dossync-nb-") as tmp:
         done = subprocess.run(
+            # a report, not a notebook dump: the code cells stay out of the HTML
             [sys.executable, "-m", "jupyter", "nbconvert", "--to", "html", "--execute",
-             f"--ExecutePreprocessor.timeout={NOTEBOOK_TIMEOUT}", "--output-dir", tmp,
+             "--no-input", f"--ExecutePreprocessor.timeout={NOTEBOOK_TIMEOUT}",
+             "--output-dir", tmp,
              "--output", name, str(notebook)],
             capture_output=True, text=True, env=env, cwd=NOTEBOOKS, timeout=NOTEBOOK_TIMEOUT + 60)
         produced = Path(tmp) / f"{name}.html"
