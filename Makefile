@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 HOME_DIR ?= data
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: demo test test-fast bench install clean-demo
+.PHONY: demo test test-fast bench install clean-demo i18n
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,16 @@ bench: $(STAMP)
 	-$(BIN)/python bench/queue_bench.py
 	-$(BIN)/python bench/pg_bench.py
 	-$(BIN)/python bench/queue_bench.py --postgres --dossiers 1000
+
+# The messages' catalogs, with Babel's standard tooling: extract what core/ and tui/ mark
+# with _() or N_() into the template, bring every language's .po up to date (translators
+# work there), and compile them (dossync also compiles a .po in memory when no .mo is there).
+i18n: $(STAMP)
+	$(BIN)/pybabel extract -F babel.cfg -k _ -k N_ -k ngettext:1,2 --no-location \
+	    --sort-output --project dossync -o core/locale/dossync.pot .
+	$(BIN)/pybabel update -i core/locale/dossync.pot -d core/locale -D dossync \
+	    --no-location --ignore-obsolete --width 100
+	$(BIN)/pybabel compile -d core/locale -D dossync --statistics
 
 clean-demo:
 	rm -rf $(HOME_DIR)/portal.duckdb $(HOME_DIR)/portal.duckdb.wal $(HOME_DIR)/ledgers \

@@ -22,9 +22,10 @@ from datetime import date
 from pathlib import Path
 from typing import Callable
 
-from dossync.core import logs, money, portal, reports
+from dossync.core import i18n, idle, logs, money, portal, reports, window
 from dossync.core.addresses import portal_url_problem, redact_url
 from dossync.core.home import MAX_JOBS, PORTAL_ENV, Home
+from dossync.core.i18n import N_, _
 from dossync.core.demo_package.events import LEDGER_EVENTS
 from dossync.core.model import (DEFAULT_TIMEZONE, LANGUAGES, PACKAGES, Dossier, DossyncError,
                                 ExitCode, ManualOptions, Progress, RunContext, SyncResult,
@@ -32,6 +33,7 @@ from dossync.core.model import (DEFAULT_TIMEZONE, LANGUAGES, PACKAGES, Dossier, 
 from dossync.core.jobqueue import DEFAULT_LEASE, run_worker
 from dossync.core.monitor import monitor_rows
 from dossync.core.sync import sync_dossier
+from dossync.core import upgrades
 from dossync.core.validate import (CODE_RULE, address_problem, code_problem, name_problem,
                                    new_code_problem)
 
@@ -97,6 +99,42 @@ def _emit_json(doc) -> None:
         _OUTPUT.document = doc
 
 
+# The headers of the human tables, in the source language (JSON keeps the keys).
+_HEADERS = {
+    "code": N_("code"), "name": N_("name"), "package": N_("package"),
+    "updated_until": N_("updated until"), "active_period": N_("active period"),
+    "pending_proposals": N_("pending proposals"), "state": N_("state"),
+    "quarantined": N_("quarantined"), "nightly": N_("nightly"), "last_sync": N_("last sync"),
+    "account": N_("account"), "class": N_("class"), "commodity": N_("commodity"),
+    "debit": N_("debit"), "credit": N_("credit"), "balance": N_("balance"),
+    "amount": N_("amount"), "ref": N_("ref"), "journal": N_("journal"), "date": N_("date"),
+    "due_date": N_("due date"), "relation": N_("relation"), "booking_status": N_("booking"),
+    "payment_status": N_("payment")}
+# Values that are words of ours (a state, a kind), shown translated; JSON keeps them.
+_WORDS = {
+    "ok": N_("ok"), "syncing": N_("syncing"), "failed": N_("failed"),
+    "action_required": N_("action required"), "on": N_("on"), "off": N_("off"),
+    "never": N_("never"), "succeeded": N_("succeeded"), "simple": N_("simple"),
+    "full": N_("full"), "repair": N_("repair"), "paid": N_("paid"), "open": N_("open"),
+    "partly_paid": N_("partly paid"), "provisional": N_("provisional"),
+    "definitive": N_("definitive"), "booked": N_("booked")}
+_MONEY_COLUMNS = {"debit", "credit", "balance", "amount"}
+_DATE_COLUMNS = {"date", "due_date", "updated_until"}
+
+
+def _cell(column: str, value) -> str:
+    """A value as people read it in the active language (amounts, dates, known words)."""
+    if value is None:
+        return ""
+    if column in _MONEY_COLUMNS:
+        return i18n.amount(value)
+    if column in _DATE_COLUMNS and isinstance(value, str) and len(value) == 10:
+        return i18n.day(value)
+    if isinstance(value, str) and value in _WORDS:
+        return _(_WORDS[value])
+    return str(value)
+
+
 def _table(rows: list[dict], columns: list[str], title: str | None = None) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -104,9 +142,10 @@ def _table(rows: list[dict], columns: list[str], title: str | None = None) -> No
 
     table = Table(title=title, show_lines=False)
     for column in columns:
-        table.add_column(column, justify="right" if column in _RIGHT else "left")
+        table.add_column(_(_HEADERS.get(column, column)),
+                         justify="right" if column in _RIGHT else "left")
     for row in rows:  # values are text, never markup: a path may hold [brackets]
-        table.add_row(*(Text("" if row.get(c) is None else str(row.get(c))) for c in columns))
+        table.add_row(*(Text(_cell(c, row.get(c))) for c in columns))
     Console(width=None if sys.stdout.isatty() else 160).print(table)
 
 
@@ -150,14 +189,18 @@ class _ProgressBar:
 
 def _print_sync(result: SyncResult) -> None:
     rows = result.rows
-    verb = "succeeded" if result.status == "succeeded" else "FAILED"
-    print(f"{result.kind} sync of {result.dossier} {verb} (run {result.run_id}): "
-          f"read {rows.read}, inserted {rows.inserted}, updated {rows.updated}, "
-          f"deleted {rows.deleted}, quarantined {rows.quarantined}")
+    kind = _(_WORDS.get(result.kind, result.kind))
+    line = (_("{kind} sync of {dossier} succeeded (run {run})") if result.status == "succeeded"
+            else _("{kind} sync of {dossier} FAILED (run {run})"))
+    print(line.format(kind=kind, dossier=result.dossier, run=result.run_id) + ": "
+          + _("read {read}, inserted {inserted}, updated {updated}, deleted {deleted}, "
+              "quarantined {quarantined}").format(
+              read=rows.read, inserted=rows.inserted, updated=rows.updated,
+              deleted=rows.deleted, quarantined=rows.quarantined))
     for warning in result.warnings:
-        print(f"  warning: {warning}", file=sys.stderr)
+        print("  " + _("warning: {text}").format(text=warning), file=sys.stderr)
     if result.error:
-        print(f"  error: {result.error}", file=sys.stderr)
+        print("  " + _("error: {text}").format(text=result.error), file=sys.stderr)
 
 
 def _sync_exit(result: SyncResult) -> int:
@@ -316,7 +359,7 @@ def _dossier_json(d: Dossier) -> dict:
             "updated_until": d.updated_until, "active_period": d.active_period,
             "pending_proposals": d.pending_proposals, "currency": d.currency,
             "book_currency": d.book_currency, "timezone": d.timezone,
-            "proposals_file": d.proposals_file}
+            "proposals_file": d.proposals_file, "connector_version": d.connector_version}
 
 
 def cmd_dossier_list(home: Home, args) -> int:
@@ -348,17 +391,18 @@ def cmd_dossier_show(home: Home, args) -> int:
 
 def cmd_status(home: Home, args) -> int:
     home.require()
-    rows = monitor_rows(home)
+    rows = monitor_rows(home, now=window.current_time())
     if args.json:
         _emit_json([{k: v for k, v in r.items() if k != "reason"} for r in rows])
     else:
         flat = [{**r, "last_sync": f"{r['last_sync']['kind']} {r['last_sync']['status']} "
                                   f"{r['last_sync']['finished_at'].replace('T', ' ')}"
                  if r["last_sync"] else "never",
-                 "nightly": "on" if r["nightly"] else "off"} for r in rows]
+                 "nightly": "on" if r["nightly"] else "off",
+                 "idle": "-" if r["idle_days"] is None else r["idle_days"]} for r in rows]
         _table(flat, ["code", "name", "package", "updated_until", "active_period",
-                      "pending_proposals", "state", "quarantined", "nightly", "last_sync"],
-               title="active clients monitor")
+                      "pending_proposals", "state", "quarantined", "nightly", "last_sync", "idle"],
+               title=_("active clients monitor"))
     return ExitCode.OK
 
 
@@ -370,8 +414,13 @@ def cmd_sync(home: Home, args) -> int:
                             notify=args.notify, new_period=args.new_period)
     if args.notify:
         _check_client_email(home, code)
+    if args.now and kind != "full":
+        raise UsageError("--now goes with --full (a full sync outside the quiet window); "
+                         "simple syncs and repairs never wait")
     if args.queue:
         return _queue_sync(home, code, kind, options, args)
+    if kind == "full" and not args.now and window.waits_until(home, kind, window.current_time()):
+        return _queue_sync(home, code, kind, options, args)  # scheduled for the quiet window
     if kind == "full" and not args.json:
         print(f"full sync of {code}: the whole ledger is read again (load on the office server)",
               file=sys.stderr)
@@ -380,8 +429,9 @@ def cmd_sync(home: Home, args) -> int:
     signal.signal(signal.SIGTERM, lambda *_: cancel.set())
     with _ProgressBar(not args.json, f"{kind} sync {code}") as bar:
         # a whole-ledger read obeys [full_sync] max_rows_per_second (the engine reads it)
-        result = sync_dossier(home, code, kind, RunContext(on_progress=bar, cancel_requested=cancel),
-                              options=options)
+        # a simple sync of a long-idle dossier is checked first ([sync] idle_days, core/idle.py)
+        result = idle.sync(home, code, kind, RunContext(on_progress=bar, cancel_requested=cancel),
+                           options=options, now=window.current_time())
     if args.json:
         _emit_json(result.to_json())
     else:
@@ -394,13 +444,21 @@ def cmd_sync(home: Home, args) -> int:
 
 
 def _queue_sync(home: Home, code: str, kind: str, options: ManualOptions, args) -> int:
-    """sync --queue: the job, at once; a worker runs it (dossync worker)."""
+    """sync --queue: the job, at once; a worker runs it (dossync worker). A full sync
+    outside the quiet window waits for it (`scheduled_for`); without --queue it answers
+    `status: "scheduled"` (core/window.py)."""
     if options.new_period and not re.match(r"^\d{4}-(0[1-9]|1[0-2])$", options.new_period):
         raise UsageError(f"--new-period {options.new_period!r}: use YYYY-MM; nothing was queued")
-    job = portal.enqueue_job(home.portal, code, kind, options)
+    job, at = window.queue_sync(home, code, kind, options, now=window.current_time(),
+                                at_once=args.now)
     doc = {"job": job.job, "dossier": job.dossier, "kind": job.kind, "status": job.status}
+    if at is not None:
+        doc.update(status=job.status if args.queue else "scheduled",
+                   scheduled_for=at.isoformat(timespec="seconds"))
     if args.json:
         _emit_json(doc)
+    elif at is not None:
+        print(window.describe(home, job, at))
     else:
         print(f"queued job {job.job}: {job.kind} sync of {job.dossier} "
               f"('dossync worker' runs it, 'dossync jobs' shows it)")
@@ -418,7 +476,8 @@ def cmd_worker(home: Home, args) -> int:
                   + (f": {job.error}" if job.error else ""), flush=True)
 
     result = run_worker(home, concurrency=args.concurrency, lease=float(args.lease),
-                        until_idle=args.until_idle, on_finished=finished)
+                        until_idle=args.until_idle, on_finished=finished,
+                        clock=window.current_time)
     if args.json:
         _emit_json(result.to_json())
     else:
@@ -450,6 +509,44 @@ def cmd_jobs(home: Home, args) -> int:
                  "finished_at": (j["finished_at"] or "").replace("T", " ")} for j in jobs],
                ["job", "dossier", "kind", "status", "attempts", "queued_at", "finished_at",
                 "error"], title="job queue, newest first")
+    return ExitCode.OK
+
+
+def cmd_upgrade_plan(home: Home, args) -> int:
+    """The dossiers whose connector now brings data they lack (core/upgrades.py), what
+    reloading each costs, and with --queue a full sync job for each."""
+    home.require()
+    plan = upgrades.plan(home)
+    jobs = upgrades.queue(home, plan) if args.queue and plan else []
+    docs = [r.to_json() for r in plan]
+    for doc, job in zip(docs, jobs):
+        doc["job"] = job.job
+    if args.json:
+        _emit_json(docs)
+        return ExitCode.OK
+    if not plan:
+        print(_("no dossier lacks data its connector brings now: nothing to reload"))
+        return ExitCode.OK
+    _table(docs, ["dossier", "package", "from_version", "to_version", "expected_rows",
+                  "expected_seconds", "new"], title=_("dossiers to reload (full sync)"))
+    print(_("{n} dossier(s), about {rows} rows and {seconds} s in all: the rows of each one's "
+            "last full load (or what the portal holds now, if more) at the rate that load ran, "
+            "within [full_sync] max_rows_per_second").format(
+        n=len(plan), rows=sum(r.expected_rows for r in plan),
+        seconds=sum(r.expected_seconds for r in plan)))
+    guessed = [r.dossier for r in plan if not r.measured]
+    if guessed:
+        print(_("no full load of {codes} was measured: estimated at {rate} rows/s").format(
+            codes=", ".join(guessed), rate=upgrades.DOCUMENTED_ROWS_PER_SECOND))
+    for job in jobs:
+        print(_("queued job {job}: full sync of {dossier}").format(job=job.job,
+                                                                   dossier=job.dossier))
+    if jobs:
+        print(_("'dossync worker' runs them (full syncs wait for [full_sync] window where one "
+                "is set); 'dossync jobs' shows them"))
+    else:
+        print(_("queue them for 'dossync worker' with: dossync upgrade-plan --queue; or one "
+                "by one: dossync sync CODE --full"))
     return ExitCode.OK
 
 
@@ -523,7 +620,7 @@ def cmd_nightly(home: Home, args) -> int:
     settings = home.settings().nightly
     jobs = args.jobs or settings.jobs
     verify = args.verify or settings.verify
-    result = run_nightly(home, jobs=jobs, verify=verify)
+    result = run_nightly(home, jobs=jobs, verify=verify, now=window.current_time())
     if args.json:
         _emit_json(result.to_json())
     else:
@@ -531,6 +628,9 @@ def cmd_nightly(home: Home, args) -> int:
             _print_sync(run)
         for skip in result.skipped:
             print(f"{skip['dossier']} skipped: {skip['reason']}")
+        for job in result.scheduled:
+            print(f"job {job.job}: scheduled full sync of {job.dossier} {job.status}"
+                  + (f": {job.error}" if job.error else ""))
         for check in result.verified:
             outcome = ("repaired, now in sync" if check.repaired
                        else "needs a full sync (action required)" if check.action_required
@@ -647,27 +747,43 @@ def cmd_report(home: Home, args) -> int:
             columns = ["account", "name", "class", "debit", "credit", "balance"]
             if any(row["commodity"] for row in doc):  # lines in other commodities: say which
                 columns.insert(3, "commodity")
-            _table(doc, columns, title=f"{code} trial balance")
+            _table(doc, columns, title=_("{code} trial balance").format(code=code))
     elif args.report == "pnl":
         doc = reports.pnl(home.portal, code, args.period, args.validated_only)
         if not args.json:
             _table(doc["accounts"], ["account", "name", "amount"],
-                   title=f"{code} profit and loss {doc['fiscal_year']}")
-            print(f"revenue {doc['revenue']}  costs {doc['costs']}  result {doc['result']}")
+                   title=_("{code} profit and loss {year}").format(code=code,
+                                                                   year=doc["fiscal_year"]))
+            print(_("revenue {revenue}  costs {costs}  result {result}").format(
+                revenue=i18n.amount(doc["revenue"]), costs=i18n.amount(doc["costs"]),
+                result=i18n.amount(doc["result"])))
     elif args.report == "dashboard":
         doc = reports.dashboard(home.portal, code, args.validated_only)
         if not args.json:
-            for key in ("updated_until", "active_period", "fiscal_year", "currency", "revenue",
-                        "costs", "result", "bank", "receivables", "payables", "vat_position"):
-                print(f"{key:<15} {doc[key] if doc[key] is not None else '-':>16}")
+            for key, label in _DASHBOARD:
+                value = doc[key]
+                shown = ("-" if value is None else i18n.amount(value) if key in _DASHBOARD_MONEY
+                         else _cell(key, value))
+                print(f"{_(label):<22} {shown:>16}")
     else:
         doc = reports.archive(home.portal, code, args.period, args.validated_only)
         if not args.json:
             _table(doc, ["ref", "journal", "date", "due_date", "relation", "amount",
-                         "booking_status", "payment_status"], title=f"{code} archive")
+                         "booking_status", "payment_status"],
+                   title=_("{code} archive").format(code=code))
     if args.json:
         _emit_json(doc)
     return ExitCode.OK
+
+
+_DASHBOARD = [
+    ("updated_until", N_("updated until")), ("active_period", N_("active period")),
+    ("fiscal_year", N_("fiscal year")), ("currency", N_("currency")),
+    ("revenue", N_("revenue")), ("costs", N_("costs")), ("result", N_("result")),
+    ("bank", N_("bank")), ("receivables", N_("receivables")), ("payables", N_("payables")),
+    ("vat_position", N_("VAT position"))]
+_DASHBOARD_MONEY = {"revenue", "costs", "result", "bank", "receivables", "payables",
+                    "vat_position"}
 
 
 def cmd_ledger(home: Home, args) -> int:
@@ -734,6 +850,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the portal on a PostgreSQL server (postgresql://USER@HOST:PORT/DB; "
                              "password from PGPASSWORD or ~/.pgpass); default $DOSSYNC_PORTAL, "
                              "else [portal] url in dossync.toml, else HOME/portal.duckdb")
+    parser.add_argument("--lang", choices=list(i18n.LANGUAGES),
+                        help="the language of what is written for people (JSON stays the "
+                             "same): default $DOSSYNC_LANG, else [ui] language in dossync.toml, "
+                             "else the locale, else en")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more on stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
@@ -815,7 +935,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON")
 
     p = command("sync", cmd_sync, "sync a dossier: simple (changes since the last sync) or --full",
-                "dossync sync ACME        # simple\n  dossync sync ACME --full # reload everything")
+                "dossync sync ACME        # simple\n  dossync sync ACME --full # reload everything"
+                "\n  dossync sync ACME --full --now  # at once, also outside [full_sync] window"
+                "\n\nOutside [full_sync] window a full sync is not run but scheduled for the "
+                "window's next\nstart (a job the nightly or 'dossync worker' runs then); --now "
+                "runs it at once")
     p.add_argument("code", metavar="CODE", type=_code)
     kind = p.add_mutually_exclusive_group()
     kind.add_argument("--full", action="store_true", help="reload the whole ledger (heavy)")
@@ -827,6 +951,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--queue", action="store_true",
                    help="queue the sync (with its options) for 'dossync worker' and return at "
                         "once; JSON: {job, dossier, kind, status}")
+    p.add_argument("--now", action="store_true",
+                   help="with --full: run it at once, also outside [full_sync] window (there "
+                        "a full sync is otherwise scheduled for the window; JSON: {job, "
+                        "dossier, kind, status: scheduled, scheduled_for})")
     p.add_argument("--json", action="store_true", help="print the run as JSON")
 
     p = command("propose", cmd_propose, "send booking proposals from the worklist (automatic sync)",
@@ -869,7 +997,8 @@ def build_parser() -> argparse.ArgumentParser:
                         f"(default {int(DEFAULT_LEASE)}); a job of a worker that died is "
                         f"claimable again after it")
     p.add_argument("--until-idle", action="store_true",
-                   help="exit 0 once no job is queued or running")
+                   help="exit 0 once no job is queued or running (a full sync scheduled "
+                        "for a later quiet window does not count)")
     p.add_argument("--json", action="store_true",
                    help="print a summary as JSON: {worker, jobs, run, succeeded, failed, stopped}")
 
@@ -884,6 +1013,23 @@ def build_parser() -> argparse.ArgumentParser:
                 "cancelled. An ended job is refused (exit 2)")
     p.add_argument("action", nargs="?", choices=["cancel"], help="cancel JOB")
     p.add_argument("job", nargs="?", metavar="JOB", help="the job to cancel")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+    p = command("upgrade-plan", cmd_upgrade_plan,
+                "dossiers whose connector now brings data they lack: reload them (full sync)",
+                "dossync upgrade-plan --json\n  dossync upgrade-plan --queue   # a full sync job "
+                "each, for 'dossync worker'\n\n"
+                "After an upgrade of dossync a connector may bring data that dossiers loaded by\n"
+                "its earlier versions lack (0.4.0: account classes and exact amounts); only a\n"
+                "full sync reads it. The monitor shows them action_required (full_sync_advised\n"
+                "in 'status --json'). Expected time: the rows of each dossier's last full load\n"
+                "at the rate that load ran (else %d rows/s), within [full_sync]\n"
+                "max_rows_per_second. JSON: a list of {dossier, package, from_version,\n"
+                "to_version, new, expected_rows, expected_seconds} (and job, with --queue)"
+                % upgrades.DOCUMENTED_ROWS_PER_SECOND)
+    p.add_argument("--queue", action="store_true",
+                   help="queue a full sync job for each dossier listed ('dossync worker' runs "
+                        "them; full syncs wait for [full_sync] window where one is set)")
     p.add_argument("--json", action="store_true", help="print JSON")
 
     p = command("scheduler", cmd_scheduler,
@@ -1075,15 +1221,28 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     output, outer = _Output(_wants_json(argv)), _OUTPUT
     _OUTPUT = output
-    portal_before = os.environ.get(PORTAL_ENV)
+    portal_before, language_before = os.environ.get(PORTAL_ENV), i18n.current()
     try:
         return _main(argv, output)
     finally:
         _OUTPUT = outer
+        i18n.activate(language_before)
         if portal_before is None:
             os.environ.pop(PORTAL_ENV, None)
         else:
             os.environ[PORTAL_ENV] = portal_before
+
+
+def _set_language(option: str | None, home: Home) -> None:
+    """Speak the language asked for (core/i18n.py) in what is written for people."""
+    env = os.environ.get(i18n.LANG_ENV)
+    if not option and env and i18n.problem(env):
+        raise UsageError(f"{i18n.LANG_ENV}={env!r}: {i18n.problem(env)}")
+    try:
+        configured = home.settings().ui.language
+    except UsageError:  # a bad dossync.toml: the commands that read it say so
+        configured = ""
+    i18n.activate(i18n.resolve(option, configured))
 
 
 def _portal_option(url: str | None) -> None:
@@ -1106,6 +1265,7 @@ def _main(argv: list[str], output: _Output) -> int:
             output.json = bool(getattr(args, "json", False))
             _portal_option(args.portal)
             home = Home.resolve(args.home)
+            _set_language(args.lang, home)
             _setup_logging(home, args.verbose)
             code = int(args.handler(home, args))
         output.done()

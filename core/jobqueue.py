@@ -39,12 +39,14 @@ import tempfile
 import threading
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import IO, Callable
 
-from dossync.core import portal
+from dossync.core import portal, window
 from dossync.core.home import Home
 from dossync.core.locks import dossier_lock
-from dossync.core.model import ExitCode, TransientError, UsageError
+from dossync.core.model import (DossierBusy, DossyncError, ExitCode, SyncKind, SyncResult,
+                                TransientError, UsageError)
 from dossync.core.monitor import sync_command
 from dossync.core.portal import Job
 from dossync.core.workers import stop_on_signals
@@ -161,12 +163,16 @@ class _Heartbeat(threading.Thread):
 
 def run_worker(home: Home, *, concurrency: int = 1, lease: float = DEFAULT_LEASE,
                until_idle: bool = False, stop: threading.Event | None = None,
-               on_finished: Callable[[Job], None] | None = None) -> WorkerResult:
+               on_finished: Callable[[Job], None] | None = None,
+               clock: Callable[[], datetime] = datetime.now) -> WorkerResult:
     """Claim and run queued jobs until stopped (or, with `until_idle`, until none is left).
 
     `stop` set (or SIGTERM/SIGINT when the caller gives none, from the main
     thread): nothing new is claimed and the running jobs finish. Each job
     that ends is recorded in the portal and handed to `on_finished`.
+    `clock` says when a waiting job is due (a full sync scheduled for the
+    quiet window); the CLI's reads DOSSYNC_NOW (core/window.py). Such a job
+    not yet due does not keep an `until_idle` worker waiting.
     """
     home.require()
     if concurrency < 1:
@@ -220,9 +226,9 @@ def run_worker(home: Home, *, concurrency: int = 1, lease: float = DEFAULT_LEASE
                     stop.wait(POLL_SECONDS)
                     continue
                 if len(running) < concurrency and _claim_and_start(home, worker, lease, running,
-                                                                   guard):
+                                                                   guard, clock()):
                     continue  # claim the next one at once
-                if until_idle and not running and _waiting(path) == 0:
+                if until_idle and not running and _waiting(path, clock()) == 0:
                     break
                 stop.wait(POLL_SECONDS)
             if stop.is_set():
@@ -237,26 +243,50 @@ def run_worker(home: Home, *, concurrency: int = 1, lease: float = DEFAULT_LEASE
     return result
 
 
-def _waiting(path) -> int:
+def _waiting(path, now: datetime) -> int:
+    """Jobs to wait for: those due within a few busy waits (not a full sync scheduled for
+    a quiet window hours away)."""
     try:
-        return portal.jobs_waiting(path)
+        return portal.jobs_waiting(path, due_by=now + timedelta(seconds=10 * BUSY_WAIT))
     except TransientError as exc:
         log.warning("could not read the queue: %s", exc)
         return 1
 
 
+def _outside_its_window(home: Home, worker: str, job: Job, now: datetime | None) -> bool:
+    """A full sync scheduled for the quiet window that a worker claims after the window
+    closed again (no worker ran that night): back in the queue for the next window,
+    as the firm asked; True when so. (`sync --full --now --queue` jobs run whenever.)"""
+    if job.kind != "full" or not (job.error or "").startswith(window.SCHEDULED):
+        return False
+    now = now or window.current_time()
+    at = window.waits_until(home, "full", now)
+    if at is None:
+        return False
+    log.info("job %s: the quiet window has closed; it waits for the next one (%s)", job.job, at)
+    try:
+        portal.requeue_job(home.portal, job.job, worker, window.waiting_reason(home, at),
+                           (at - now).total_seconds(), not_before=at)
+    except TransientError as exc:  # its lease runs out and it is claimed again
+        log.warning("job %s: could not put it back in the queue: %s", job.job, exc)
+    return True
+
+
 def _claim_and_start(home: Home, worker: str, lease: float, running: dict[str, _Running],
-                     guard: threading.Lock) -> bool:
+                     guard: threading.Lock, due_by: datetime | None = None) -> bool:
     """Claim one job and start its child (or put it back if its dossier is busy).
     False when there was nothing to claim."""
     try:
         job = portal.claim_job(home.portal, worker, lease,
-                               exclude=[r.job.dossier for r in running.values()])
+                               exclude=[r.job.dossier for r in running.values()],
+                               due_by=due_by)
     except TransientError as exc:
         log.warning("worker %s: could not claim a job: %s", worker, exc)
         return False
     if job is None:
         return False
+    if _outside_its_window(home, worker, job, due_by):
+        return True
     lock = dossier_lock(home, job.dossier)
     if lock.is_held():
         reason = (f"waiting: dossier {job.dossier} is busy ({lock.holder() or 'another process'})"
@@ -318,5 +348,96 @@ def _conclude(path, worker: str, r: _Running, result: WorkerResult,
     return True
 
 
-__all__ = ["BUSY_WAIT", "DEFAULT_LEASE", "WorkerResult", "run_worker", "job_command",
-           "worker_id"]
+class _Either:
+    """Set when either event is: the caller's stop, or a `jobs cancel` of the job."""
+
+    def __init__(self, *events: threading.Event) -> None:
+        self.events = events
+
+    def is_set(self) -> bool:
+        return any(e.is_set() for e in self.events)
+
+
+def run_due_jobs(home: Home, kind: SyncKind,
+                 run: Callable[[Job, object], SyncResult], *, due_by: datetime,
+                 stop: threading.Event,
+                 lease: float = DEFAULT_LEASE) -> list[tuple[Job, SyncResult]]:
+    """Claim the due queued jobs of one `kind` one at a time, as a worker would, and run
+    each in this process: `run(job, cancel)` returns its sync's result, `cancel` (an
+    Event-like `.is_set()`) telling it to stop. The nightly runs the full syncs scheduled
+    for the quiet window this way (core/nightly.py), with its throttle and its log.
+
+    Each job ends as a worker ends it (`_outcome`, `finish_job`): succeeded, failed, or
+    cancelled when `dossync jobs cancel` asked (the heartbeat that extends its lease sees
+    the request); a busy dossier, or a `stop` that cut the sync short, puts the job back
+    in the queue (that attempt does not count). Returns the ended jobs with their runs.
+    """
+    path, worker = home.portal, worker_id()
+    done: list[tuple[Job, SyncResult]] = []
+    busy: list[str] = []  # dossiers another process syncs: not claimed again in this call
+    asked: dict[str, threading.Event] = {}
+    guard = threading.Lock()
+
+    def held() -> list[str]:
+        with guard:
+            return list(asked)
+
+    def stop_jobs(jobs: list[str]) -> None:
+        with guard:
+            for job in jobs:
+                if job in asked:
+                    log.info("job %s: stop requested; stopping its sync", job)
+                    asked[job].set()
+
+    beat = _Heartbeat(path, worker, lease, held, stop_jobs)
+    beat.start()
+    try:
+        while not stop.is_set():
+            if beat.failure is not None:
+                raise beat.failure
+            job = portal.claim_job(path, worker, lease, exclude=busy, kind=kind, due_by=due_by)
+            if job is None:
+                break
+            with guard:
+                cancel = asked[job.job] = threading.Event()
+            log.info("job %s: %s sync of %s started in this process (attempt %d)", job.job,
+                     job.kind, job.dossier, job.attempts)
+            try:
+                result = run(job, _Either(stop, cancel))
+            except DossierBusy as exc:
+                busy.append(job.dossier)
+                log.info("job %s: dossier %s busy, back in the queue: %s", job.job,
+                         job.dossier, exc)
+                portal.requeue_job(path, job.job, worker, f"waiting: {exc}", BUSY_WAIT)
+                continue
+            except Exception as exc:  # refused (a dossier removed since), or a defect: the
+                log.exception("job %s: %s sync of %s failed", job.job, job.kind, job.dossier)
+                portal.finish_job(path, job.job, worker, "failed", None,  # others go on
+                                  str(exc) if isinstance(exc, DossyncError) else
+                                  f"the sync failed unexpectedly ({type(exc).__name__}: {exc})")
+                continue
+            except BaseException:  # interrupted: the job waits for the next run
+                portal.requeue_job(path, job.job, worker, "waiting: interrupted", 0)
+                raise
+            finally:
+                with guard:
+                    asked.pop(job.job, None)
+            code = ExitCode.OK if result.status == "succeeded" else ExitCode.FAILED
+            outcome = _outcome(code, json.dumps(result.to_json()).encode(), b"",
+                               stop.is_set(), cancel.is_set())
+            if outcome.status == "busy":  # stopped with the caller: the job waits
+                portal.requeue_job(path, job.job, worker, f"waiting: {outcome.error}", 0)
+                continue
+            if portal.finish_job(path, job.job, worker, outcome.status, outcome.run_id,
+                                 outcome.error):
+                finished = portal.require_job(path, job.job)
+                log.info("job %s: %s", job.job, finished.status)
+                done.append((finished, result))
+    finally:
+        beat.done.set()
+        beat.join()
+    return done
+
+
+__all__ = ["BUSY_WAIT", "DEFAULT_LEASE", "WorkerResult", "run_due_jobs", "run_worker",
+           "job_command", "worker_id"]

@@ -186,6 +186,9 @@ class Dossier:
     timezone: str = DEFAULT_TIMEZONE  # how the package's timestamps become dates (GnuCash)
     proposals_file: str | None = None  # Beancount: the include file that receives proposals
     book_currency: str | None = None  # the currency its money is in, as its last sync read it
+    # the connector version of its last full load (None: loaded before versions were
+    # recorded; the connector's VersionHistory says what that means)
+    connector_version: int | None = None
 
     def settings(self) -> "ConnectorSettings":
         return ConnectorSettings(currency=self.currency, timezone=self.timezone,

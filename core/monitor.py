@@ -14,17 +14,26 @@ import os
 import signal
 import subprocess
 import sys
+from datetime import datetime
 
 from dossync.core import portal
 from dossync.core.home import Home
+from dossync.core.idle import days_since
 from dossync.core.locks import DossierLock, syncing
 from dossync.core.model import Dossier, ManualOptions, SyncKind
+from dossync.core.upgrades import full_sync_advised
 
 log = logging.getLogger(__name__)
 
 
-def monitor_rows(home: Home) -> list[dict]:
-    """One row per dossier: the contract's status fields plus `reason` in words."""
+def monitor_rows(home: Home, now: datetime | None = None) -> list[dict]:
+    """One row per dossier: the contract's status fields plus `reason` in words.
+
+    `idle_days` counts whole days from the last successful sync to `now` (the
+    front ends pass core/window.py's `current_time()`): the engineer sees which
+    dossiers were left alone long enough that their next simple sync checks
+    them first (core/idle.py)."""
+    now = now or datetime.now()
     rows = []
     entries = portal.monitor(home.portal)
     held = syncing(home, [entry.dossier.code for entry in entries])
@@ -32,6 +41,8 @@ def monitor_rows(home: Home) -> list[dict]:
         d: Dossier = entry.dossier
         last = entry.last_sync
         reason = None
+        # the connector now brings data this dossier lacks (core/upgrades.py)
+        advised = full_sync_advised(d)
         if d.code in held:
             state = "syncing"
         elif entry.needs_full_sync:
@@ -42,13 +53,17 @@ def monitor_rows(home: Home) -> list[dict]:
                       f"'dossync dossier show {d.code}' gives the reasons")
         elif last and last.status == "failed":
             state, reason = "failed", entry.error
+        elif advised:
+            state, reason = "action_required", advised
         else:
             state = "ok"
         rows.append({"code": d.code, "name": d.name, "package": d.package,
                      "updated_until": d.updated_until, "active_period": d.active_period,
                      "pending_proposals": d.pending_proposals, "state": state,
                      "nightly": d.nightly, "last_sync": last.to_json() if last else None,
-                     "quarantined": entry.quarantined, "reason": reason})
+                     "quarantined": entry.quarantined,
+                     "idle_days": days_since(entry.last_succeeded, now),
+                     "full_sync_advised": advised, "reason": reason})
     return rows
 
 
@@ -56,12 +71,15 @@ def monitor_rows(home: Home) -> list[dict]:
 def sync_command(home: Home, code: str, kind: SyncKind = "simple",
                  options: ManualOptions | None = None) -> list[str]:
     """The command line of `dossync sync CODE --json` with this kind and these options: what
-    the UI starts detached and what a queue worker runs for a job."""
+    the UI starts detached and what a queue worker runs for a job. A full sync gets `--now`:
+    the quiet window was minded before (the UI asked, the worker's job is due)."""
     options = options or ManualOptions()
     args = [sys.executable, "-m", "dossync.core.cli", "--home", str(home.root), "sync", code,
             "--json"]
     if kind in ("full", "repair"):
         args.append(f"--{kind}")
+    if kind == "full":
+        args.append("--now")
     if options.until:
         args += ["--until", options.until]
     if options.reset_counter:

@@ -32,6 +32,13 @@ reload can fix (an edit in a closed period, moved fiscal years) are repaired
 at once (`sync --repair`) and reconciled again; when only a full sync can
 help (a rewound ledger, a deletion-log gap) the dossier is left for staff,
 marked `action_required` in the monitor with the reason.
+
+The quiet window. When the nightly runs inside `[full_sync] window`, it
+also runs the full syncs scheduled for the window whose time has come
+(queued `full` jobs, core/window.py), after the simple syncs, one at a
+time, throttled by `[full_sync] max_rows_per_second` as every full sync is;
+it claims and ends their jobs as a worker would (core/jobqueue.py), so
+`dossync jobs` shows them succeeded or failed.
 """
 from __future__ import annotations
 
@@ -44,6 +51,7 @@ from pathlib import Path
 
 from dossync.core import portal
 from dossync.core.home import Home
+from dossync.core.jobqueue import run_due_jobs
 from dossync.core.logs import configure_logging
 from dossync.core.model import (DossierBusy, DossyncError, ExitCode, ManualOptions, RowCounts,
                                 RunContext, SyncResult, UsageError)
@@ -55,7 +63,7 @@ from dossync.core.workers import (COMMIT_GRACE, STOP_GRACE, ProgressHook, in_wor
 log = logging.getLogger("dossync.nightly")
 
 __all__ = ["COMMIT_GRACE", "STOP_GRACE", "NightlyResult", "Verification", "queue_nightly",
-           "run_nightly", "verify_dossier"]
+           "run_nightly", "run_scheduled_full_syncs", "verify_dossier"]
 
 
 @dataclass(frozen=True)
@@ -96,6 +104,7 @@ class NightlyResult:
     runs: list[SyncResult] = field(default_factory=list)
     skipped: list[dict] = field(default_factory=list)
     verified: list[Verification] = field(default_factory=list)
+    scheduled: list[portal.Job] = field(default_factory=list)  # quiet-window jobs it ended
     started_at: str = ""
     finished_at: str = ""
     stopped: str | None = None
@@ -121,6 +130,7 @@ class NightlyResult:
         return {"runs": [r.to_json() for r in self.runs], "succeeded": self.succeeded,
                 "failed": self.failed, "skipped": self.skipped,
                 "verified": [v.to_json() for v in self.verified],
+                "scheduled": [j.to_json() for j in self.scheduled],
                 "started_at": self.started_at, "finished_at": self.finished_at,
                 "stopped": self.stopped}
 
@@ -135,7 +145,7 @@ def queue_nightly(home: Home) -> list[portal.Job]:
 
 
 def run_nightly(home: Home, jobs: int = 4, stop: threading.Event | None = None,
-                verify: bool = False) -> NightlyResult:
+                verify: bool = False, now: datetime | None = None) -> NightlyResult:
     """Simple-sync every nightly dossier, `jobs` at a time.
 
     `stop` (set on SIGTERM by the scheduler) starts nothing new and cancels
@@ -144,7 +154,9 @@ def run_nightly(home: Home, jobs: int = 4, stop: threading.Event | None = None,
     itself that way (when called from the main thread), and its result says
     it stopped (exit 1). `verify` reconciles each dossier after its sync and
     repairs what a segment reload can fix (see `verify_dossier`). With more
-    than one job the dossiers are shared among worker processes.
+    than one job the dossiers are shared among worker processes. At `now`
+    (default: the clock) inside the quiet window, the due scheduled full
+    syncs run after them (`run_scheduled_full_syncs`).
     """
     home.require()
     if jobs < 1:
@@ -180,6 +192,11 @@ def run_nightly(home: Home, jobs: int = 4, stop: threading.Event | None = None,
             result.skipped.sort(key=lambda s: order[s["dossier"]])
             result.verified.sort(key=lambda v: order[v.dossier])
             portal.record_runs(home.portal, unchanged)
+            for job, run in run_scheduled_full_syncs(home, now or datetime.now(), stop):
+                result.scheduled.append(job)
+                result.runs.append(run)
+            if stop.is_set() and not result.stopped:
+                result.stopped = received[0] if received else "stop requested"
         result.finished_at = datetime.now().isoformat(timespec="seconds")
         if result.stopped:
             left = sum(1 for s in result.skipped if s["reason"] == _NOT_STARTED)
@@ -195,6 +212,34 @@ def run_nightly(home: Home, jobs: int = 4, stop: threading.Event | None = None,
     finally:
         logs.close()
     return result
+
+
+def run_scheduled_full_syncs(home: Home, now: datetime,
+                             stop: threading.Event) -> list[tuple[portal.Job, SyncResult]]:
+    """The full syncs scheduled for the quiet window that are due at `now`, when `now` is
+    inside it (none otherwise, nor without a window): each job claimed, run here and
+    ended as a worker would (core/jobqueue.py); one at a time, each throttled by
+    `[full_sync] max_rows_per_second` (the engine reads it)."""
+    window = home.settings().full_sync.quiet_window
+    if window is None or not window.contains(now) or stop.is_set():
+        return []
+
+    def run(job: portal.Job, cancel) -> SyncResult:
+        result = sync_dossier(home, job.dossier, "full", RunContext(cancel_requested=cancel),
+                              job.options)
+        if result.status == "succeeded":
+            log.info("%s: scheduled full sync ok (job %s): read %d, inserted %d, updated %d, "
+                     "deleted %d, quarantined %d", job.dossier, job.job, result.rows.read,
+                     result.rows.inserted, result.rows.updated, result.rows.deleted,
+                     result.rows.quarantined)
+        else:
+            log.error("%s: scheduled full sync failed (job %s): %s", job.dossier, job.job,
+                      result.error)
+        return result
+
+    done = run_due_jobs(home, "full", run, due_by=now, stop=stop)
+    log.info("nightly: %d scheduled full sync(s) run in the quiet window (%s)", len(done), window)
+    return done
 
 
 def _abandon(name: str) -> None:

@@ -61,7 +61,8 @@ import polars as pl
 import pyarrow as pa
 
 from dossync.core import figures as fp
-from dossync.core import money, portal
+from dossync.core import i18n
+from dossync.core import money, portal, upgrades
 from dossync.core.connectors import connector_settings, open_connector
 from dossync.core.connectors.base import Connector
 from dossync.core.home import Home
@@ -546,6 +547,12 @@ def reconcile(home: Home, code: str) -> Reconciliation:
     else:
         ledger_lines, portal_lines = narrowed.ledger_lines, narrowed.portal_lines
         compared, detailed_periods = narrowed.compared, len(narrowed.periods)
+    # The connector now brings data the portal lacks for this dossier (account classes,
+    # exact amounts): the figures may agree, but only a full sync reads that data.
+    advised = upgrades.full_sync_advised(dossier)
+    if advised:
+        reasons.insert(len(reasons) if verdict == "full_sync" else 0, advised)
+        verdict = "full_sync"
     if verdict == "in_sync":
         reasons.insert(0, f"ledger and portal agree in all {_plural(compared, 'period')} "
                           f"({portal_lines} booking lines)")
@@ -553,7 +560,8 @@ def reconcile(home: Home, code: str) -> Reconciliation:
         dossier=code, verdict=verdict, reasons=tuple(reasons),
         differences=_difference_dicts(differences),
         segments=segments if verdict == "full_sync" else [],
-        repairable=verdict == "full_sync" and problem is None,
+        # (a reload of some periods does not bring what a connector upgrade brings)
+        repairable=verdict == "full_sync" and problem is None and (not advised or bool(segments)),
         history_problem=problem,
         segments_compared=detailed.height, periods_compared=compared,
         periods_detailed=detailed_periods, ledger_lines=ledger_lines, portal_lines=portal_lines,
@@ -731,14 +739,18 @@ def render_notebook(home: Home, name: str, out: Path, code: str | None = None) -
     if not notebook.is_file():
         raise TerminalError(f"notebook {notebook} is missing: is dossync installed completely?")
     out = Path(out).expanduser().resolve()
-    env = {**os.environ, "DOSSYNC_HOME": str(home.root)}
+    # the report speaks the command's language (--lang included): core/i18n.py
+    env = {**os.environ, "DOSSYNC_HOME": str(home.root), "DOSSYNC_LANG": i18n.current()}
     if code:
         env["DOSSIER"] = code
     with tempfile.TemporaryDirectory(prefix="dossync-nb-") as tmp:
         done = subprocess.run(
             # a report, not a notebook dump: the code cells stay out of the HTML
+            # (and the opening note for whoever opens the notebook itself: `report-hidden`)
             [sys.executable, "-m", "jupyter", "nbconvert", "--to", "html", "--execute",
-             "--no-input", f"--ExecutePreprocessor.timeout={NOTEBOOK_TIMEOUT}",
+             "--no-input", "--TagRemovePreprocessor.enabled=True",
+             "--TagRemovePreprocessor.remove_cell_tags=report-hidden",
+             f"--ExecutePreprocessor.timeout={NOTEBOOK_TIMEOUT}",
              "--output-dir", tmp,
              "--output", name, str(notebook)],
             capture_output=True, text=True, env=env, cwd=NOTEBOOKS, timeout=NOTEBOOK_TIMEOUT + 60)

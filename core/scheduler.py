@@ -4,7 +4,10 @@ For systemd or a container. It sleeps until `[nightly] time` in
 HOME/dossync.toml (HH:MM, or HH:MM:SS), runs the nightly with `[nightly]
 jobs` and `verify` (all three from `home.settings().nightly`), and waits for
 the next day. SIGTERM (or SIGINT) lets the running commits finish, starts
-nothing new, and exits 0.
+nothing new, and exits 0. A nightly at a time inside `[full_sync] window`
+also runs the full syncs scheduled for the window (core/nightly.py); with
+the time outside it, the scheduler says so at start: those wait for a
+worker.
 """
 from __future__ import annotations
 
@@ -30,6 +33,11 @@ def serve(home: Home, *, once: bool = False, stop: threading.Event | None = None
     home.require()
     settings = home.settings().nightly  # checked: a bad time or jobs is a usage error here
     at, jobs, verify = settings.time, settings.jobs, settings.verify
+    window = home.settings().full_sync.quiet_window
+    if window is not None and not window.contains(datetime.combine(datetime.now().date(), at)):
+        log.warning("scheduler: [nightly] time %s is outside [full_sync] window %s: the "
+                    "nightly will not run the full syncs scheduled for the window; set the "
+                    "time inside it, or run 'dossync worker'", at.strftime("%H:%M"), window)
     stop = stop or threading.Event()
 
     def shutdown(signum, _frame) -> None:

@@ -20,7 +20,7 @@ import json
 import re
 import tomllib
 from dataclasses import dataclass, field, fields
-from datetime import time as clock
+from datetime import datetime, time as clock, timedelta
 from pathlib import Path
 from typing import Any, Callable
 
@@ -84,6 +84,59 @@ def _clock(value: object) -> str | None:
 
 def _to_clock(value: object) -> clock:
     return value if isinstance(value, clock) else clock.fromisoformat(str(value))
+
+
+_WINDOW = re.compile(r"([01]\d|2[0-3]):([0-5]\d)\s*-\s*([01]\d|2[0-3]):([0-5]\d)\Z")
+_WINDOW_RULE = ('use "HH:MM-HH:MM" (24 h), e.g. "01:00-05:00"; it may wrap past midnight, '
+                'e.g. "22:00-04:00"; or "" for no window')
+
+
+@dataclass(frozen=True)
+class QuietWindow:
+    """`[full_sync] window`: the hours a full sync may load the office server. From `start`
+    up to (not including) `end`; an `end` at or before `start` wraps past midnight."""
+
+    start: clock
+    end: clock
+
+    @classmethod
+    def parse(cls, text: str) -> "QuietWindow | None":
+        """The window in "HH:MM-HH:MM" (None for ""); ValueError for anything else."""
+        if not text.strip():
+            return None
+        found = _WINDOW.match(text.strip())
+        if not found:
+            raise ValueError(text)
+        start, end = (clock(int(found[1]), int(found[2])), clock(int(found[3]), int(found[4])))
+        if start == end:
+            raise ValueError(text)
+        return cls(start, end)
+
+    def __str__(self) -> str:
+        return f"{self.start:%H:%M}-{self.end:%H:%M}"
+
+    def contains(self, now: datetime) -> bool:
+        at = now.time()
+        if self.start < self.end:
+            return self.start <= at < self.end
+        return at >= self.start or at < self.end  # wraps past midnight
+
+    def next_start(self, now: datetime) -> datetime:
+        """When the window opens next after `now` (today, or else tomorrow)."""
+        today = datetime.combine(now.date(), self.start)
+        return today if today > now else today + timedelta(days=1)
+
+
+def _window(value: object) -> str | None:
+    if not isinstance(value, str):
+        return _WINDOW_RULE
+    try:
+        QuietWindow.parse(value)
+    except ValueError:
+        start_is_end = _WINDOW.match(value.strip())
+        return ("the window starts and ends at the same time: " + _WINDOW_RULE
+                if start_is_end else _WINDOW_RULE)
+    return None
 
 
 def _sender(value: object) -> str | None:
@@ -161,11 +214,17 @@ class NightlySettings:
 @dataclass(frozen=True)
 class FullSyncSettings:
     """`[full_sync]`: the throttle of every whole-ledger read (a full sync, `dossier add`, a
-    first simple sync); 0 = unthrottled. `window` is reserved: checked, not yet used."""
+    first simple sync); 0 = unthrottled. `window`: the quiet hours ("01:00-05:00") a full
+    sync waits for unless asked `--now` (core/window.py); "" = no window."""
 
     max_rows_per_second: int = field(
         default=0, metadata=_key(_whole(0, None, " of rows per second", " (0 = unthrottled)")))
-    window: str = field(default="", metadata=_key(_text))
+    window: str = field(default="", metadata=_key(_window))
+
+    @property
+    def quiet_window(self) -> QuietWindow | None:
+        """`window` as a QuietWindow (checked when the file was read); None: no window."""
+        return QuietWindow.parse(self.window)
 
 
 def _portal_url(value: object) -> str | None:
@@ -186,9 +245,12 @@ class PortalSettings:
 
 @dataclass(frozen=True)
 class SyncSettings:
-    """`[sync]`: reserved (`idle_days`): checked, not yet used; None when not set."""
+    """`[sync]`: `idle_days`, how long a dossier may go without a successful sync before a
+    simple sync checks it first, as reconcile does (core/idle.py): a package's change
+    tracking does not show what happened to a ledger left alone that long. 0 = never check."""
 
-    idle_days: int | None = field(default=None, metadata=_key(_whole(0, None, " of days")))
+    idle_days: int = field(default=90, metadata=_key(_whole(0, 36500, " of days",
+                                                            " (0 = never check)")))
 
 
 @dataclass(frozen=True)

@@ -69,7 +69,8 @@ def sync_dossier(home: Home, code: str, kind: SyncKind = "simple",
                  ctx: RunContext | None = None,
                  options: ManualOptions | None = None, *,
                  known: portal.SyncState | None = None,
-                 record: Callable[[SyncResult], None] | None = None) -> SyncResult:
+                 record: Callable[[SyncResult], None] | None = None,
+                 notes: tuple[str, ...] = ()) -> SyncResult:
     """Run one sync of one dossier and return its result (also recorded in the portal).
 
     The manual options take effect only if the sync succeeds, in its own
@@ -83,6 +84,9 @@ def sync_dossier(home: Home, code: str, kind: SyncKind = "simple",
     data to write them in one commit. `known` may be a moment old: it only
     decides that nothing changed (a counter still at the cursor it saw);
     any real work reads the state afresh under the lock.
+
+    `notes` open the run's warnings, recorded with it: what was done for this
+    sync before it started (core/idle.py's check of a long-idle dossier).
     """
     ctx = ctx or RunContext()
     home.require()
@@ -117,6 +121,7 @@ def sync_dossier(home: Home, code: str, kind: SyncKind = "simple",
     staging = home.staging / run_id
     base = SyncResult(run_id=run_id, dossier=code, kind=kind, status="failed", rows=RowCounts(),
                       started_at=started, finished_at=started, updated_until=dossier.updated_until,
+                      warnings=tuple(notes),
                       pending_proposals=dossier.pending_proposals,
                       active_period=dossier.active_period)
     try:
@@ -214,7 +219,7 @@ def _run(home: Home, dossier, kind: SyncKind, base: SyncResult, staging: Path,
     if kind == "repair" and state.cursor is not None:
         return _repair(home, dossier, base, staging, ctx, options, state)
     full = kind in ("full", "repair") or state.cursor is None
-    warnings: list[str] = []
+    warnings: list[str] = list(base.warnings)
     if kind == "simple" and state.cursor is None:
         warnings.append("first sync of this dossier: the whole ledger was loaded (activation)")
     if state.queued:  # proposals the package could not take before: first, so they are read
@@ -233,7 +238,8 @@ def _run(home: Home, dossier, kind: SyncKind, base: SyncResult, staging: Path,
                 problem = ledger_history_problem(connector, position, state, dossier.code)
             if problem:
                 result = replace(
-                    base, finished_at=_now(), warnings=(problem,), needs_full_sync=True,
+                    base, finished_at=_now(), warnings=base.warnings + (problem,),
+                    needs_full_sync=True,
                     error=f"simple sync refused, nothing changed: {problem}")
                 portal.record_run(home.portal, result)
                 return result
@@ -261,6 +267,7 @@ def _run(home: Home, dossier, kind: SyncKind, base: SyncResult, staging: Path,
                    if connector.capabilities.proposal_status else ())
         warnings.extend(connector.warnings)
         currency = connector.currency
+        version = connector.version_history.current
     finally:
         connector.close()
     if diff:
@@ -274,7 +281,8 @@ def _run(home: Home, dossier, kind: SyncKind, base: SyncResult, staging: Path,
         deletions=deletions, quarantine=quarantine, high_water=position.high_water,
         deletion_log_from=position.deletion_log_from, rows_read=rows_read,
         active_period=position.active_period, options=options, stream_reads=reads,
-        currency=currency, history=position.history, settled_proposals=settled)
+        currency=currency, history=position.history, settled_proposals=settled,
+        connector_version=version if full else None)
     if quarantine:
         warnings.append(f"{len(quarantine)} ledger row(s) quarantined: see "
                         f"'dossync dossier show {dossier.code}' for the reasons")

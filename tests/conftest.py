@@ -26,6 +26,9 @@ beancount_loader.initialize(use_cache=False)
 
 ROOT = Path(__file__).resolve().parent.parent
 DOSSYNC = [sys.executable, "-m", "dossync.core.cli"]
+# The suite reads what dossync writes for people in English, whatever the machine's
+# locale (tests/test_i18n.py asks for the other languages itself).
+os.environ["DOSSYNC_LANG"] = "en"
 
 # The slow tier (`make test` runs everything; `make test-fast` leaves these out):
 # real processes killed at random, real terminals, servers, notebooks, property runs,

@@ -61,7 +61,9 @@ def test_json_documents_follow_the_contract(demo_home):
     code = codes(demo_home)[0]
     status, rows = cli_json(demo_home, "status")
     assert set(rows[0]) == {"code", "name", "package", "updated_until", "active_period",
-                            "pending_proposals", "state", "nightly", "last_sync", "quarantined"}
+                            "pending_proposals", "state", "nightly", "last_sync", "quarantined",
+                            "idle_days", "full_sync_advised"}
+    assert rows[0]["idle_days"] == 0  # the demo firm was just activated
     assert set(rows[0]["last_sync"]) == {"run_id", "kind", "status", "finished_at"}
     status, run = cli_json(demo_home, "sync", code)
     assert set(run) == {"run_id", "dossier", "kind", "status", "rows", "updated_until",

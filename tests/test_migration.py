@@ -15,7 +15,7 @@ from pathlib import Path
 
 import duckdb
 
-from dossync.core import portal, reports
+from dossync.core import portal, reports, upgrades
 from dossync.core.home import Home
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "portal-0.3.0"
@@ -74,3 +74,25 @@ def test_a_migrated_portal_keeps_working(tmp_path):
     assert Decimal(before["receivables"]) - Decimal(validated["receivables"]) == gap
     assert portal.monitor(home.portal)  # the monitor reads the migrated tables
     assert portal.runs(path, code)[0]["streams"] is None  # 0.3.0 runs had no per-stream counts
+
+
+def test_a_migrated_portal_knows_which_dossiers_a_full_sync_would_bring_more(tmp_path):
+    """Schema 8: dossiers.connector_version, NULL for every dossier 0.3.0 loaded. The demo
+    dossiers lack nothing (the migration to 4 gave them their classes); the GnuCash book
+    and the Beancount ledger, loaded before classes and exact amounts, are advised a full
+    sync, with the rows of their activation."""
+    path = old_portal(tmp_path)
+    home = Home(tmp_path)
+    dossiers = {d.code: d for d in portal.list_dossiers(path)}
+    assert {code: d.connector_version for code, d in dossiers.items()} == dict.fromkeys(
+        ("BEAN", "FONTAINE", "GCBOOK", "LEMMENS"))
+    advised = {code: upgrades.full_sync_advised(d) for code, d in dossiers.items()}
+    assert advised["LEMMENS"] is advised["FONTAINE"] is None
+    assert "the GnuCash connector is at version 2" in advised["GCBOOK"]
+    assert "the Beancount connector is at version 2" in advised["BEAN"]
+    plan = {r.dossier: r for r in upgrades.plan(home)}
+    assert sorted(plan) == ["BEAN", "GCBOOK"]
+    reads = {r["dossier"]: r["read"] for r in portal.runs(path, limit=100) if r["kind"] == "full"}
+    assert {code: r.expected_rows for code, r in plan.items()} == {
+        code: reads[code] for code in plan}
+    assert all((r.from_version, r.to_version) == (1, 2) for r in plan.values())

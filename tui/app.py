@@ -34,7 +34,7 @@ from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.signal import Signal
 
-from dossync.core import monitor
+from dossync.core import monitor, window
 from dossync.core.progress import read_progress as progress_of
 from dossync.core.home import Home
 from dossync.core.model import DossyncError, ExitCode, ManualOptions
@@ -169,7 +169,7 @@ class DossyncApp(App[int]):
     @work(thread=True, exclusive=True, group="monitor", exit_on_error=False)
     def refresh_monitor(self) -> None:
         try:
-            rows = monitor.monitor_rows(self.home)
+            rows = monitor.monitor_rows(self.home, now=window.current_time())
             progress = {r["code"]: p for r in rows if r["state"] == "syncing"
                         for p in [progress_of(self.home, r["code"])] if p}
         except DossyncError as exc:
@@ -271,6 +271,21 @@ class DossyncApp(App[int]):
         self.post_message(SyncStarted(code, kind, process.pid))
         self.call_from_thread(self._track_started, code, process)
 
+    @work(thread=True, exclusive=False, group="start", exit_on_error=False)
+    def schedule_full_sync(self, code: str, options: ManualOptions, now=None) -> None:
+        """A full sync outside the quiet window, scheduled for it: the job `dossync sync
+        CODE --full` queues there (core/window.py), which the nightly or a worker runs."""
+        from dossync.core import window
+
+        try:
+            job, at = window.queue_sync(self.home, code, "full", options, now=now)
+        except Exception as exc:  # noqa: BLE001
+            self.report(exc, f"scheduling a full sync of {code}")
+            return
+        message = (window.describe(self.home, job, at) if at is not None else
+                   f"queued job {job.job}: full sync of {code} ('dossync worker' runs it)")
+        self.call_from_thread(self.notify, message, title="full sync scheduled")
+
     def _track_started(self, code: str, process: subprocess.Popen) -> None:
         self.started[code] = process
         self._syncing.add(code)
@@ -316,7 +331,9 @@ class DossyncApp(App[int]):
             return
 
         def chosen(request: SyncRequest | None) -> None:
-            if request is not None:
+            if request is not None and request.schedule:
+                self.schedule_full_sync(code, request.options, request.now)
+            elif request is not None:
                 self.start_sync(code, request.kind, request.options)
 
         self.push_screen(SyncDialog(code), chosen)

@@ -84,6 +84,61 @@ class Capabilities:
 
 
 @dataclass(frozen=True)
+class ConnectorVersion:
+    """One version of a connector: what it brought, in the words a user reads.
+
+    number: 1, 2, ...; release: the dossync release that brought it.
+    reload: a dossier last fully loaded by an earlier version lacks what this
+    one brings until a full sync reads its whole ledger again (False when
+    the portal's migration gave existing dossiers what it brings).
+    """
+
+    number: int
+    release: str
+    brought: str
+    reload: bool = True
+
+
+@dataclass(frozen=True)
+class VersionHistory:
+    """What each version of a connector class brought, oldest first; the last is current.
+
+    The portal records, per dossier, the version of its last full load
+    (dossiers.connector_version). A dossier loaded before versions were
+    recorded has none: `unrecorded` says which version this connector takes
+    it to have been loaded by (a decision per connector: what the releases
+    before 0.7.0 could have left such a dossier without).
+    """
+
+    versions: tuple[ConnectorVersion, ...]
+    unrecorded: int
+
+    @property
+    def current(self) -> int:
+        return self.versions[-1].number
+
+    def loaded(self, recorded: int | None) -> int:
+        """The version a dossier's last full load is taken to be by (None: unrecorded)."""
+        return self.unrecorded if recorded is None else recorded
+
+    def missing(self, recorded: int | None) -> tuple[ConnectorVersion, ...]:
+        """The versions since the dossier's last full load whose data it lacks until a
+        full sync (empty: nothing to reload)."""
+        loaded = self.loaded(recorded)
+        return tuple(v for v in self.versions if v.number > loaded and v.reload)
+
+    def problems(self) -> list[str]:
+        """What is wrong with this declaration (empty when it is sound)."""
+        numbers = [v.number for v in self.versions]
+        if not numbers or numbers != list(range(1, len(numbers) + 1)):
+            return [f"its versions are numbered {numbers}, not 1, 2, ... in order"]
+        if self.unrecorded not in numbers:
+            return [f"it takes unrecorded dossiers to be at version {self.unrecorded}, "
+                    f"which it never had"]
+        return []
+
+
+@dataclass(frozen=True)
 class LedgerPosition:
     """Where the ledger stands now.
 
@@ -103,7 +158,9 @@ class Connector(Protocol):
     """What every connector is and does.
 
     package: the package's name (dossier.package); source: the ledger it reads;
-    capabilities: what it declared and `checked` verified; currency: the ISO
+    capabilities: what it declared and `checked` verified; version_history: what each
+    of its versions brought (a dossier loaded by an older one may lack data
+    a full sync would bring: core.upgrades); currency: the ISO
     code the money columns are in (None: a book without money, whose currency
     nothing tells); warnings: what the engine passes on to the user about
     this read (empty when there is nothing to say). A class sets package and
@@ -113,6 +170,7 @@ class Connector(Protocol):
     package: str
     source: str
     capabilities: Capabilities
+    version_history: VersionHistory
     currency: str | None
     warnings: Sequence[str]
 
@@ -282,6 +340,11 @@ def checked(cls: type) -> Capabilities:
         missing = [m for m in _methods(protocol) if not callable(getattr(cls, m, None))]
         if missing:
             problems.append(f"it declares {flag.name} but has no {', '.join(missing)}")
+    history = getattr(cls, "version_history", None)
+    if not isinstance(history, VersionHistory):
+        problems.append("it declares no version_history (what each version brought)")
+    else:
+        problems += history.problems()
     if declared.change_cursor and not declared.deletion_log:
         problems.append("it declares change_cursor without deletion_log (a simple sync "
                         "would not see deletions)")

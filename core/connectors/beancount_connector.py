@@ -14,7 +14,7 @@ from pathlib import Path
 
 import dossync.core.connectors.beancount_book as beancount_book
 import dossync.core.connectors.beancount_proposals as beancount_proposals
-from dossync.core.connectors.base import Capabilities
+from dossync.core.connectors.base import Capabilities, ConnectorVersion, VersionHistory
 from dossync.core.connectors.snapshot import SnapshotConnector
 from dossync.core.model import ConnectorSettings, Proposal
 
@@ -25,6 +25,13 @@ class BeancountConnector(SnapshotConnector):
 
     package = "beancount"
     capabilities = Capabilities(proposals=True)
+    # As GnuCash's: a ledger loaded before versions were recorded is taken to be
+    # loaded before 0.4.0 (no account classes, weights rounded to cents).
+    version_history = VersionHistory((
+        ConnectorVersion(1, "0.2.0", "the ledger's accounts and transactions"),
+        ConnectorVersion(2, "0.4.0", "account classes and exact amounts (postings in other "
+                                     "commodities kept)"),
+    ), unrecorded=1)
 
     def __init__(self, path: Path, settings: ConnectorSettings | None = None) -> None:
         path = Path(path)

@@ -41,7 +41,8 @@ import pyarrow.compute as pc
 from dossync.core import figures as fp
 from dossync.core import money
 from dossync.core.classes import mar_sql
-from dossync.core.connectors.base import DELETIONS, Capabilities, LedgerPosition, sqlite_uri
+from dossync.core.connectors.base import (DELETIONS, Capabilities, ConnectorVersion, LedgerPosition,
+                                          VersionHistory, sqlite_uri)
 from dossync.core.model import ConnectorSettings, DossyncError, LedgerUnavailable, Proposal
 from dossync.core.streams import BY_NAME, Stream
 
@@ -174,6 +175,15 @@ class DemoConnector:
                                 ordered_commits=True, history=True, segment_figures=True,
                                 reload_by_keys=True, stamp=True, parallel_reads=True,
                                 proposals=True, proposal_status=True)
+    # Nothing a full sync would bring is missing from a demo dossier loaded before
+    # versions were recorded: the 0.4.0 migration gave its accounts their MAR
+    # classes (from their codes) and turned its cents into exact amounts of the
+    # same value, and the demo package has no finer amounts than cents.
+    version_history = VersionHistory((
+        ConnectorVersion(1, "0.1.0", "bookings, accounts, relations, matchings, fiscal years "
+                                     "and periods, read by change cursor and deletion log"),
+        ConnectorVersion(2, "0.4.0", "account classes and exact amounts", reload=False),
+    ), unrecorded=2)
 
     def __init__(self, path: Path, settings: ConnectorSettings | None = None) -> None:
         """Open the ledger at `path` (settings: none apply; the package says it all)."""

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import dossync.core.connectors.gnucash as gnucash
 import dossync.core.connectors.gnucash_proposals as gnucash_proposals
-from dossync.core.connectors.base import Capabilities
+from dossync.core.connectors.base import Capabilities, ConnectorVersion, VersionHistory
 from dossync.core.connectors.snapshot import SnapshotConnector
 from dossync.core.model import ConnectorSettings, Proposal
 
@@ -23,6 +23,14 @@ class GnuCashConnector(SnapshotConnector):
 
     package = "gnucash"
     capabilities = Capabilities(proposals=True)
+    # A book loaded before versions were recorded is taken to be loaded before
+    # 0.4.0: the migration could not give its accounts their GnuCash classes nor
+    # its amounts the book's own fractions (they were cents). A full sync reads
+    # no more of the book than its simple sync does (it has no change cursor).
+    version_history = VersionHistory((
+        ConnectorVersion(1, "0.2.0", "the book's accounts, transactions and splits"),
+        ConnectorVersion(2, "0.4.0", "account classes and exact amounts"),
+    ), unrecorded=1)
 
     def __init__(self, path: Path, settings: ConnectorSettings | None = None) -> None:
         path = Path(path)

@@ -42,15 +42,15 @@ from dossync.core.portal.proposals import (account_classes, add_proposals, claim
                                            periods, proposals_attempted, proposals_delivered,
                                            queued_proposals, reference_data, withdraw_proposals)
 from dossync.core.portal.records import (JOB_KEYS, ArchiveDocument, ClaimedProposal, Dashboard,
-                                         Job, Journal, LastSync, MonitorEntry, MonthlyRevenue, OutboxEmail,
+                                         FullLoad, Job, Journal, LastSync, MonitorEntry, MonthlyRevenue, OutboxEmail,
                                          Period, PnlAccount, PnlReport, ProposalAccount,
                                          QuarantineEntry, QueuedProposal, ReconcileView,
                                          ReferenceData, Relation, StagedSync, SyncOptions,
                                          SyncRun, SyncState, TrialBalanceRow)
 from dossync.core.portal.reports import (report_archive, report_dashboard, report_pnl,
                                          report_trial_balance)
-from dossync.core.portal.runlog import (monitor, quarantined, record_run, record_runs,
-                                        record_verdict, runs)
+from dossync.core.portal.runlog import (full_loads, last_succeeded, monitor, quarantined,
+                                        record_run, record_runs, record_verdict, runs)
 from dossync.core.portal.schema import (MONEY, SCHEMA_VERSION, connect, erase_portal, initialise,
                                         portal_exists)
 from dossync.core.portal.state import read_keys, sync_state, sync_states
@@ -66,7 +66,8 @@ __all__ = [
     # syncs
     "apply_sync", "read_keys", "sync_state", "sync_states",
     # runs, quarantine, the monitor
-    "monitor", "quarantined", "record_run", "record_runs", "record_verdict", "runs",
+    "full_loads", "last_succeeded", "monitor", "quarantined", "record_run", "record_runs", "record_verdict",
+    "runs",
     # reports
     "report_archive", "report_dashboard", "report_pnl", "report_trial_balance",
     # proposals, periods, the outbox
@@ -80,7 +81,7 @@ __all__ = [
     "booking_fingerprints", "period_fingerprints", "quarantined_bookings", "reconcile_view",
     "reconciliation_figures",
     # records
-    "JOB_KEYS", "ArchiveDocument", "ClaimedProposal", "Dashboard", "Job", "Journal", "LastSync", "MonitorEntry",
+    "JOB_KEYS", "ArchiveDocument", "ClaimedProposal", "Dashboard", "FullLoad", "Job", "Journal", "LastSync", "MonitorEntry",
     "MonthlyRevenue", "OutboxEmail", "Period", "PnlAccount", "PnlReport", "ProposalAccount",
     "QuarantineEntry", "QueuedProposal", "ReconcileView", "ReferenceData", "Relation",
     "StagedSync", "SyncOptions", "SyncRun", "SyncState", "TrialBalanceRow",

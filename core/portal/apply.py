@@ -227,6 +227,10 @@ def apply_sync(path: Path, code: str, staged: StagedSync,
             if staged.currency:
                 con.execute("UPDATE dossiers SET book_currency = ? WHERE code = ?",
                             [staged.currency, code])
+            if staged.mode == "full" and staged.connector_version is not None:
+                # the whole ledger was read: the dossier now has all this version brings
+                con.execute("UPDATE dossiers SET connector_version = ? WHERE code = ?",
+                            [staged.connector_version, code])
             _replace_provisional(con, code, staged.settled_proposals)
             _apply_options(con, code, staged.options, result.run_id)
             counts = RowCounts(read=staged.rows_read, inserted=inserted, updated=updated,

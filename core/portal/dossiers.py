@@ -17,7 +17,7 @@ def _dossier_cols(alias: str = "") -> str:
             f"strftime({a}updated_until, '%Y-%m-%d') AS updated_until, {a}active_period, "
             f"{a}pending_proposals, {a}currency, "
             f"coalesce({a}timezone, '{DEFAULT_TIMEZONE}') AS timezone, {a}proposals_file, "
-            f"{a}book_currency")
+            f"{a}book_currency, {a}connector_version")
 
 
 _DOSSIER_COLS = _dossier_cols()

@@ -55,10 +55,13 @@ def new_job_id() -> str:
     return f"J{datetime.now():%Y%m%d%H%M%S}-{secrets.token_hex(3)}"
 
 
-def enqueue_jobs(path: Path, specs: list[tuple[str, SyncKind, ManualOptions]]) -> list[Job]:
+def enqueue_jobs(path: Path, specs: list[tuple[str, SyncKind, ManualOptions]], *,
+                 not_before: datetime | None = None, reason: str | None = None) -> list[Job]:
     """Queue one sync per (dossier, kind, options), in this order, in one commit.
 
-    An unknown dossier is a UsageError and nothing is queued."""
+    `not_before`: no worker claims them before then (a full sync scheduled for the quiet
+    window), `reason` saying so in their `error` while they wait. An unknown dossier is a
+    UsageError and nothing is queued."""
     for code, _, _ in specs:
         require_dossier(path, code)
     ids = []
@@ -66,16 +69,19 @@ def enqueue_jobs(path: Path, specs: list[tuple[str, SyncKind, ManualOptions]]) -
         for code, kind, options in specs:
             job = new_job_id()
             con.execute("INSERT INTO jobs (job, dossier, kind, options, status, attempts, "
-                        "queued_at) VALUES (?, ?, ?, ?, 'queued', 0, ?)",
-                        [job, code, kind, _options_json(options), datetime.now()])
+                        "queued_at, not_before, error) VALUES (?, ?, ?, ?, 'queued', 0, ?, ?, ?)",
+                        [job, code, kind, _options_json(options), datetime.now(), not_before,
+                         reason])
             ids.append(job)
     return [get_job(path, job) for job in ids]
 
 
 def enqueue_job(path: Path, code: str, kind: SyncKind,
-                options: ManualOptions | None = None) -> Job:
-    """Queue one sync of a dossier (UsageError for an unknown dossier)."""
-    return enqueue_jobs(path, [(code, kind, options or ManualOptions())])[0]
+                options: ManualOptions | None = None, *, not_before: datetime | None = None,
+                reason: str | None = None) -> Job:
+    """Queue one sync of a dossier (UsageError for an unknown dossier); see enqueue_jobs."""
+    return enqueue_jobs(path, [(code, kind, options or ManualOptions())],
+                        not_before=not_before, reason=reason)[0]
 
 
 def get_job(path: Path, job: str) -> Job | None:
@@ -102,32 +108,38 @@ def list_jobs(path: Path, limit: int | None = None) -> list[Job]:
 
 
 def claim_job(path: Path, worker: str, lease: float,
-              exclude: list[str] | tuple[str, ...] = ()) -> Job | None:
+              exclude: list[str] | tuple[str, ...] = (), *, kind: SyncKind | None = None,
+              due_by: datetime | None = None) -> Job | None:
     """Claim the oldest claimable job for `worker`, under a lease of `lease` seconds.
 
     Oldest first, and within a dossier strictly in order; never a job whose
     dossier has another job running under a live lease, nor one waiting
     (`not_before`) after its dossier was busy, nor one of the dossiers in
     `exclude` (those the worker runs already). Picked and marked running in
-    one transaction: attempts + 1, the worker, the lease.
+    one transaction: attempts + 1, the worker, the lease. `kind`: only a job of that
+    kind (the nightly takes the due full syncs). `due_by`: the time a job's `not_before`
+    must have passed (default now; the quiet window's clock, which tests move with
+    DOSSYNC_NOW); the leases always keep this machine's own clock.
     """
     now = datetime.now()
+    due = due_by or now
     with connect(path) as con, _transaction(con):
         postgres = dialect_of(con) != DIALECT
         if postgres:  # the claims of every machine take turns ('dossync jobs' lock)
             con.execute("SELECT pg_advisory_xact_lock(7368717)")
         row = _one(con.execute(f"""
             WITH pending AS (
-                SELECT job, dossier, queued_at, not_before, row_number() OVER (
+                SELECT job, dossier, kind, queued_at, not_before, row_number() OVER (
                     PARTITION BY dossier ORDER BY queued_at, job) AS place
                 FROM jobs WHERE {_CLAIMABLE})
             SELECT job FROM pending p
-            WHERE place = 1 AND (not_before IS NULL OR not_before <= $now)
+            WHERE place = 1 AND (not_before IS NULL OR not_before <= $due)
+              AND coalesce(CAST($kind AS VARCHAR), kind) = kind
               AND NOT list_contains(CAST($exclude AS VARCHAR[]), dossier)
               AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.dossier = p.dossier
                               AND r.status = 'running' AND r.lease_until >= $now)
             ORDER BY queued_at, job LIMIT 1""",
-            {"now": now, "exclude": list(exclude)}).fetchall())
+            {"now": now, "due": due, "kind": kind, "exclude": list(exclude)}).fetchall())
         if row is not None and postgres:
             row = _one(con.execute(f"SELECT job FROM jobs WHERE job = $job AND {_CLAIMABLE} "
                                    f"FOR UPDATE SKIP LOCKED", {"job": row[0], "now": now}
@@ -178,15 +190,18 @@ def finish_job(path: Path, job: str, worker: str, status: str, run_id: str | Non
     return True
 
 
-def requeue_job(path: Path, job: str, worker: str, reason: str, wait: float) -> bool:
-    """Put a job `worker` holds back in the queue (its dossier was busy): the attempt
-    does not count; it waits `wait` seconds; `reason` says why it waits."""
+def requeue_job(path: Path, job: str, worker: str, reason: str, wait: float,
+                not_before: datetime | None = None) -> bool:
+    """Put a job `worker` holds back in the queue (its dossier was busy, or its quiet window
+    closed): the attempt does not count; it waits `wait` seconds (or until `not_before`);
+    `reason` says why it waits."""
     with connect(path) as con, _transaction(con):
         if not _held(con, job, worker):
             return False
         con.execute("UPDATE jobs SET status = 'queued', attempts = greatest(attempts - 1, 0), "
                     "lease_until = NULL, started_at = NULL, error = ?, not_before = ? "
-                    "WHERE job = ?", [reason, datetime.now() + timedelta(seconds=wait), job])
+                    "WHERE job = ?",
+                    [reason, not_before or datetime.now() + timedelta(seconds=wait), job])
     return True
 
 
@@ -214,8 +229,11 @@ def cancel_job(path: Path, job: str) -> Job:
     return require_job(path, job)
 
 
-def jobs_waiting(path: Path) -> int:
-    """Jobs still to do: queued, or running (under a live lease or a lapsed one)."""
+def jobs_waiting(path: Path, due_by: datetime | None = None) -> int:
+    """Jobs still to do: queued, or running (under a live lease or a lapsed one). With
+    `due_by`, a queued job that waits past it (a full sync scheduled for the quiet
+    window) is not counted: `worker --until-idle` does not wait for the night."""
     with connect(path, read_only=True) as con:
-        return con.execute("SELECT count(*) FROM jobs WHERE status IN ('queued', 'running')"
-                           ).fetchall()[0][0]
+        return con.execute("SELECT count(*) FROM jobs WHERE status = 'running' OR (status = "
+                           "'queued' AND (CAST(? AS TIMESTAMP) IS NULL OR not_before IS NULL "
+                           "OR not_before <= ?))", [due_by, due_by]).fetchall()[0][0]

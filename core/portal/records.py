@@ -78,6 +78,9 @@ class StagedSync:
     currency: str | None = None  # the book currency the connector read the money in
     history: str | None = None  # the package's history id at high_water, if it keeps one
     settled_proposals: tuple[str, ...] = ()  # proposals the package has dealt with (refs)
+    # full: the version of the connector that read the whole ledger, recorded as the
+    # dossier's (what it may lack after a connector upgrade is judged against it)
+    connector_version: int | None = None
 
 
 @dataclass(frozen=True)
@@ -181,6 +184,8 @@ class MonitorEntry:
     last_sync: None before its first run. needs_full_sync: its last run said
     so, or a reconcile verdict kept since its last full sync or repair does;
     error: why (the verdict's first reason then). quarantined: rows kept out.
+    last_succeeded: when its newest successful sync finished (ISO to the
+    second), None before its first: the monitor counts idle days from it.
     """
 
     dossier: Dossier
@@ -188,6 +193,22 @@ class MonitorEntry:
     needs_full_sync: bool
     error: str | None
     quarantined: int
+    last_succeeded: str | None = None
+
+
+@dataclass(frozen=True)
+class FullLoad:
+    """What a full sync of a dossier costs, from what the portal remembers.
+
+    last_rows: rows its last successful full sync read (None: none recorded);
+    last_seconds: how long that run took; portal_rows: the rows the portal
+    holds for it now (sync_state, as of its last sync of any kind).
+    """
+
+    dossier: str
+    last_rows: int | None
+    last_seconds: float | None
+    portal_rows: int
 
 
 # --- periods, proposals, the outbox ---------------------------------------------------

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from dossync.core.model import RowCounts, SyncResult
 from dossync.core.portal.dossiers import _dossier_cols, _dossier_of
-from dossync.core.portal.records import LastSync, MonitorEntry, QuarantineEntry, SyncRun
+from dossync.core.portal.records import FullLoad, LastSync, MonitorEntry, QuarantineEntry, SyncRun
 from dossync.core.portal.schema import connect
 from dossync.core.portal.store import _dicts, _records, _transaction
 
@@ -81,6 +81,15 @@ def record_verdict(path: Path, code: str, verdict: str, reasons: list[str],
                      needs_full_sync])
 
 
+def last_succeeded(path: Path, code: str) -> str | None:
+    """When the dossier's newest successful sync (of any kind) finished, ISO to the second;
+    None before its first. How long it has been idle is counted from here (core/idle.py)."""
+    with connect(path, read_only=True) as con:
+        row = con.execute("SELECT strftime(max(finished_at), '%Y-%m-%dT%H:%M:%S') FROM sync_runs "
+                          "WHERE dossier = ? AND status = 'succeeded'", [code]).fetchall()
+    return row[0][0] if row and row[0][0] else None
+
+
 def monitor(path: Path) -> list[MonitorEntry]:
     """One entry per dossier for the active clients monitor (state without locks)."""
     with connect(path, read_only=True) as con:
@@ -91,16 +100,20 @@ def monitor(path: Path) -> list[MonitorEntry]:
             v AS (SELECT dossier, max(checked_at) AS at, arg_max(needs_full_sync, checked_at) AS needs,
                          arg_max(reasons, checked_at) AS reasons FROM reconcile_runs GROUP BY dossier),
             fixed AS (SELECT dossier, max(finished_at) AS at FROM sync_runs
-                      WHERE status = 'succeeded' AND kind IN ('full', 'repair') GROUP BY dossier)
+                      WHERE status = 'succeeded' AND kind IN ('full', 'repair') GROUP BY dossier),
+            ok AS (SELECT dossier, max(finished_at) AS at FROM sync_runs
+                   WHERE status = 'succeeded' GROUP BY dossier)
             SELECT {_dossier_cols("d")}, r.run_id, r.kind, r.status,
                    strftime(r.finished_at, '%Y-%m-%dT%H:%M:%S') AS finished_at,
                    r.needs_full_sync, r.error, coalesce(q.n, 0) AS quarantined,
                    coalesce(v.needs AND (f.at IS NULL OR v.at > f.at), false) AS verdict_needs,
-                   v.reasons AS verdict_reasons
+                   v.reasons AS verdict_reasons,
+                   strftime(ok.at, '%Y-%m-%dT%H:%M:%S') AS last_succeeded
             FROM dossiers d LEFT JOIN last l ON l.dossier = d.code
             LEFT JOIN sync_runs r ON r.run_id = l.run_id
             LEFT JOIN q ON q.dossier = d.code
             LEFT JOIN v ON v.dossier = d.code LEFT JOIN fixed f ON f.dossier = d.code
+            LEFT JOIN ok ON ok.dossier = d.code
             ORDER BY d.code"""))
     out = []
     for row in rows:
@@ -113,5 +126,28 @@ def monitor(path: Path) -> list[MonitorEntry]:
         out.append(MonitorEntry(
             dossier=_dossier_of(row), last_sync=last,
             needs_full_sync=bool(row["needs_full_sync"]) or bool(row["verdict_needs"]),
-            error=error, quarantined=int(row["quarantined"])))
+            error=error, quarantined=int(row["quarantined"]),
+            last_succeeded=row["last_succeeded"]))
     return out
+
+
+def full_loads(path: Path) -> dict[str, FullLoad]:
+    """Per dossier, its last successful full sync (rows read, seconds taken) and the rows
+    the portal holds for it: what reloading it will cost (`dossync upgrade-plan`)."""
+    with connect(path, read_only=True) as con:
+        held = {row[0]: int(row[1] or 0) for row in con.execute(
+            "SELECT dossier, sum(row_count) FROM sync_state GROUP BY dossier").fetchall()}
+        last = con.execute("""
+            WITH f AS (SELECT dossier, max(finished_at) AS at FROM sync_runs
+                       WHERE status = 'succeeded' AND kind = 'full' GROUP BY dossier)
+            SELECT r.dossier, max(r.rows_read), max(r.started_at), max(r.finished_at)
+            FROM sync_runs r JOIN f ON f.dossier = r.dossier AND f.at = r.finished_at
+            WHERE r.status = 'succeeded' AND r.kind = 'full'
+            GROUP BY r.dossier""").fetchall()
+        codes = [row[0] for row in con.execute("SELECT code FROM dossiers").fetchall()]
+    loads = {code: FullLoad(code, None, None, held.get(code, 0)) for code in codes}
+    for code, rows, started, finished in last:
+        if code in loads:
+            loads[code] = FullLoad(code, None if rows is None else int(rows),
+                                   (finished - started).total_seconds(), held.get(code, 0))
+    return loads

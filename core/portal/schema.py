@@ -22,7 +22,8 @@ from dossync.core.streams import STREAMS, Stream
 #    file, per-stream counts of every run, the package's proposal queue.
 # 6: the job queue (`jobs`).
 # 7: a running job can be asked to stop (`jobs.cancel_requested`).
-SCHEMA_VERSION = 7
+# 8: the connector version of each dossier's last full load (`dossiers.connector_version`).
+SCHEMA_VERSION = 8
 MONEY = money.SQL
 
 
@@ -40,7 +41,8 @@ _DDL = [
         source VARCHAR NOT NULL, email VARCHAR, language VARCHAR NOT NULL DEFAULT 'nl',
         nightly BOOLEAN NOT NULL DEFAULT false, updated_until DATE, active_period VARCHAR,
         pending_proposals INTEGER NOT NULL DEFAULT 0, created_at TIMESTAMP NOT NULL,
-        currency VARCHAR, timezone VARCHAR, proposals_file VARCHAR, book_currency VARCHAR)""",
+        currency VARCHAR, timezone VARCHAR, proposals_file VARCHAR, book_currency VARCHAR,
+        connector_version INTEGER)""",
     """CREATE TABLE IF NOT EXISTS sync_state (
         dossier VARCHAR NOT NULL, stream VARCHAR NOT NULL, cursor BIGINT, row_count BIGINT,
         synced_at TIMESTAMP, PRIMARY KEY (dossier, stream))""",
@@ -204,6 +206,8 @@ def _create_schema(con) -> None:
             _migrate_to_6(con)
         if 0 < version < 7:
             _migrate_to_7(con)
+        if 0 < version < 8:
+            _migrate_to_8(con)
         for ddl in _DDL:
             con.execute(ddl.replace(" BLOB ", " BYTEA ") if postgres else ddl)
         if postgres:
@@ -251,6 +255,25 @@ def _migrate_to_7(con) -> None:
     """Schema 6 to 7, in the caller's transaction: a running job's stop request."""
     if "cancel_requested" not in _columns(con, "jobs"):
         con.execute("ALTER TABLE jobs ADD COLUMN cancel_requested BOOLEAN DEFAULT false")
+
+
+def _migrate_to_8(con) -> None:
+    """Schema 7 to 8, in the caller's transaction: the connector version of each dossier's
+    last full load. A dossier whose last successful full load was made by 0.4.0 or later
+    (its run has per-stream counts, which 0.4.0 began to keep) has what version 2 of every
+    connector brought, the account classes and exact amounts: it is recorded at 2. The
+    others keep NULL, "loaded before versions were recorded": what that means is each
+    connector's decision (`VersionHistory.unrecorded`). No figure is rewritten."""
+    if "connector_version" in _columns(con, "dossiers"):
+        return
+    con.execute("ALTER TABLE dossiers ADD COLUMN connector_version INTEGER")
+    con.execute("""
+        UPDATE dossiers SET connector_version = 2 WHERE code IN (
+            SELECT r.dossier FROM sync_runs r
+            WHERE r.kind = 'full' AND r.status = 'succeeded' AND r.stream_counts IS NOT NULL
+              AND r.finished_at = (SELECT max(l.finished_at) FROM sync_runs l
+                                   WHERE l.dossier = r.dossier AND l.kind = 'full'
+                                     AND l.status = 'succeeded'))""")
 
 
 def _migrate_to_6(con) -> None:

@@ -14,6 +14,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
+from dossync.core.i18n import N_, _
 from dossync.tui.widgets.progress import SyncProgress
 
 SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
@@ -22,9 +23,9 @@ CHUNK = 500
 
 # (key, label, sort key); the order on screen: what the engineer scans first.
 COLUMNS: list[tuple[str, str]] = [
-    ("code", "code"), ("state", "state"), ("pending", "blue"), ("until", "updated until"),
-    ("period", "period"), ("last", "last sync"), ("nightly", "nightly"),
-    ("package", "package"), ("name", "name"), ("reason", "message"),
+    ("code", N_("code")), ("state", N_("state")), ("pending", N_("blue")), ("until", N_("updated until")),
+    ("period", N_("period")), ("last", N_("last sync")), ("idle", N_("idle")), ("nightly", N_("nightly")),
+    ("package", N_("package")), ("name", N_("name")), ("reason", N_("message")),
 ]
 STATE_ORDER = {"failed": 0, "action_required": 1, "syncing": 2, "ok": 3}
 STATE_STYLE = {"failed": ("✗ failed", "bold red"), "action_required": ("! action", "bold yellow"),
@@ -41,6 +42,8 @@ def sort_key(column: str, row: dict):
         "until": (row["updated_until"] or "", row["code"]),
         "period": (row["active_period"] or "", row["code"]),
         "last": (last.get("finished_at") or "", row["code"]),
+        # days since the last successful sync; never synced sorts as the longest idle
+        "idle": (float("inf") if row.get("idle_days") is None else row["idle_days"], row["code"]),
         "nightly": (not row["nightly"], row["code"]),
         "package": (row["package"], row["code"]),
         "name": (row["name"].lower(), row["code"]),
@@ -60,13 +63,13 @@ class MonitorScreen(Screen):
     """Every dossier at a glance; Enter opens one, s syncs the highlighted one."""
 
     BINDINGS = [
-        Binding("enter", "open", "Open", show=True, priority=False),
-        Binding("s", "sync", "Sync"),
-        Binding("c", "cancel", "Cancel sync"),
-        Binding("o", "sort", "Sort"),
-        Binding("slash", "filter", "Filter", key_display="/"),
-        Binding("r", "reload", "Refresh"),
-        Binding("escape", "clear_filter", "Clear filter", show=False),
+        Binding("enter", "open", _("Open"), show=True, priority=False),
+        Binding("s", "sync", _("Sync")),
+        Binding("c", "cancel", _("Cancel sync")),
+        Binding("o", "sort", _("Sort")),
+        Binding("slash", "filter", _("Filter"), key_display="/"),
+        Binding("r", "reload", _("Refresh")),
+        Binding("escape", "clear_filter", _("Clear filter"), show=False),
     ]
 
     def __init__(self) -> None:
@@ -90,7 +93,7 @@ class MonitorScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.sub_title = "active clients monitor"
+        self.sub_title = _("active clients monitor")
         self.table.focus()
         self._build_columns()
         app = self.app
@@ -154,6 +157,7 @@ class MonitorScreen(Screen):
             row["updated_until"] or "-",
             row["active_period"] or "-",
             last_text,
+            Text("-" if row.get("idle_days") is None else str(row["idle_days"]), justify="right"),
             Text("on", style="green") if row["nightly"] else Text("off", style="dim"),
             row["package"],
             row["name"],
@@ -161,6 +165,7 @@ class MonitorScreen(Screen):
         )
 
     def _label(self, key: str, label: str) -> str:
+        label = _(label)  # in the language the UI speaks (core/i18n.py)
         if key == self.sort_column:
             return f"{label} {'▼' if self.sort_reverse else '▲'}"
         return label
@@ -178,7 +183,7 @@ class MonitorScreen(Screen):
         widths = {key: cell_len(self._label(key, label)) for key, label in COLUMNS}
         widths["state"] = max(widths["state"], STATE_WIDTH)
         for row in cells.values():
-            for (key, _), cell in zip(COLUMNS, row):
+            for (key, _column), cell in zip(COLUMNS, row):
                 width = cell.cell_len if isinstance(cell, Text) else cell_len(str(cell))
                 if width > widths[key]:
                     widths[key] = width
@@ -213,7 +218,7 @@ class MonitorScreen(Screen):
         else:
             for code in wanted[:self.filled]:
                 old = self.cells.get(code)
-                for (key, _), new_cell, old_cell in zip(COLUMNS, cells[code], old or ()):
+                for (key, _column), new_cell, old_cell in zip(COLUMNS, cells[code], old or ()):
                     if new_cell != old_cell:
                         table.update_cell(code, key, new_cell)
             self.cells = cells
@@ -320,7 +325,7 @@ class MonitorScreen(Screen):
         self._render_view()
 
     def action_sort(self) -> None:
-        keys = [k for k, _ in COLUMNS]
+        keys = [k for k, _column in COLUMNS]
         self.sort_column = keys[(keys.index(self.sort_column) + 1) % len(keys)]
         self.sort_reverse = False
         self._resort()

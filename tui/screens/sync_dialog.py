@@ -4,12 +4,14 @@ Returns a `SyncRequest` (or None when dismissed); the app starts it as a
 detached process. The updated-until date defaults to the end of the last
 closed period, read from the portal in a worker when the dialog opens. A
 full sync reloads the whole ledger from the office server, so it asks for
-the dossier's code to be typed first.
+the dossier's code to be typed first; outside `[full_sync] window` it
+offers to schedule it for the window (the default, as `dossync sync --full`
+does) or to run it now (`--now`).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -18,15 +20,20 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label, RadioButton, RadioSet, Static
 
-from dossync.core import portal
+from dossync.core import portal, window
 from dossync.core.model import ManualOptions
 from dossync.tui.screens.dossier import show_error
 
 
 @dataclass(frozen=True)
 class SyncRequest:
+    """What to start. `schedule`: queue the full sync for the quiet window instead of
+    running it (as `dossync sync --full` outside the window); `now`: the dialog's clock."""
+
     kind: str
     options: ManualOptions
+    schedule: bool = False
+    now: datetime | None = None
 
 
 def default_until(periods: list[dict]) -> str | None:
@@ -67,9 +74,11 @@ class SyncDialog(ModalScreen[SyncRequest | None]):
         Binding("ctrl+enter", "start", "Start", show=False),
     ]
 
-    def __init__(self, code: str) -> None:
+    def __init__(self, code: str, now: datetime | None = None) -> None:
         super().__init__()
         self.code = code
+        self.now = now or window.current_time()
+        self._window_start: datetime | None = None  # outside the window: when it opens
         self._default_loaded = False
         self._auto_until: str | None = None
         self._closed_until: str | None = None
@@ -100,12 +109,19 @@ class SyncDialog(ModalScreen[SyncRequest | None]):
                     yield Label("dossier code", classes="field-label")
                     yield Input(placeholder=self.code, id="confirm", compact=True)
                 yield Static(id="confirm-error", classes="error")
+                with Vertical(id="full-when"):
+                    yield Static(id="window-note")
+                    with RadioSet(id="when", compact=True):
+                        yield RadioButton("schedule it for the quiet window", value=True,
+                                          id="schedule")
+                        yield RadioButton("run it now (--now)", id="now")
             with Horizontal(id="sync-buttons"):
                 yield Button("Start sync", id="start", variant="primary", compact=True)
                 yield Button("Cancel", id="cancel", compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#full-confirm").display = False
+        self.query_one("#full-when").display = False
         for error in self.query(".error"):
             error.display = False
         self.query_one("#kind", RadioSet).focus()
@@ -118,7 +134,23 @@ class SyncDialog(ModalScreen[SyncRequest | None]):
         except Exception as exc:  # noqa: BLE001 - a missing default is no reason to fail
             self.app.report(exc, f"reading the periods of {self.code}")
             return
+        try:
+            opens = window.waits_until(self.app.home, "full", self.now)
+            quiet = window.quiet_window(self.app.home) if opens else None
+        except Exception as exc:  # noqa: BLE001 - a bad dossync.toml: said, full runs now
+            self.app.report(exc, "reading [full_sync] window")
+            opens = quiet = None
+        if opens is not None:
+            self.app.call_from_thread(self._set_window, opens, str(quiet))
         self.app.call_from_thread(self._set_default, until)
+
+    def _set_window(self, opens: datetime, quiet: str) -> None:
+        """Outside the quiet window: a full sync is scheduled for it unless run now."""
+        self._window_start = opens
+        self.query_one("#window-note", Static).update(
+            f"Outside the quiet window ({quiet}): scheduled, it runs at "
+            f"{opens:%Y-%m-%d %H:%M}.")
+        self._kind_changed()
 
     def _set_default(self, until: str | None) -> None:
         self._closed_until = until
@@ -144,9 +176,19 @@ class SyncDialog(ModalScreen[SyncRequest | None]):
         pressed = self.query_one("#kind", RadioSet).pressed_button
         return pressed.id if pressed is not None and pressed.id else "simple"
 
-    @on(RadioSet.Changed)
+    @property
+    def schedule(self) -> bool:
+        """Whether a full sync asked now waits for the quiet window (the default there)."""
+        if self.kind != "full" or self._window_start is None:
+            return False
+        pressed = self.query_one("#when", RadioSet).pressed_button
+        return pressed is None or pressed.id != "now"
+
+    @on(RadioSet.Changed, "#kind")
     def _kind_changed(self) -> None:
         self.query_one("#full-confirm").display = self.kind == "full"
+        self.query_one("#full-when").display = (self.kind == "full"
+                                                and self._window_start is not None)
 
     @on(Button.Pressed, "#start")
     def _start_pressed(self) -> None:
@@ -184,7 +226,7 @@ class SyncDialog(ModalScreen[SyncRequest | None]):
             until=until or None,
             reset_counter=self.query_one("#reset", Checkbox).value,
             notify=self.query_one("#notify", Checkbox).value,
-            new_period=period or None))
+            new_period=period or None), schedule=self.schedule, now=self.now)
 
     def action_start(self) -> None:
         request = self.validate()

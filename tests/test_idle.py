@@ -1,0 +1,165 @@
+"""Long-idle dossiers: a simple sync of a dossier not synced for more than
+`[sync] idle_days` checks it first, as reconcile does (core/idle.py).
+
+The clock is moved by ageing the dossier's runs in the portal (`portal_sql`),
+or for a CLI process with DOSSYNC_NOW (core/window.py's `current_time`).
+"""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+
+from conftest import (assert_portal_equals_ledger, cli, cli_json, cli_process, codes, portal_sql)
+from dossync.core.home import Home
+from dossync.core.model import ExitCode
+from dossync.core.monitor import monitor_rows
+
+
+def age(home, code: str, days: int) -> None:
+    """Move every run of `code` `days` back in time: it was last synced that long ago."""
+    portal_sql(home, f"UPDATE sync_runs SET started_at = started_at - INTERVAL '{days} days', "
+                     f"finished_at = finished_at - INTERVAL '{days} days' WHERE dossier = ?",
+               [code])
+
+
+def status_of(home, code: str) -> dict:
+    status, rows = cli_json(home, "status")
+    assert status == ExitCode.OK
+    return {r["code"]: r for r in rows}[code]
+
+
+def idle_warnings(run: dict) -> list[str]:
+    return [w for w in run["warnings"] if "not synced for" in w]
+
+
+def test_an_idle_dossier_with_a_silent_edit_is_mended_by_a_simple_sync(demo_home):
+    code = codes(demo_home)[0]
+    assert cli(demo_home, "ledger", code, "edit-closed-period").returncode == 0  # unseen
+    assert cli(demo_home, "ledger", code, "new-bookings", "6").returncode == 0  # seen
+    age(demo_home, code, 120)
+    assert status_of(demo_home, code)["idle_days"] == 120
+
+    status, run = cli_json(demo_home, "sync", code)
+    assert status == ExitCode.OK, run
+    assert run["kind"] == "simple" and run["status"] == "succeeded"
+    assert run["rows"]["inserted"] > 0  # the new bookings came with it
+    [note] = idle_warnings(run)
+    assert f"{code} was not synced for 120 days" in note
+    assert "repaired 1 period(s)" in note and "repair run" in note
+    assert_portal_equals_ledger(demo_home, code)
+    assert cli_json(demo_home, "reconcile", code)[1]["verdict"] == "in_sync"
+    row = status_of(demo_home, code)
+    assert row["state"] == "ok" and row["idle_days"] == 0
+    kinds = [r["kind"] for r in cli_json(demo_home, "dossier", "show", code)[1]["runs"][:2]]
+    assert kinds == ["simple", "repair"]  # the repair ran first, in the same command
+
+
+def test_an_idle_dossier_that_needs_a_full_sync_is_marked_until_one_runs(demo_home):
+    code = codes(demo_home)[0]
+    cli(demo_home, "ledger", code, "snapshot", "monday")
+    cli(demo_home, "ledger", code, "new-bookings", "8")
+    assert cli_json(demo_home, "sync", code)[0] == ExitCode.OK
+    assert cli(demo_home, "ledger", code, "restore-backup", "monday").returncode == 0
+    age(demo_home, code, 120)
+
+    for _ in range(2):  # a second simple sync checks again and is refused again
+        status, run = cli_json(demo_home, "sync", code)
+        assert status == ExitCode.FAILED, run
+        assert run["status"] == "failed" and run["rows"]["read"] == 0
+        [note] = idle_warnings(run)
+        assert f"{code} was not synced for 120 days" in note
+        assert "back in time" in note and f"dossync sync {code} --full" in note
+        row = status_of(demo_home, code)
+        assert row["state"] == "action_required" and row["idle_days"] == 120
+        reason = {r["code"]: r for r in monitor_rows(Home(demo_home))}[code]["reason"]
+        assert "not synced for 120 days" in reason and "--full" in reason
+
+    status, run = cli_json(demo_home, "sync", code, "--full")
+    assert status == ExitCode.OK and run["kind"] == "full"
+    assert_portal_equals_ledger(demo_home, code)
+    row = status_of(demo_home, code)
+    assert row["state"] == "ok" and row["idle_days"] == 0
+
+
+def test_an_idle_dossier_in_sync_gets_the_simple_sync_with_a_note(demo_home):
+    code = codes(demo_home)[1]
+    cli(demo_home, "ledger", code, "new-bookings", "4")
+    age(demo_home, code, 200)
+    status, run = cli_json(demo_home, "sync", code)
+    assert status == ExitCode.OK and run["status"] == "succeeded" and run["kind"] == "simple"
+    [note] = idle_warnings(run)
+    assert "not synced for 200 days" in note and "reconcile says simple_sync" in note
+    assert_portal_equals_ledger(demo_home, code)
+    assert [r["kind"] for r in cli_json(demo_home, "dossier", "show", code)[1]["runs"][:2]] == [
+        "simple", "full"]  # no repair: nothing to mend
+
+
+def test_a_recent_dossier_is_not_checked(demo_home):
+    code = codes(demo_home)[0]
+    cli(demo_home, "ledger", code, "edit-closed-period")
+    age(demo_home, code, 89)  # not more than idle_days (90)
+    status, run = cli_json(demo_home, "sync", code)
+    assert status == ExitCode.OK and idle_warnings(run) == []
+    assert cli_json(demo_home, "reconcile", code)[0] == ExitCode.DIFFERENCES  # left as it was
+
+
+def test_idle_days_zero_switches_the_check_off(demo_home):
+    (demo_home / "dossync.toml").write_text("[sync]\nidle_days = 0\n")
+    code = codes(demo_home)[0]
+    cli(demo_home, "ledger", code, "edit-closed-period")
+    age(demo_home, code, 400)
+    status, run = cli_json(demo_home, "sync", code)
+    assert status == ExitCode.OK and idle_warnings(run) == []
+    assert cli_json(demo_home, "reconcile", code)[1]["verdict"] == "full_sync"  # not mended
+    assert status_of(demo_home, code)["idle_days"] == 0
+
+
+def test_idle_days_is_a_setting_of_its_own(demo_home):
+    (demo_home / "dossync.toml").write_text("[sync]\nidle_days = 10\n")
+    code = codes(demo_home)[0]
+    cli(demo_home, "ledger", code, "edit-closed-period")
+    age(demo_home, code, 11)
+    status, run = cli_json(demo_home, "sync", code)
+    assert status == ExitCode.OK
+    assert any("not synced for 11 days" in w and "idle_days = 10" in w
+               for w in idle_warnings(run))
+    assert_portal_equals_ledger(demo_home, code)
+
+
+def test_a_bad_idle_days_is_refused(demo_home):
+    code = codes(demo_home)[0]
+    for bad in ('"90"', "-1", "2.5", "true"):
+        (demo_home / "dossync.toml").write_text(f"[sync]\nidle_days = {bad}\n")
+        runs = len(cli_json(demo_home, "dossier", "show", code)[1]["runs"])
+        done = cli(demo_home, "sync", code, "--json")
+        assert done.returncode == ExitCode.USAGE, (bad, done.stdout, done.stderr)
+        assert "[sync] idle_days" in done.stdout and "dossync.toml" in done.stdout
+        assert len(cli_json(demo_home, "dossier", "show", code)[1]["runs"]) == runs
+
+
+def test_status_shows_idle_days(demo_home):
+    first, second, third = codes(demo_home)
+    age(demo_home, second, 45)
+    rows = {r["code"]: r for r in cli_json(demo_home, "status")[1]}
+    assert rows[first]["idle_days"] == 0 and rows[second]["idle_days"] == 45
+    last = datetime.fromisoformat(rows[third]["last_sync"]["finished_at"])
+    later = {r["code"]: r for r in monitor_rows(Home(demo_home), now=last + timedelta(days=7))}
+    assert later[third]["idle_days"] == 7
+    table = cli(demo_home, "status").stdout
+    assert "idle" in table and "45" in table
+
+
+def test_the_cli_clock_moves_with_dossync_now(demo_home):
+    """A CLI process takes DOSSYNC_NOW as now: for status and for the sync's check."""
+    code = codes(demo_home)[0]
+    last = datetime.fromisoformat(status_of(demo_home, code)["last_sync"]["finished_at"])
+    later = (last + timedelta(days=150, hours=1)).isoformat(timespec="seconds")
+    env = {"DOSSYNC_NOW": later}
+    rows = {r["code"]: r for r in
+            json.loads(cli_process(demo_home, "status", "--json", env=env).stdout)}
+    assert rows[code]["idle_days"] == 150
+    cli(demo_home, "ledger", code, "edit-closed-period")
+    done = cli_process(demo_home, "sync", code, "--json", env=env)
+    assert done.returncode == ExitCode.OK, done.stderr
+    assert "not synced for 150 days" in done.stdout and "repaired 1 period(s)" in done.stdout
+    assert_portal_equals_ledger(demo_home, code)
