@@ -58,7 +58,7 @@ def pytest_collection_modifyitems(config, items):
 # from a demo firm.
 PORTALS = ("duckdb", "postgres")
 BOTH_PORTALS = {"test_sync.py", "test_cli.py", "test_reconcile.py", "test_reconcile_cli.py",
-                "test_options.py", "test_repair.py", "test_queue.py", "test_notebooks.py"}
+                "test_options.py", "test_repair.py", "test_queue.py"}
 _WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
 _DATABASES = iter(range(1, 10**9))
 
