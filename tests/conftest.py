@@ -38,7 +38,8 @@ SLOW_FILES = {"test_kill.py", "test_tui_e2e.py", "test_property.py", "test_night
               "test_tui_snapshots.py", "test_reconcile_cli.py", "test_sync.py", "test_tui.py",
               "test_email_faults.py", "test_nightly_kill.py", "test_propose_kill.py",
               "test_beancount_security.py", "test_bad_input_more.py", "test_wheel.py",
-              "test_sqlite_race.py", "test_queue.py", "test_postgres.py"}
+              "test_sqlite_race.py", "test_queue.py", "test_postgres.py", "test_window.py",
+              "test_upgrade.py"}
 
 
 def pytest_collection_modifyitems(config, items):
