@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from datetime import datetime
 
-from dossync.core import portal
+from dossync.core import portal, window
 from dossync.core.connectors import connector_class
 from dossync.core.connectors.base import ConnectorVersion, VersionHistory
 from dossync.core.home import Home
@@ -126,8 +127,11 @@ def plan(home: Home) -> list[Reload]:
     return out
 
 
-def queue(home: Home, reloads: list[Reload]) -> list[portal.Job]:
-    """Queue a full sync job per dossier of the plan, in one commit (a worker runs them;
-    full syncs wait for the quiet window where one is set)."""
+def queue(home: Home, reloads: list[Reload], now: datetime | None = None) -> list[portal.Job]:
+    """Queue a full sync job per dossier of the plan, in one commit (a worker runs them);
+    outside the quiet window, where one is set, they wait for its next start, as any full
+    sync asked then does (core/window.py)."""
+    at = window.waits_until(home, "full", now or window.current_time())
+    reason = window.waiting_reason(home, at) if at else None
     return portal.enqueue_jobs(home.portal, [(r.dossier, "full", ManualOptions())
-                                             for r in reloads])
+                                             for r in reloads], not_before=at, reason=reason)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from textual.widgets import Input, RadioButton
 
-from conftest import assert_portal_equals_ledger, cli, cli_json, codes, portal_of
+from conftest import assert_portal_equals_ledger, cli, cli_json, codes, portal_of, portal_sql
 from dossync.core import portal
 from dossync.core.window import NOW_ENV
 from test_tui import RecordingApp, finished, loaded, open_dialog, press_start, until
@@ -275,3 +275,26 @@ def test_a_worker_after_the_window_closed_leaves_the_job_to_the_next_window(demo
     exit_code, worked = cli_json(demo_home, "worker", "--until-idle")
     assert exit_code == 0 and (worked["run"], worked["succeeded"]) == (1, 1), worked
     assert_portal_equals_ledger(demo_home, code)
+
+
+def test_upgrade_plan_queues_its_full_syncs_for_the_window(demo_home, monkeypatch):
+    """The reloads `upgrade-plan --queue` asks for are full syncs like any other: outside
+    the window they wait for it."""
+    code = codes(demo_home)[0]
+    set_window(demo_home, "01:00-05:00")
+    # a dossier as a GnuCash book loaded by version 1 of its connector would be
+    portal_sql(demo_home, f"UPDATE dossiers SET connector_version = 1, package = 'gnucash' "
+                          f"WHERE code = '{code}'")
+    from datetime import datetime
+
+    from dossync.core import upgrades
+    from dossync.core.home import Home
+
+    reloads = upgrades.plan(Home(demo_home))
+    assert [r.dossier for r in reloads] == [code]
+    (job,) = upgrades.queue(Home(demo_home), reloads, now=datetime.fromisoformat(AFTERNOON))
+    listed = jobs(demo_home)[job.job]
+    assert listed["status"] == "queued" and "2026-11-30T01:00:00" in listed["error"], listed
+    monkeypatch.setenv(NOW_ENV, AFTERNOON)
+    exit_code, worked = cli_json(demo_home, "worker", "--until-idle")
+    assert exit_code == 0 and worked["run"] == 0, worked
