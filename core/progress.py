@@ -70,16 +70,29 @@ class ProgressFile:
 
 def read_progress(home: Home, code: str) -> dict | None:
     """The running sync's progress with rows done, rate and ETA, or None."""
+    return read_progresses(home, [code]).get(code)
+
+
+def read_progresses(home: Home, codes: list[str]) -> dict[str, dict]:
+    """{code: progress} of those of `codes` that a sync runs now (one look at the portal on
+    a server: the monitor asks this for every syncing dossier every second)."""
+    if not codes:
+        return {}
     if home.on_server:
         from dossync.core.portal.holders import holders
-        doc = holders(home.portal, [code]).get(code, (None, None))[1]
-        if doc is None:
-            return None
+        docs = {code: doc for code, (_, doc) in holders(home.portal, codes).items() if doc}
     else:
-        try:
-            doc = json.loads(progress_path(home, code).read_text())
-        except (OSError, ValueError):
-            return None
+        docs = {}
+        for code in codes:
+            try:
+                docs[code] = json.loads(progress_path(home, code).read_text())
+            except (OSError, ValueError):
+                continue
+    return {code: _with_rates(doc) for code, doc in docs.items()}
+
+
+def _with_rates(doc: dict) -> dict:
+    """A progress document with rows done, total, rate and ETA added."""
     done = sum(s["done"] for s in doc["streams"].values())
     total = sum((s["total"] or 0) for s in doc["streams"].values())
     elapsed = max(1e-3, doc["updated"] - doc["started"])

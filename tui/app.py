@@ -35,7 +35,7 @@ from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.signal import Signal
 
 from dossync.core import monitor, window
-from dossync.core.progress import read_progress as progress_of
+from dossync.core.progress import read_progresses
 from dossync.core.home import Home
 from dossync.core.model import DossyncError, ExitCode, ManualOptions
 from dossync.tui.messages import MonitorLoaded, ProgressRead, SyncFinished, SyncStarted
@@ -170,8 +170,8 @@ class DossyncApp(App[int]):
     def refresh_monitor(self) -> None:
         try:
             rows = monitor.monitor_rows(self.home, now=window.current_time())
-            progress = {r["code"]: p for r in rows if r["state"] == "syncing"
-                        for p in [progress_of(self.home, r["code"])] if p}
+            progress = read_progresses(self.home,
+                                       [r["code"] for r in rows if r["state"] == "syncing"])
         except DossyncError as exc:
             self.report(exc, "reading the monitor")
             return
@@ -233,7 +233,7 @@ class DossyncApp(App[int]):
     @work(thread=True, exclusive=True, group="progress", exit_on_error=False)
     def read_progress(self, codes: list[str]) -> None:
         try:
-            progress = {c: p for c in codes for p in [progress_of(self.home, c)] if p}
+            progress = read_progresses(self.home, codes)
         except Exception as exc:  # noqa: BLE001 - a progress file is a courtesy, never fatal
             self.report(exc, "reading progress")
             return

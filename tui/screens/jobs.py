@@ -15,7 +15,7 @@ from textual.widgets import DataTable, Footer, Header, Static
 
 from dossync.core import portal
 from dossync.core.model import DossyncError
-from dossync.core.progress import read_progress
+from dossync.core.progress import read_progresses
 from dossync.core.portal import Job
 
 STATUS_STYLE = {"queued": "bold yellow", "running": "bold cyan", "succeeded": "green",
@@ -61,8 +61,8 @@ class JobsScreen(Screen):
             jobs = portal.list_jobs(self.app.home.portal, limit=SHOWN)
             # the running syncs' progress, from the portal on a server: whichever
             # machine's worker runs them
-            progress = {code: p for code in {j.dossier for j in jobs if j.status == "running"}
-                        for p in [read_progress(self.app.home, code)] if p}
+            progress = read_progresses(self.app.home, sorted(
+                {j.dossier for j in jobs if j.status == "running"}))
         except Exception as exc:  # noqa: BLE001 - errors become notifications
             self.app.report(exc, "reading the job queue")
             return
