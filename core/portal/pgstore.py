@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import io
 import re
-import time
 from contextlib import contextmanager
 from datetime import datetime
 from decimal import Decimal
@@ -36,7 +35,6 @@ from pathlib import Path
 from typing import Iterator
 
 import psycopg
-import psycopg.errors
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
@@ -203,14 +201,16 @@ TRY_BIGINT_DDL = r"""CREATE OR REPLACE FUNCTION dossync_try_bigint(t text) RETUR
     $f$ SELECT CASE WHEN t ~ '^\s*[-+]?[0-9]{1,18}\s*$' THEN t::bigint END $f$"""
 
 
-def _pg_sql(sql: str) -> str:
+def _pg_sql(sql: str) -> tuple[str | None, str]:
+    """(the temporary table to drop first, or None; the query) in PostgreSQL's words."""
     found = _CACHE.get(sql)
     if found is None:
-        found = translate(sql)
-        replaced = _REPLACE_TABLE.match(found)
-        if replaced:
-            found = (f"DROP TABLE IF EXISTS {replaced.group(1)}; CREATE TEMP TABLE"
-                     + found[replaced.end() - len(replaced.group(1)) - 1:])
+        query, drop = translate(sql), None
+        replaced = _REPLACE_TABLE.match(query)
+        if replaced:  # CREATE OR REPLACE TEMP TABLE x AS: drop x, then create it
+            drop = replaced.group(1)
+            query = "CREATE TEMP TABLE" + query[replaced.end() - len(drop) - 1:]
+        found = (drop, query)
         if len(_CACHE) < 4096:
             _CACHE[sql] = found
     return found
@@ -229,11 +229,10 @@ class PgConnection:
         self.description = None
 
     def execute(self, sql: str, params=None) -> "PgConnection":
-        query = _pg_sql(sql)
+        drop, query = _pg_sql(sql)
         cursor = self._cursor
-        if query.startswith("DROP TABLE IF EXISTS "):  # CREATE OR REPLACE TEMP TABLE
-            drop, _, query = query.partition("; ")
-            cursor.execute(drop)
+        if drop:
+            cursor.execute(f"DROP TABLE IF EXISTS {drop}")
         cursor.execute(query, params or ())  # always formatted: '%%' is '%'
         self.description = cursor.description
         if cursor.description is not None:
@@ -250,7 +249,7 @@ class PgConnection:
         return rows
 
     def executemany(self, sql: str, rows) -> None:
-        self._cursor.executemany(_pg_sql(sql), list(rows))
+        self._cursor.executemany(_pg_sql(sql)[1], list(rows))
 
     def sql(self, sql: str, params=None) -> _Result:
         self.execute(sql, params)
@@ -308,12 +307,11 @@ def _plain(batch: pa.RecordBatch) -> pa.RecordBatch:
         names=batch.schema.names)
 
 
-def copy_batches(con: PgConnection, table: str, batches, columns: list[str] | None = None) -> int:
+def copy_batches(con: PgConnection, table: str, batches) -> int:
     """COPY Arrow record batches into `table` (CSV written by Arrow: nulls unquoted and
     empty, every value quoted, so an empty text stays an empty text). The rows copied."""
-    names = f" ({', '.join(columns)})" if columns else ""
     rows = 0
-    with con.raw.cursor().copy(f"COPY {table}{names} FROM STDIN WITH (FORMAT csv)") as copy:
+    with con.raw.cursor().copy(f"COPY {table} FROM STDIN WITH (FORMAT csv)") as copy:
         for batch in batches:
             if batch.num_rows == 0:
                 continue
@@ -403,19 +401,3 @@ def columns(con: PgConnection, table: str) -> dict[str, str]:
         "WHERE table_schema = current_schema() AND table_name = %s ORDER BY ordinal_position",
         [table]).fetchall())
 
-
-UndefinedTable = psycopg.errors.UndefinedTable
-Error = psycopg.Error
-
-
-def wait_for_server(url: str, seconds: float) -> None:
-    """Until the server answers (a test's freshly started one), or the error after `seconds`."""
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            open_raw(url).close()
-            return
-        except TerminalError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)

@@ -64,7 +64,7 @@ LOCK_WAIT_SECONDS = 120.0
 WRITE_MEMORY_LIMIT = "160MB"  # for a sync's commit (DuckDB spills to disk beyond it)
 DIALECT = "duckdb"  # as core.figures names it; a PostgreSQL connection says "postgres"
 Connection = duckdb.DuckDBPyConnection
-CatalogError = duckdb.CatalogException  # PostgreSQL's "no such table" is raised as this too
+CatalogError = duckdb.CatalogException  # (on PostgreSQL the schema asks the catalog first)
 
 R = TypeVar("R")
 
@@ -111,10 +111,7 @@ def _connect(path: PortalAddress, *, read_only: bool, wait: float) -> Iterator[C
     if is_postgres(path):
         pg = _pg()
         with pg.connect(path, read_only=read_only, wait=wait) as con:
-            try:
-                yield con
-            except pg.UndefinedTable as exc:  # what a migration asks, as DuckDB says it
-                raise CatalogError(str(exc)) from exc
+            yield con
         return
     deadline = time.monotonic() + wait
     delay = 0.01
