@@ -51,7 +51,7 @@ i18n: $(STAMP)
 	$(BIN)/pybabel extract -F babel.cfg -k _ -k N_ -k ngettext:1,2 --no-location \
 	    --sort-output --project dossync -o core/locale/dossync.pot .
 	$(BIN)/pybabel update -i core/locale/dossync.pot -d core/locale -D dossync \
-	    --no-location --ignore-obsolete --width 100
+	    --ignore-obsolete --no-fuzzy-matching --width 100
 	$(BIN)/pybabel compile -d core/locale -D dossync --statistics
 
 clean-demo:
