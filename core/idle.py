@@ -36,6 +36,7 @@ from datetime import datetime, timedelta
 
 from dossync.core import portal
 from dossync.core.home import Home
+from dossync.core.locks import dossier_lock
 from dossync.core.model import (DossierBusy, DossyncError, ManualOptions, RowCounts, RunContext,
                                 SyncKind, SyncResult)
 from dossync.core.reconcile import Reconciliation, reconcile
@@ -43,7 +44,7 @@ from dossync.core.sync import new_run_id, plan_options, sync_dossier
 
 log = logging.getLogger(__name__)
 
-__all__ = ["days_since", "idle_for", "sync"]
+__all__ = ["days_since", "idle_among", "idle_for", "sync"]
 
 
 def sync(home: Home, code: str, kind: SyncKind = "simple", ctx: RunContext | None = None,
@@ -59,6 +60,7 @@ def sync(home: Home, code: str, kind: SyncKind = "simple", ctx: RunContext | Non
         return sync_dossier(home, code, "simple", ctx, options)
     if options and options.any():  # refused options are refused before anything runs
         plan_options(home, dossier, options)
+    seen = portal.last_succeeded(home.portal, code)  # a sync during the check moves it
     limit = home.settings().sync.idle_days
     head = f"{code} was not synced for {days} days (more than [sync] idle_days = {limit})"
     from dossync.core.connectors import connector_class
@@ -83,7 +85,7 @@ def sync(home: Home, code: str, kind: SyncKind = "simple", ctx: RunContext | Non
             f"({verdict.reasons[0]})",))
     if not verdict.repairable:
         return _refuse(home, dossier, verdict, head, verdict.history_problem
-                       or "; ".join(verdict.reasons))
+                       or "; ".join(verdict.reasons), seen, ctx, options)
     periods = ", ".join(s["period"] for s in verdict.segments)
     log.info("%s: repairing %s before the simple sync", code, periods)
     try:
@@ -92,13 +94,13 @@ def sync(home: Home, code: str, kind: SyncKind = "simple", ctx: RunContext | Non
         raise
     except DossyncError as exc:  # a package that cannot reload single bookings
         return _refuse(home, dossier, verdict, head, f"the repair of {periods} could not run: "
-                                                     f"{exc}")
+                                                     f"{exc}", seen, ctx, options)
     if repair.status != "succeeded":
         if ctx is not None and ctx.cancel_requested is not None \
                 and ctx.cancel_requested.is_set():
             return repair  # cancelled: nothing changed, nothing to mark
         return _refuse(home, dossier, verdict, head, f"the repair of {periods} failed: "
-                                                     f"{repair.error}")
+                                                     f"{repair.error}", seen, ctx, options)
     summary = repair.warnings[0] if repair.warnings else f"repaired {periods}"
     return sync_dossier(home, code, "simple", ctx, options, notes=(
         f"{head}; the check before this simple sync found differences its change tracking "
@@ -120,6 +122,18 @@ def idle_for(home: Home, code: str, now: datetime | None = None) -> int | None:
     return days_since(last, now)
 
 
+def idle_among(home: Home, codes: list[str], now: datetime | None = None) -> dict[str, int]:
+    """`idle_for` for many dossiers in one look at the portal (the nightly's): code -> whole
+    days idle, for those idle longer than `[sync] idle_days`."""
+    limit = home.settings().sync.idle_days
+    if not limit or not codes:
+        return {}
+    now = now or datetime.now()
+    return {code: days_since(last, now)
+            for code, last in portal.last_succeeded_of(home.portal, codes).items()
+            if now - datetime.fromisoformat(last) > timedelta(days=limit)}
+
+
 def days_since(stamp: str | None, now: datetime) -> int | None:
     """Whole days from an ISO time (a run's finished_at) to `now`; None for no time. A time
     after `now` (a clock set back) counts as 0 days, never fewer."""
@@ -128,25 +142,37 @@ def days_since(stamp: str | None, now: datetime) -> int | None:
     return max(0, (now - datetime.fromisoformat(stamp)).days)
 
 
-def _refuse(home: Home, dossier, verdict: Reconciliation, head: str, why: str) -> SyncResult:
+def _refuse(home: Home, dossier, verdict: Reconciliation, head: str, why: str,
+            seen: str | None, ctx: RunContext | None, options: ManualOptions | None) -> SyncResult:
     """Only a full sync can mend it: the simple sync is not run; the refused run and the
-    verdict are kept, so the monitor shows the dossier action_required with the reason."""
+    verdict are kept, so the monitor shows the dossier action_required with the reason.
+
+    Kept under the dossier's lock, as a sync's run is: a sync still running is waited for
+    by nobody and refused (DossierBusy); one that finished while the check ran (its last
+    successful sync is no longer `seen`) made the check's verdict stale, so the simple
+    sync runs from what it left instead of a refusal nobody could trust."""
     code = dossier.code
     if f"dossync sync {code} --full" not in why:
         why = f"{why}; run a full sync (dossync sync {code} --full)"
     reason = f"{head}; the check before this simple sync found what only a full sync can mend: {why}"
-    log.info("%s", reason)  # the run's warning says it; the log keeps it too
-    _keep(home, verdict, (reason, *verdict.reasons), needs_full_sync=True)
-    started = datetime.now().isoformat(timespec="milliseconds")
-    result = SyncResult(run_id=new_run_id(code), dossier=code, kind="simple", status="failed",
-                        rows=RowCounts(), started_at=started, finished_at=started,
-                        updated_until=dossier.updated_until,
-                        pending_proposals=dossier.pending_proposals,
-                        active_period=dossier.active_period, warnings=(reason,),
-                        needs_full_sync=True,
-                        error=f"simple sync not run, nothing changed: {reason}")
-    portal.record_run(home.portal, result)
-    return result
+    with dossier_lock(home, code).acquire(purpose="simple sync (idle check)"):
+        moved = portal.last_succeeded(home.portal, code) != seen
+        if not moved:
+            log.info("%s", reason)  # the run's warning says it; the log keeps it too
+            _keep(home, verdict, (reason, *verdict.reasons), needs_full_sync=True)
+            started = datetime.now().isoformat(timespec="milliseconds")
+            result = SyncResult(run_id=new_run_id(code), dossier=code, kind="simple",
+                                status="failed", rows=RowCounts(), started_at=started,
+                                finished_at=started, updated_until=dossier.updated_until,
+                                pending_proposals=dossier.pending_proposals,
+                                active_period=dossier.active_period, warnings=(reason,),
+                                needs_full_sync=True,
+                                error=f"simple sync not run, nothing changed: {reason}")
+            portal.record_run(home.portal, result)
+            return result
+    return sync_dossier(home, code, "simple", ctx, options, notes=(
+        f"{head}; another sync of {code} finished while it was checked, so the check's "
+        f"verdict is stale: this simple sync starts from what that sync left",))
 
 
 def _keep(home: Home, verdict: Reconciliation, reasons, *, needs_full_sync: bool) -> None:

@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from dossync.core import portal
+from dossync.core import idle, portal
 from dossync.core.home import Home
 from dossync.core.jobqueue import run_due_jobs
 from dossync.core.logs import configure_logging
@@ -173,9 +173,15 @@ def run_nightly(home: Home, jobs: int = 4, stop: threading.Event | None = None,
             # found nothing new: the fixed cost per dossier stays small.
             codes = [d.code for d in dossiers]
             states = portal.sync_states(home.portal, codes)
+            # a dossier idle longer than [sync] idle_days is checked before its simple sync,
+            # as `dossync sync` checks it (core/idle.py)
+            now = now or datetime.now()
+            idle_days = idle.idle_among(home, codes, now)
             log.info("nightly: %d dossier(s) with nightly on, %d at a time", len(dossiers), jobs)
             unchanged: list[SyncResult] = []
-            with closing(_each(home, codes, states, jobs, stop, verify)) as outcomes:
+            tasks = [(code, (states.get(code), now if code in idle_days else None))
+                     for code in codes]
+            with closing(_each(home, tasks, jobs, stop, verify)) as outcomes:
                 for kind, outcome, quiet in outcomes:
                     unchanged.extend(quiet)
                     if kind == "skipped":
@@ -192,7 +198,7 @@ def run_nightly(home: Home, jobs: int = 4, stop: threading.Event | None = None,
             result.skipped.sort(key=lambda s: order[s["dossier"]])
             result.verified.sort(key=lambda v: order[v.dossier])
             portal.record_runs(home.portal, unchanged)
-            for job, run in run_scheduled_full_syncs(home, now or datetime.now(), stop):
+            for job, run in run_scheduled_full_syncs(home, now, stop):
                 result.scheduled.append(job)
                 result.runs.append(run)
             if stop.is_set() and not result.stopped:
@@ -247,17 +253,18 @@ def _abandon(name: str) -> None:
     raise KeyboardInterrupt(f"{name} again: the running syncs are abandoned")
 
 
-def _each(home: Home, codes: list[str], states: dict, jobs: int, stop: threading.Event,
+def _each(home: Home, tasks: list[tuple[str, tuple]], jobs: int, stop: threading.Event,
           verify: bool):
-    """Run `_one` for every dossier: inline for one job, else in worker processes."""
-    if jobs == 1 or len(codes) < 2:
+    """Run `_one` for every (dossier, (state, idle check time)): inline for one job, else in
+    worker processes."""
+    if jobs == 1 or len(tasks) < 2:
         _init_worker(str(home.root), verify, stop)
-        for code in codes:
-            yield _one(code, states.get(code))
+        for code, payload in tasks:
+            yield _one(code, payload)
         return
     root = str(home.root)
     yield from in_workers(
-        [(code, states.get(code)) for code in codes], min(jobs, len(codes)), stop,
+        tasks, min(jobs, len(tasks)), stop,
         start=lambda halt, progress: _init_worker(root, verify, halt, progress),
         run=_one, not_started=_not_started, abandoned=_abandoned)
 
@@ -288,8 +295,13 @@ def _init_worker(root: str, verify: bool, stop,
     _WORKER.update(home=Home(Path(root)), verify=verify, stop=stop, progress=progress)
 
 
-def _one(code: str, state) -> tuple[str, object, list[SyncResult]]:
-    """One dossier's nightly: ("run", (sync, verification), quiet runs) or ("skipped", ...)."""
+def _one(code: str, payload: tuple) -> tuple[str, object, list[SyncResult]]:
+    """One dossier's nightly: ("run", (sync, verification), quiet runs) or ("skipped", ...).
+
+    payload: the dossier's state read with the others', and the time to count its idle
+    days at when it was idle too long (its simple sync is then checked first, core/idle.py),
+    else None."""
+    state, idle_now = payload
     home, verify, stop = _WORKER["home"], _WORKER["verify"], _WORKER["stop"]
     progress = _WORKER.get("progress")
     if stop.is_set():
@@ -297,7 +309,10 @@ def _one(code: str, state) -> tuple[str, object, list[SyncResult]]:
     quiet: list[SyncResult] = []
     ctx = RunContext(cancel_requested=stop, on_progress=progress)
     try:
-        run = sync_dossier(home, code, "simple", ctx, known=state, record=quiet.append)
+        if idle_now is not None:
+            run = idle.sync(home, code, "simple", ctx, now=idle_now)
+        else:
+            run = sync_dossier(home, code, "simple", ctx, known=state, record=quiet.append)
     except DossierBusy as exc:
         log.warning("%s skipped: %s", code, exc)
         return "skipped", {"dossier": code, "reason": str(exc)}, []

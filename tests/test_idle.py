@@ -163,3 +163,63 @@ def test_the_cli_clock_moves_with_dossync_now(demo_home):
     assert done.returncode == ExitCode.OK, done.stderr
     assert "not synced for 150 days" in done.stdout and "repaired 1 period(s)" in done.stdout
     assert_portal_equals_ledger(demo_home, code)
+
+
+def test_the_nightly_checks_an_idle_dossier_as_a_sync_does(demo_home):
+    """The nightly's simple syncs come through the same check: an idle dossier with a silent
+    edit is mended, one whose ledger went back in time is refused and marked, a recent one
+    runs as always (no check, no note)."""
+    mended, rewound, recent = codes(demo_home)
+    for code in (mended, rewound, recent):
+        assert cli(demo_home, "dossier", "set", code, "--nightly").returncode == 0
+    cli(demo_home, "ledger", mended, "edit-closed-period")
+    cli(demo_home, "ledger", rewound, "snapshot", "monday")
+    cli(demo_home, "ledger", rewound, "new-bookings", "8")
+    assert cli_json(demo_home, "sync", rewound)[0] == ExitCode.OK
+    cli(demo_home, "ledger", rewound, "restore-backup", "monday")
+    cli(demo_home, "ledger", recent, "edit-closed-period")
+    age(demo_home, mended, 100)
+    age(demo_home, rewound, 130)
+
+    status, doc = cli_json(demo_home, "nightly", "--jobs", "2")
+    assert status == ExitCode.PARTIAL, doc  # the refused one failed; the others did not
+    runs = {r["dossier"]: r for r in doc["runs"]}
+    assert runs[mended]["status"] == "succeeded"
+    [note] = idle_warnings(runs[mended])
+    assert f"{mended} was not synced for 100 days" in note and "repaired 1 period(s)" in note
+    assert_portal_equals_ledger(demo_home, mended)
+    assert runs[rewound]["status"] == "failed" and runs[rewound]["rows"]["read"] == 0
+    assert "not synced for 130 days" in runs[rewound]["error"]
+    assert f"dossync sync {rewound} --full" in runs[rewound]["error"]
+    assert status_of(demo_home, rewound)["state"] == "action_required"
+    assert runs[recent]["status"] == "succeeded" and idle_warnings(runs[recent]) == []
+    # the recent one's silent edit is not looked for: that is what idle_days is for
+    assert cli_json(demo_home, "reconcile", recent)[1]["verdict"] == "full_sync"
+
+
+def test_a_sync_that_finishes_during_the_check_makes_its_verdict_stale(demo_home, monkeypatch):
+    """The refusal is kept under the dossier's lock; when another sync finished while the
+    check ran, the refusal would be stale: the simple sync runs from what that sync left."""
+    from dossync.core import idle
+    from dossync.core.sync import sync_dossier
+
+    code = codes(demo_home)[0]
+    cli(demo_home, "ledger", code, "snapshot", "monday")
+    cli(demo_home, "ledger", code, "new-bookings", "8")
+    assert cli_json(demo_home, "sync", code)[0] == ExitCode.OK
+    cli(demo_home, "ledger", code, "restore-backup", "monday")
+    age(demo_home, code, 120)
+    home = Home(demo_home)
+    real = idle.reconcile
+
+    def check_while_someone_runs_a_full_sync(*args, **kwargs):
+        verdict = real(*args, **kwargs)
+        assert sync_dossier(home, code, "full").status == "succeeded"
+        return verdict
+
+    monkeypatch.setattr(idle, "reconcile", check_while_someone_runs_a_full_sync)
+    run = idle.sync(home, code, "simple")
+    assert run.status == "succeeded" and not run.needs_full_sync, run
+    assert any("finished while it was checked" in w for w in run.warnings)
+    assert status_of(demo_home, code)["state"] == "ok"
+    assert_portal_equals_ledger(demo_home, code)

@@ -49,8 +49,8 @@ from dossync.core.portal.records import (JOB_KEYS, ArchiveDocument, ClaimedPropo
                                          SyncRun, SyncState, TrialBalanceRow)
 from dossync.core.portal.reports import (report_archive, report_dashboard, report_pnl,
                                          report_trial_balance)
-from dossync.core.portal.runlog import (full_loads, last_succeeded, monitor, quarantined,
-                                        record_run, record_runs, record_verdict, runs)
+from dossync.core.portal.runlog import (full_loads, last_succeeded, last_succeeded_of, monitor,
+                                        quarantined, record_run, record_runs, record_verdict, runs)
 from dossync.core.portal.schema import (MONEY, SCHEMA_VERSION, connect, erase_portal, initialise,
                                         portal_exists)
 from dossync.core.portal.state import read_keys, sync_state, sync_states
@@ -66,8 +66,8 @@ __all__ = [
     # syncs
     "apply_sync", "read_keys", "sync_state", "sync_states",
     # runs, quarantine, the monitor
-    "full_loads", "last_succeeded", "monitor", "quarantined", "record_run", "record_runs", "record_verdict",
-    "runs",
+    "full_loads", "last_succeeded", "last_succeeded_of", "monitor", "quarantined", "record_run",
+    "record_runs", "record_verdict", "runs",
     # reports
     "report_archive", "report_dashboard", "report_pnl", "report_trial_balance",
     # proposals, periods, the outbox

@@ -90,6 +90,18 @@ def last_succeeded(path: Path, code: str) -> str | None:
     return row[0][0] if row and row[0][0] else None
 
 
+def last_succeeded_of(path: Path, codes: list[str]) -> dict[str, str]:
+    """`last_succeeded` for many dossiers in one look: code -> ISO time, for those that
+    have a successful sync (the nightly's idle check, core/idle.py)."""
+    if not codes:
+        return {}
+    with connect(path, read_only=True) as con:
+        rows = con.execute("SELECT dossier, strftime(max(finished_at), '%Y-%m-%dT%H:%M:%S') "
+                           "FROM sync_runs WHERE status = 'succeeded' AND list_contains(?, dossier) "
+                           "GROUP BY dossier", [list(codes)]).fetchall()
+    return {code: at for code, at in rows if at}
+
+
 def monitor(path: Path) -> list[MonitorEntry]:
     """One entry per dossier for the active clients monitor (state without locks)."""
     with connect(path, read_only=True) as con:
