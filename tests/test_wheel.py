@@ -27,7 +27,7 @@ def _project_copy(target: Path) -> Path:
     (target / "data").mkdir()
     for csv in (ROOT / "data").glob("*.csv"):
         shutil.copy2(csv, target / "data" / csv.name)
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "setup.py", "README.md"):
         shutil.copy2(ROOT / name, target / name)
     return target
 
@@ -52,7 +52,11 @@ def test_the_wheel_holds_one_package_named_after_the_project(wheel):
     for needed in ("dossync/core/cli.py", "dossync/core/connectors/demo.py",
                    "dossync/core/ledger_schema.sql", "dossync/data/mar.csv",
                    "dossync/data/vat_codes.csv", "dossync/tui/app.py", "dossync/tui/app.tcss",
-                   "dossync/notebooks/reconcile_dossier.ipynb"):
+                   "dossync/notebooks/reconcile_dossier.ipynb",
+                   # the catalogs, compiled in the build (setup.py), beside their sources
+                   "dossync/core/locale/nl/LC_MESSAGES/dossync.mo",
+                   "dossync/core/locale/fr/LC_MESSAGES/dossync.po",
+                   "dossync/core/locale/fr/LC_MESSAGES/dossync.mo"):
         assert needed in names, needed
     # every package folder of the source made it into the wheel
     for folder in ("core", "tui"):
@@ -99,3 +103,9 @@ def test_the_installed_wheel_builds_and_lists_a_demo_firm(wheel, tmp_path):
                               "--json"], cwd=away, capture_output=True, text=True, timeout=300)
     assert verdict.returncode == 0, verdict.stdout + verdict.stderr
     assert json.loads(verdict.stdout)["verdict"] == "in_sync"
+    # it speaks Dutch from the compiled catalog the wheel carries
+    dutch = subprocess.run([str(dossync), "--home", str(home), "--lang", "nl", "status"],
+                           cwd=away, capture_output=True, text=True, timeout=120)
+    assert dutch.returncode == 0 and "monitor actieve klanten" in dutch.stdout, dutch.stderr
+    compiled = site / "dossync" / "core" / "locale" / "nl" / "LC_MESSAGES" / "dossync.mo"
+    assert compiled.stat().st_size > 1000
