@@ -383,3 +383,45 @@ def test_the_nightly_runs_on_the_server_with_worker_processes(demo_home):
     assert all(r["status"] == "succeeded" and r["rows"]["inserted"] > 0 for r in runs), runs
     for code in codes(demo_home):
         assert_portal_equals_ledger(demo_home, code)
+
+
+def test_idle_check_quiet_window_and_upgrade_plan_on_the_server(demo_home, monkeypatch):
+    """Issue 13's pieces on a PostgreSQL portal: the nightly's idle check mends a long-idle
+    dossier, a full sync outside the window is scheduled and run by a worker once it
+    opens, and a dossier loaded before versions were recorded is advised a full sync."""
+    from test_idle import age, idle_warnings
+    from test_window import AFTERNOON, NIGHT, OPENS, set_window
+
+    idle_code, window_code, old_code = codes(demo_home)
+    for code in (idle_code, window_code, old_code):
+        portal.update_dossier(portal_of(demo_home), code, nightly=True)
+    cli(demo_home, "ledger", idle_code, "edit-closed-period")  # only the idle check sees it
+    age(demo_home, idle_code, 100)
+    status, night = cli_json(demo_home, "nightly", "--jobs", "2")
+    assert status == 0, night
+    run = {r["dossier"]: r for r in night["runs"]}[idle_code]
+    assert "repaired 1 period(s)" in idle_warnings(run)[0]
+    assert cli_json(demo_home, "reconcile", idle_code)[1]["verdict"] == "in_sync"
+
+    set_window(demo_home, "01:00-05:00")
+    assert cli(demo_home, "ledger", window_code, "new-bookings", "5").returncode == 0
+    monkeypatch.setenv("DOSSYNC_NOW", AFTERNOON)
+    status, scheduled = cli_json(demo_home, "sync", window_code, "--full")
+    assert (status, scheduled["status"], scheduled["scheduled_for"]) == (0, "scheduled", OPENS)
+    assert cli_json(demo_home, "worker", "--until-idle")[1]["run"] == 0  # not open yet
+    monkeypatch.setenv("DOSSYNC_NOW", NIGHT)
+    status, worked = cli_json(demo_home, "worker", "--until-idle")
+    assert status == 0 and (worked["run"], worked["succeeded"]) == (1, 1), worked
+    assert_portal_equals_ledger(demo_home, window_code)
+
+    # a demo dossier loaded before versions were recorded lacks nothing; pretend its
+    # connector's history says otherwise by recording it at version 0
+    portal_sql(demo_home, "UPDATE dossiers SET connector_version = 0 WHERE code = ?", [old_code])
+    rows = {r["code"]: r for r in cli_json(demo_home, "status")[1]}
+    assert rows[old_code]["full_sync_advised"] and rows[old_code]["state"] == "action_required"
+    status, plan = cli_json(demo_home, "upgrade-plan")
+    assert status == 0 and [p["dossier"] for p in plan] == [old_code]
+    monkeypatch.delenv("DOSSYNC_NOW")
+    assert cli_json(demo_home, "sync", old_code, "--full", "--now")[0] == 0
+    rows = {r["code"]: r for r in cli_json(demo_home, "status")[1]}
+    assert rows[old_code]["full_sync_advised"] is None and rows[old_code]["state"] == "ok"
