@@ -77,10 +77,13 @@ class _Output:
             document, self.document = self.document, None
             self.write(document)
 
-    def fail(self, message: str, exit_code: int, *, stderr: bool = True, **extra) -> int:
-        """Say what failed on stderr and, with --json, as the one document on stdout."""
+    def fail(self, message: str, exit_code: int, *, stderr: bool = True,
+             said: str | None = None, **extra) -> int:
+        """Say what failed on stderr and, with --json, as the one document on stdout
+        (`said`: the words for people, in their language, when they differ from the
+        language-neutral `message` of the JSON)."""
         if stderr:
-            print(f"dossync: {message}", file=sys.stderr)
+            print(f"dossync: {message if said is None else said}", file=sys.stderr)
         if self.json:
             self.document = None
             with contextlib.suppress(BrokenPipeError):
@@ -109,7 +112,19 @@ _HEADERS = {
     "debit": N_("debit"), "credit": N_("credit"), "balance": N_("balance"),
     "amount": N_("amount"), "ref": N_("ref"), "journal": N_("journal"), "date": N_("date"),
     "due_date": N_("due date"), "relation": N_("relation"), "booking_status": N_("booking"),
-    "payment_status": N_("payment")}
+    "payment_status": N_("payment"),
+    # the other tables' columns: the English header is the JSON key, as before
+    "language": N_("language"), "email": N_("email"), "source": N_("source"),
+    "job": N_("job"), "dossier": N_("dossier"), "kind": N_("kind"), "status": N_("status"),
+    "attempts": N_("attempts"), "queued_at": N_("queued_at"), "finished_at": N_("finished_at"),
+    "error": N_("error"), "run_id": N_("run_id"), "read": N_("read"),
+    "inserted": N_("inserted"), "updated": N_("updated"), "deleted": N_("deleted"),
+    "stream": N_("stream"), "key": N_("key"), "reason": N_("reason"), "detail": N_("detail"),
+    "recipient": N_("recipient"), "subject": N_("subject"), "created_at": N_("created_at"),
+    "sent_at": N_("sent_at"), "last_error": N_("last_error"), "fiscal_year": N_("fiscal_year"),
+    "period": N_("period"), "ledger_count": N_("ledger_count"),
+    "portal_count": N_("portal_count"), "ledger_amount": N_("ledger_amount"),
+    "portal_amount": N_("portal_amount"), "explained_by": N_("explained_by")}
 # Values that are words of ours (a state, a kind), shown translated; JSON keeps them.
 _WORDS = {
     "ok": N_("ok"), "syncing": N_("syncing"), "failed": N_("failed"),
@@ -117,7 +132,9 @@ _WORDS = {
     "never": N_("never"), "succeeded": N_("succeeded"), "simple": N_("simple"),
     "full": N_("full"), "repair": N_("repair"), "paid": N_("paid"), "open": N_("open"),
     "partly_paid": N_("partly paid"), "provisional": N_("provisional"),
-    "definitive": N_("definitive"), "booked": N_("booked")}
+    "definitive": N_("definitive"), "booked": N_("booked"), "queued": N_("queued"),
+    "running": N_("running"), "cancelled": N_("cancelled"), "sent": N_("sent"),
+    "skipped": N_("skipped")}
 _MONEY_COLUMNS = {"debit", "credit", "balance", "amount"}
 _DATE_COLUMNS = {"date", "due_date", "updated_until"}
 
@@ -130,9 +147,14 @@ def _cell(column: str, value) -> str:
         return i18n.amount(value)
     if column in _DATE_COLUMNS and isinstance(value, str) and len(value) == 10:
         return i18n.day(value)
-    if isinstance(value, str) and value in _WORDS:
-        return _(_WORDS[value])
-    return str(value)
+    if isinstance(value, bool):
+        return _("True") if value else _("False")
+    return _word(value) if isinstance(value, str) else str(value)
+
+
+def _word(value: str) -> str:
+    """A word of ours (a kind, a status) in the active language; any other text as it is."""
+    return _(_WORDS[value]) if value in _WORDS else value
 
 
 def _table(rows: list[dict], columns: list[str], title: str | None = None) -> None:
@@ -189,7 +211,7 @@ class _ProgressBar:
 
 def _print_sync(result: SyncResult) -> None:
     rows = result.rows
-    kind = _(_WORDS.get(result.kind, result.kind))
+    kind = _word(result.kind)
     line = (_("{kind} sync of {dossier} succeeded (run {run})") if result.status == "succeeded"
             else _("{kind} sync of {dossier} FAILED (run {run})"))
     print(line.format(kind=kind, dossier=result.dossier, run=result.run_id) + ": "
@@ -223,8 +245,9 @@ def cmd_demo(home: Home, args) -> int:
     results = []
     for number, company in enumerate(companies, 1):
         ledger = home.ledgers / f"{company.code}.sqlite"
-        _info(args, f"[{number}/{len(companies)}] {company.code}: writing ledger "
-                    f"({company.lines} lines) and activating")
+        _info(args, _("[{number}/{total}] {code}: writing ledger ({lines} lines) and "
+                      "activating").format(number=number, total=len(companies),
+                                           code=company.code, lines=company.lines))
         demo_package.create_ledger(ledger, company, seed=args.seed)
         portal.add_dossier(home.portal, Dossier(
             code=company.code, name=company.name, package="demo", source=str(ledger),
@@ -236,7 +259,7 @@ def cmd_demo(home: Home, args) -> int:
     if args.json:
         _emit_json({"home": str(home.root), "dossiers": [r.to_json() for r in results]})
     else:
-        print(f"demo firm with {len(results)} dossiers in {home.root}")
+        print(_("demo firm with {n} dossiers in {home}").format(n=len(results), home=home.root))
         cmd_status(home, argparse.Namespace(json=False))
     return ExitCode.OK
 
@@ -319,7 +342,7 @@ def cmd_dossier_add(home: Home, args) -> int:
         currency=settings.get("currency"),
         timezone=settings.get("timezone") or DEFAULT_TIMEZONE,
         proposals_file=settings.get("proposals_file")))
-    with _ProgressBar(not args.json, f"activating {code}") as bar:
+    with _ProgressBar(not args.json, _("activating {code}").format(code=code)) as bar:
         result = sync_dossier(home, code, "full", RunContext(on_progress=bar))
     if result.status != "succeeded":
         portal.remove_dossier(home.portal, code)
@@ -327,7 +350,7 @@ def cmd_dossier_add(home: Home, args) -> int:
     if args.json:
         _emit_json(result.to_json())
     else:
-        print(f"dossier {code} added and activated")
+        print(_("dossier {code} added and activated").format(code=code))
         _print_sync(result)
     return ExitCode.OK
 
@@ -349,7 +372,8 @@ def cmd_dossier_set(home: Home, args) -> int:
     if args.json:
         _emit_json(_dossier_json(dossier))
     else:
-        print(f"dossier {code} updated: " + ", ".join(f"{k}={v}" for k, v in changes.items()))
+        print(_("dossier {code} updated: {changes}").format(
+            code=code, changes=", ".join(f"{k}={v}" for k, v in changes.items())))
     return ExitCode.OK
 
 
@@ -383,9 +407,10 @@ def cmd_dossier_show(home: Home, args) -> int:
         return ExitCode.OK
     print(json.dumps(_dossier_json(dossier), indent=2, ensure_ascii=False))
     _table(doc["runs"], ["run_id", "kind", "status", "finished_at", "read", "inserted", "updated",
-                         "deleted", "quarantined", "error"], title="sync history")
+                         "deleted", "quarantined", "error"], title=_("sync history"))
     if doc["quarantine"]:
-        _table(doc["quarantine"], ["stream", "key", "reason", "detail"], title="quarantined rows")
+        _table(doc["quarantine"], ["stream", "key", "reason", "detail"],
+               title=_("quarantined rows"))
     return ExitCode.OK
 
 
@@ -422,12 +447,13 @@ def cmd_sync(home: Home, args) -> int:
     if kind == "full" and not args.now and window.waits_until(home, kind, window.current_time()):
         return _queue_sync(home, code, kind, options, args)  # scheduled for the quiet window
     if kind == "full" and not args.json:
-        print(f"full sync of {code}: the whole ledger is read again (load on the office server)",
-              file=sys.stderr)
+        print(_("full sync of {code}: the whole ledger is read again (load on the office "
+                "server)").format(code=code), file=sys.stderr)
     cancel = threading.Event()
     # SIGTERM (the UI's cancel, systemd's stop) cancels between batches: nothing changes
     signal.signal(signal.SIGTERM, lambda *_: cancel.set())
-    with _ProgressBar(not args.json, f"{kind} sync {code}") as bar:
+    with _ProgressBar(not args.json,
+                      _("{kind} sync {code}").format(kind=_word(kind), code=code)) as bar:
         # a whole-ledger read obeys [full_sync] max_rows_per_second (the engine reads it)
         # a simple sync of a long-idle dossier is checked first ([sync] idle_days, core/idle.py)
         result = idle.sync(home, code, kind, RunContext(on_progress=bar, cancel_requested=cancel),
@@ -437,9 +463,10 @@ def cmd_sync(home: Home, args) -> int:
     else:
         _print_sync(result)
         if result.status == "succeeded" and options.any():
-            print(f"  updated until {result.updated_until or '-'}, active period "
-                  f"{result.active_period or '-'}, pending proposals {result.pending_proposals}, "
-                  f"email {result.email}")
+            print("  " + _("updated until {until}, active period {period}, pending proposals "
+                           "{pending}, email {email}").format(
+                until=i18n.date_text(result.updated_until) or "-", period=result.active_period or "-",
+                pending=result.pending_proposals, email=_word(result.email)))
     return _sync_exit(result)
 
 
@@ -460,8 +487,9 @@ def _queue_sync(home: Home, code: str, kind: str, options: ManualOptions, args) 
     elif at is not None:
         print(window.describe(home, job, at))
     else:
-        print(f"queued job {job.job}: {job.kind} sync of {job.dossier} "
-              f"('dossync worker' runs it, 'dossync jobs' shows it)")
+        print(_("queued job {job}: {kind} sync of {dossier} ('dossync worker' runs it, "
+                "'dossync jobs' shows it)").format(job=job.job, kind=_word(job.kind),
+                                                    dossier=job.dossier))
     return ExitCode.OK
 
 
@@ -470,9 +498,11 @@ def cmd_worker(home: Home, args) -> int:
 
     def finished(job: portal.Job) -> None:
         if not args.json:
-            verb = "succeeded" if job.status == "succeeded" else "FAILED"
-            print(f"job {job.job}: {job.kind} sync of {job.dossier} {verb}"
-                  + (f" (run {job.run_id})" if job.run_id else "")
+            line = (_("job {job}: {kind} sync of {dossier} succeeded")
+                    if job.status == "succeeded"
+                    else _("job {job}: {kind} sync of {dossier} FAILED"))
+            print(line.format(job=job.job, kind=_word(job.kind), dossier=job.dossier)
+                  + (" " + _("(run {run})").format(run=job.run_id) if job.run_id else "")
                   + (f": {job.error}" if job.error else ""), flush=True)
 
     result = run_worker(home, concurrency=args.concurrency, lease=float(args.lease),
@@ -481,9 +511,11 @@ def cmd_worker(home: Home, args) -> int:
     if args.json:
         _emit_json(result.to_json())
     else:
-        print(f"worker {result.worker}: {len(result.jobs)} job(s) run, {result.succeeded} "
-              f"succeeded, {result.failed} failed"
-              + (f"; stopped by {result.stopped}" if result.stopped else ""))
+        print(_("worker {worker}: {n} job(s) run, {succeeded} succeeded, {failed} failed").format(
+            worker=result.worker, n=len(result.jobs), succeeded=result.succeeded,
+            failed=result.failed)
+              + ("; " + _("stopped by {signal}").format(signal=result.stopped)
+                 if result.stopped else ""))
     return ExitCode.OK
 
 
@@ -497,9 +529,12 @@ def cmd_jobs(home: Home, args) -> int:
         if args.json:
             _emit_json(job.to_json())
         else:
-            print(f"job {job.job} ({job.kind} sync of {job.dossier}) "
-                  + ("cancelled" if job.status == "cancelled" else
-                     f"is running: {job.error}; 'dossync jobs' shows it cancelled once stopped"))
+            line = (_("job {job} ({kind} sync of {dossier}) cancelled")
+                    if job.status == "cancelled" else
+                    _("job {job} ({kind} sync of {dossier}) is running: {error}; 'dossync jobs' "
+                      "shows it cancelled once stopped"))
+            print(line.format(job=job.job, kind=_word(job.kind), dossier=job.dossier,
+                              error=job.error))
         return ExitCode.OK
     jobs = [j.to_json() for j in portal.list_jobs(home.portal)]
     if args.json:
@@ -508,7 +543,7 @@ def cmd_jobs(home: Home, args) -> int:
         _table([{**j, "queued_at": (j["queued_at"] or "").replace("T", " "),
                  "finished_at": (j["finished_at"] or "").replace("T", " ")} for j in jobs],
                ["job", "dossier", "kind", "status", "attempts", "queued_at", "finished_at",
-                "error"], title="job queue, newest first")
+                "error"], title=_("job queue, newest first"))
     return ExitCode.OK
 
 
@@ -585,9 +620,10 @@ def cmd_propose(home: Home, args) -> int:
         for p in proposals:
             print(f"{p.ref}  {p.journal}  {p.date}  {money.to_str(p.amount):>10}"
                   + (f"  ({p.note})" if p.note else ""))
-        print(f"{len(proposals)} proposal(s) sent to {code}; pending proposals: {counter}")
+        print(_("{n} proposal(s) sent to {code}; pending proposals: {pending}").format(
+            n=len(proposals), code=code, pending=counter))
         if waiting:
-            print(f"  warning: {waiting}", file=sys.stderr)
+            print("  " + _("warning: {text}").format(text=waiting), file=sys.stderr)
     return ExitCode.OK
 
 
@@ -604,9 +640,10 @@ def cmd_outbox(home: Home, args) -> int:
     else:
         if args.flush:
             sent = sum(1 for t in tried if t["status"] == "sent")
-            print(f"flushed the outbox: {sent} sent, {len(tried) - sent} still waiting")
+            print(_("flushed the outbox: {sent} sent, {waiting} still waiting").format(
+                sent=sent, waiting=len(tried) - sent))
         _table(entries, ["id", "dossier", "recipient", "subject", "status", "attempts",
-                         "created_at", "sent_at", "last_error"], title="client emails")
+                         "created_at", "sent_at", "last_error"], title=_("client emails"))
     # a delivery that failed again is worth a non-zero exit for cron
     return ExitCode.FAILED if any(t["status"] == "failed" for t in tried) else ExitCode.OK
 
@@ -627,18 +664,22 @@ def cmd_nightly(home: Home, args) -> int:
         for run in result.runs:
             _print_sync(run)
         for skip in result.skipped:
-            print(f"{skip['dossier']} skipped: {skip['reason']}")
+            print(_("{dossier} skipped: {reason}").format(dossier=skip["dossier"],
+                                                           reason=skip["reason"]))
         for job in result.scheduled:
-            print(f"job {job.job}: scheduled full sync of {job.dossier} {job.status}"
+            print(_("job {job}: scheduled full sync of {dossier} {status}").format(
+                job=job.job, dossier=job.dossier, status=_word(job.status))
                   + (f": {job.error}" if job.error else ""))
         for check in result.verified:
-            outcome = ("repaired, now in sync" if check.repaired
-                       else "needs a full sync (action required)" if check.action_required
-                       else f"verify failed: {check.error}" if check.error else check.verdict)
-            print(f"{check.dossier} verified: {outcome}"
+            outcome = (_("repaired, now in sync") if check.repaired
+                       else _("needs a full sync (action required)") if check.action_required
+                       else _("verify failed: {error}").format(error=check.error) if check.error
+                       else check.verdict)
+            print(_("{dossier} verified: {outcome}").format(dossier=check.dossier,
+                                                             outcome=outcome)
                   + (f" - {check.reasons[0]}" if check.action_required and check.reasons else ""))
-        print(f"nightly: {result.succeeded} succeeded, {result.failed} failed, "
-              f"{len(result.skipped)} skipped")
+        print(_("nightly: {succeeded} succeeded, {failed} failed, {skipped} skipped").format(
+            succeeded=result.succeeded, failed=result.failed, skipped=len(result.skipped)))
     return result.exit_code
 
 
@@ -654,8 +695,9 @@ def _queue_nightly(home: Home, args) -> int:
         _emit_json({"jobs": [j.to_json() for j in jobs]})
     else:
         for job in jobs:
-            print(f"queued job {job.job}: {job.kind} sync of {job.dossier}")
-        print(f"nightly: {len(jobs)} job(s) queued ('dossync worker' runs them)")
+            print(_("queued job {job}: {kind} sync of {dossier}").format(
+                job=job.job, kind=_word(job.kind), dossier=job.dossier))
+        print(_("nightly: {n} job(s) queued ('dossync worker' runs them)").format(n=len(jobs)))
     return ExitCode.OK
 
 
@@ -664,17 +706,19 @@ def _reconcile_text(result) -> None:
     for reason in result.reasons:
         print(f"  - {reason}")
     if result.segments:
-        print("  periods to reload: " + ", ".join(f"{s['period']} (fiscal year {s['fiscal_year']})"
-                                                   for s in result.segments))
+        print("  " + _("periods to reload: {periods}").format(periods=", ".join(
+            _("{period} (fiscal year {year})").format(period=s["period"], year=s["fiscal_year"])
+            for s in result.segments)))
     if result.differences:
         shown = RECONCILE_TABLE_ROWS
-        rows = [{**d, "explained_by": d["explained_by"] or "UNEXPLAINED"}
+        rows = [{**d, "explained_by": d["explained_by"] or _("UNEXPLAINED")}
                 for d in result.differences[:shown]]
         _table(rows, ["fiscal_year", "period", "journal", "account", "ledger_count",
                       "portal_count", "ledger_amount", "portal_amount", "explained_by"],
-               title=f"{result.dossier}: segments that differ")
+               title=_("{dossier}: segments that differ").format(dossier=result.dossier))
         if len(result.differences) > shown:
-            print(f"  ... and {len(result.differences) - shown} more (--json lists them all)")
+            print("  " + _("... and {n} more (--json lists them all)").format(
+                n=len(result.differences) - shown))
 
 
 RECONCILE_TABLE_ROWS = 40
@@ -694,7 +738,8 @@ def cmd_reconcile(home: Home, args) -> int:
         result = reconcile(home, args.code.upper())
         if args.html:
             out = render_html(home, result.dossier, Path(args.html))
-            _info(args, f"reconciliation notebook for {result.dossier} written to {out}")
+            _info(args, _("reconciliation notebook for {dossier} written to {path}").format(
+                dossier=result.dossier, path=out))
         if args.json:
             _emit_json(result.to_json())
         else:
@@ -709,7 +754,8 @@ def cmd_reconcile(home: Home, args) -> int:
             docs.append({"dossier": dossier.code, "verdict": None, "reasons": [str(exc)],
                          "differences": [], "segments": [], "error": str(exc)})
             if not args.json:
-                print(f"{dossier.code}: FAILED: {exc}", file=sys.stderr)
+                print(_("{dossier}: FAILED: {error}").format(dossier=dossier.code, error=exc),
+                      file=sys.stderr)
             continue
         differ += result.verdict != "in_sync"
         docs.append({**result.to_json(), "error": None})
@@ -719,8 +765,9 @@ def cmd_reconcile(home: Home, args) -> int:
     if args.json:
         _emit_json(docs)
     else:
-        print(f"reconcile: {len(docs) - failed - differ} in sync, {differ} with differences, "
-              f"{failed} failed")
+        print(_("reconcile: {in_sync} in sync, {differ} with differences, {failed} "
+                "failed").format(in_sync=len(docs) - failed - differ, differ=differ,
+                                 failed=failed))
     return ExitCode.PARTIAL if failed else ExitCode.DIFFERENCES if differ else ExitCode.OK
 
 
@@ -1190,27 +1237,36 @@ _DISK_FULL = ("No space left on device", "database or disk is full", "Disk quota
 _READ_ONLY = ("Read-only file system", "attempt to write a readonly database")
 
 
-def _environment_message(exc: BaseException) -> str | None:
-    """The machine said no (a full disk, a read-only HOME, permissions): what to do, or None."""
+def _english(message: str) -> str:
+    return message
+
+
+def _environment_message(exc: BaseException,
+                         tr: Callable[[str], str] = _english) -> str | None:
+    """The machine said no (a full disk, a read-only HOME, permissions): what to do, or None.
+    In English (the JSON's), or with `tr=_` in the language of the people reading stderr."""
     if isinstance(exc, OSError) and exc.errno is not None:
         where = f"{exc.filename}: " if exc.filename else ""
         reason = exc.strerror or str(exc)
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            return (f"{where}{reason}: the disk is full; free some space there, then run the "
-                    f"command again")
+            return where + tr(N_("{reason}: the disk is full; free some space there, then run "
+                                 "the command again")).format(reason=reason)
         if exc.errno == errno.EROFS:
-            return (f"{where}{reason}: run this command where HOME is writable (status, report, "
-                    f"reconcile and dossier list only read, and work on a read-only HOME)")
+            return where + tr(N_("{reason}: run this command where HOME is writable (status, "
+                                 "report, reconcile and dossier list only read, and work on a "
+                                 "read-only HOME)")).format(reason=reason)
         if exc.errno in (errno.EACCES, errno.EPERM):
-            return f"{where}{reason}: run dossync as the user that owns HOME, or fix the rights"
+            return where + tr(N_("{reason}: run dossync as the user that owns HOME, or fix the "
+                                 "rights")).format(reason=reason)
         return f"{where}{reason}"
     text = str(exc)
     first = (text.strip().splitlines() or [type(exc).__name__])[0]
     if any(s in text for s in _DISK_FULL):
-        return f"the disk is full ({first}); free some space there, then run the command again"
+        return tr(N_("the disk is full ({error}); free some space there, then run the command "
+                     "again")).format(error=first)
     if any(s in text for s in _READ_ONLY):
-        return (f"a file cannot be written ({first}); run this command where HOME and the "
-                f"ledgers are writable")
+        return tr(N_("a file cannot be written ({error}); run this command where HOME and the "
+                     "ledgers are writable")).format(error=first)
     return None
 
 
@@ -1282,21 +1338,33 @@ def _main(argv: list[str], output: _Output) -> int:
     except BrokenPipeError:  # `dossync ... | head`: the reader left; not an error of ours
         sys.stderr.close()
         return int(ExitCode.OK)
-    except KeyboardInterrupt:
-        return output.fail("interrupted; a sync in progress changed nothing", ExitCode.FAILED)
+    except KeyboardInterrupt:  # JSON in English, stderr in the reader's language
+        return output.fail(_INTERRUPTED, ExitCode.FAILED, said=_(_INTERRUPTED))
     except MemoryError:
-        return output.fail("out of memory: close other programs, or give smaller numbers "
-                           "(see the command's --help)", ExitCode.FAILED)
+        return output.fail(_OUT_OF_MEMORY, ExitCode.FAILED, said=_(_OUT_OF_MEMORY))
     except Exception as exc:
         known = _environment_message(exc)
         if known is not None:  # not a defect: the message says what to do
             log.info("%s failed", getattr(args, "command", "dossync"), exc_info=exc)
-            return output.fail(_message_with(known, exc), ExitCode.FAILED)
+            return output.fail(_message_with(known, exc), ExitCode.FAILED,
+                               said=_message_with(_environment_message(exc, _) or known, exc))
         # a defect: say so plainly, keep the traceback in the log
         log.exception("unexpected error in %s", getattr(args, "command", "dossync"))
         where = _log_file()
-        return output.fail(f"unexpected error ({type(exc).__name__}: {_message(exc)})"
-                           + (f"; details in {where}" if where else ""), ExitCode.FAILED)
+        error = f"{type(exc).__name__}: {_message(exc)}"
+
+        def unexpected(tr: Callable[[str], str]) -> str:
+            return (tr(_UNEXPECTED).format(error=error)
+                    + ("; " + tr(_DETAILS).format(path=where) if where else ""))
+        return output.fail(unexpected(_english), ExitCode.FAILED, said=unexpected(_))
+
+
+# What main says when a command ends abnormally: in English in the JSON, translated on stderr.
+_INTERRUPTED = N_("interrupted; a sync in progress changed nothing")
+_OUT_OF_MEMORY = N_("out of memory: close other programs, or give smaller numbers (see the "
+                    "command's --help)")
+_UNEXPECTED = N_("unexpected error ({error})")
+_DETAILS = N_("details in {path}")
 
 
 def _message_with(text: str, exc: BaseException) -> str:

@@ -136,5 +136,23 @@ def day(value: date | str | None, language: str | None = None) -> str:
     return format_date(when, "dd/MM/yyyy", locale=_DATES[language or _language])
 
 
-__all__ = ["DEFAULT", "LANG_ENV", "LANGUAGES", "N_", "_", "activate", "amount", "current", "day",
-           "language_from_locale", "ngettext", "problem", "resolve"]
+def date_text(value: str | None) -> str | None:
+    """A date (YYYY-MM-DD, or a time whose date leads) in a sentence or a cell: as Dutch
+    and French write it (31/12/2026); English keeps ISO, as it always showed; None for
+    none."""
+    if not value or _language == DEFAULT:
+        return value
+    rest = value[10:] if len(value) > 10 else ""
+    return day(value) + rest.replace("T", " ")
+
+
+def money_text(value: Decimal | str | None, english: str) -> str:
+    """An amount on a screen: Belgian 1.234,56 in Dutch and French, `english` (the
+    screen's own English form) in English; '-' for none."""
+    if value is None:
+        return "-"
+    return english if _language == DEFAULT else amount(value)
+
+
+__all__ = ["DEFAULT", "LANG_ENV", "LANGUAGES", "N_", "_", "activate", "amount", "current", "date_text", "day",
+           "language_from_locale", "money_text", "ngettext", "problem", "resolve"]

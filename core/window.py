@@ -21,6 +21,7 @@ from datetime import datetime
 
 from dossync.core import portal
 from dossync.core.home import Home
+from dossync.core.i18n import _
 from dossync.core.model import ManualOptions, SyncKind, UsageError
 from dossync.core.settings import QuietWindow
 
@@ -79,12 +80,13 @@ def queue_sync(home: Home, code: str, kind: SyncKind, options: ManualOptions | N
 
 
 def describe(home: Home, job: portal.Job, at: datetime) -> str:
-    """The sentence a user reads when a full sync was scheduled instead of run."""
-    return (f"full sync of {job.dossier} scheduled for the quiet window "
-            f"({quiet_window(home)}): job {job.job} runs at {at:%Y-%m-%d %H:%M} (the nightly "
-            f"or 'dossync worker' runs it; 'dossync jobs' shows it). To run it at once "
-            f"instead: dossync jobs cancel {job.job}, then dossync sync {job.dossier} "
-            f"--full --now")
+    """The sentence a user reads when a full sync was scheduled instead of run (in the
+    active language: the CLI prints it, the UI shows it)."""
+    return _("full sync of {dossier} scheduled for the quiet window ({window}): job {job} "
+             "runs at {at} (the nightly or 'dossync worker' runs it; 'dossync jobs' shows it). "
+             "To run it at once instead: dossync jobs cancel {job}, then dossync sync "
+             "{dossier} --full --now").format(dossier=job.dossier, window=quiet_window(home),
+                                               job=job.job, at=f"{at:%Y-%m-%d %H:%M}")
 
 
 __all__ = ["NOW_ENV", "current_time", "describe", "queue_sync", "quiet_window",

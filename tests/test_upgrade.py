@@ -94,8 +94,9 @@ def test_a_dossier_loaded_by_an_older_connector_version_is_advised_a_full_sync(d
     portal_sql(demo_home, "UPDATE dossiers SET connector_version = 1")
     advised = status_of(demo_home)["BOOKS"]["full_sync_advised"]
     assert advised.startswith("the GnuCash connector is at version 2 and BOOKS's last full "
-                              "load was by version 1: it lacks account classes and exact "
-                              "amounts (version 2, dossync 0.4.0)"), advised
+                              "load was by version 1: it lacks account classes, exact amounts "
+                              "and the figures of books whose root account has no commodity "
+                              "(version 2, dossync 0.4.0)"), advised
     assert "dossync sync BOOKS --full" in advised
     assert status_of(demo_home)[demo]["full_sync_advised"] is None  # demo 2 needed no reload
     row = next(r for r in monitor_rows(Home(demo_home)) if r["code"] == "BOOKS")
@@ -132,7 +133,8 @@ def test_the_upgrade_of_a_firm_activated_by_the_previous_release(demo_home):
     assert rows["BOOKS"]["state"] == "action_required"
     assert advised.startswith("the GnuCash connector is at version 2 and BOOKS's last full "
                               "load was by version 1 (it was loaded before connector versions "
-                              "were recorded): it lacks account classes and exact amounts "
+                              "were recorded): it lacks account classes, exact amounts and the "
+                              "figures of books whose root account has no commodity "
                               "(version 2, dossync 0.4.0)"), advised
     for code in demos:
         assert (rows[code]["state"], rows[code]["full_sync_advised"]) == ("ok", None)
@@ -146,7 +148,8 @@ def test_the_upgrade_of_a_firm_activated_by_the_previous_release(demo_home):
     assert status == 0
     assert plan == [{"dossier": "BOOKS", "package": "gnucash", "from_version": 1,
                      "to_version": 2,
-                     "new": "account classes and exact amounts (version 2, dossync 0.4.0)",
+                     "new": "account classes, exact amounts and the figures of books whose "
+                            "root account has no commodity (version 2, dossync 0.4.0)",
                      "expected_rows": activation["rows"]["read"],
                      "expected_seconds": plan[0]["expected_seconds"]}]
     assert plan[0]["expected_rows"] > 0 and plan[0]["expected_seconds"] >= 1

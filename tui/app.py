@@ -37,6 +37,7 @@ from textual.signal import Signal
 from dossync.core import monitor, window
 from dossync.core.progress import read_progresses
 from dossync.core.home import Home
+from dossync.core.i18n import _
 from dossync.core.model import DossyncError, ExitCode, ManualOptions
 from dossync.tui.messages import MonitorLoaded, ProgressRead, SyncFinished, SyncStarted
 
@@ -54,18 +55,21 @@ class DossierCommands(Provider):
     def _commands(self) -> list[tuple[str, object, str]]:
         app: DossyncApp = self.app  # type: ignore[assignment]
         commands: list[tuple[str, object, str]] = [
-            ("Outbox: client emails", app.action_outbox, "queued, sent and failed emails"),
-            ("Run log: syncs of every dossier", app.action_run_log, "the last 200 sync runs"),
-            ("Job queue: queued and running syncs", app.action_jobs,
-             "what 'dossync worker' runs; cancel a queued job"),
-            ("Help: keys", app.action_help, "every key binding"),
+            (_("Outbox: client emails"), app.action_outbox, _("queued, sent and failed emails")),
+            (_("Run log: syncs of every dossier"), app.action_run_log,
+             _("the last 200 sync runs")),
+            (_("Job queue: queued and running syncs"), app.action_jobs,
+             _("what 'dossync worker' runs; cancel a queued job")),
+            (_("Help: keys"), app.action_help, _("every key binding")),
         ]
         for row in app.rows:
             code, name = row["code"], row["name"]
-            commands.append((f"Open dossier {code}", _partial(app.open_dossier, code),
-                             f"{name}: figures, history, settings"))
-            commands.append((f"Sync {code}", _partial(app.open_sync_dialog, code),
-                             f"simple, full or repair sync of {name}"))
+            commands.append((_("Open dossier {code}").format(code=code),
+                             _partial(app.open_dossier, code),
+                             _("{name}: figures, history, settings").format(name=name)))
+            commands.append((_("Sync {code}").format(code=code),
+                             _partial(app.open_sync_dialog, code),
+                             _("simple, full or repair sync of {name}").format(name=name)))
         return commands
 
     async def discover(self) -> Hits:
@@ -96,14 +100,18 @@ class DossyncApp(App[int]):
 
     CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses live elsewhere
     TITLE = "dossync"
-    SUB_TITLE = "active clients monitor"
+    SUB_TITLE = _("active clients monitor")
     COMMANDS = App.COMMANDS | {DossierCommands}
     BINDINGS = [
-        Binding("question_mark", "help", "Help", key_display="?"),
-        Binding("e", "outbox", "Outbox"),
-        Binding("l", "run_log", "Run log"),
-        Binding("j", "jobs", "Jobs"),
-        Binding("q", "quit", "Quit"),
+        Binding("question_mark", "help", _("Help"), key_display="?"),
+        Binding("e", "outbox", _("Outbox")),
+        Binding("l", "run_log", _("Run log")),
+        Binding("j", "jobs", _("Jobs")),
+        Binding("q", "quit", _("Quit")),
+        # Textual's own command palette key (what it adds when an app has none), with
+        # the footer's word for it in the UI's language.
+        Binding(App.COMMAND_PALETTE_BINDING, "command_palette", _("palette"), show=False,
+                priority=True, tooltip=_("Open the command palette")),
     ]
 
     def __init__(self, home: Home, *, frozen: bool | None = None,
@@ -154,15 +162,16 @@ class DossyncApp(App[int]):
             except Exception as exc:  # noqa: BLE001 - shown, logged, the UI goes on
                 log.exception("%s.%s failed", type(screen).__name__,
                               getattr(callback, "__name__", "callback"))
-                self.notify(f"{type(screen).__name__}: could not show an update: "
-                            f"{str(exc) or type(exc).__name__}", severity="error", timeout=10)
+                self.notify(_("{screen}: could not show an update: {error}").format(
+                    screen=type(screen).__name__, error=str(exc) or type(exc).__name__),
+                    severity="error", timeout=10)
 
         signal.subscribe(screen, heard, immediate=True)
 
     def report(self, exc: BaseException, what: str = "") -> None:
         """An error as a notification (from any thread): never a traceback on screen."""
         text = str(exc) or exc.__class__.__name__
-        message = f"{what}: {text}" if what else text
+        message = _("{what}: {text}").format(what=what, text=text) if what else text
         self.call_from_thread(self.notify, message, severity="error", timeout=10)
 
     # --- monitor refresh ---------------------------------------------------------------
@@ -173,10 +182,10 @@ class DossyncApp(App[int]):
             progress = read_progresses(self.home,
                                        [r["code"] for r in rows if r["state"] == "syncing"])
         except DossyncError as exc:
-            self.report(exc, "reading the monitor")
+            self.report(exc, _("reading the monitor"))
             return
         except Exception as exc:  # noqa: BLE001 - the UI must survive anything core raises
-            self.report(exc, "reading the monitor")
+            self.report(exc, _("reading the monitor"))
             return
         self.post_message(MonitorLoaded(rows, progress))
 
@@ -206,10 +215,11 @@ class DossyncApp(App[int]):
         error = (result or {}).get("error") or (row or {}).get("reason")
         if started_here and result is None:
             name = ExitCode(returncode).name if returncode in set(ExitCode) else str(returncode)
-            status, error = "failed", (f"the sync process ended with exit code {returncode} "
-                                       f"({name}) before reporting a result")
+            status, error = "failed", _("the sync process ended with exit code {code} ({name}) "
+                                        "before reporting a result").format(code=returncode,
+                                                                            name=name)
             if returncode == ExitCode.BUSY:
-                error = "another process is syncing this dossier: try again when it is done"
+                error = _("another process is syncing this dossier: try again when it is done")
         cancelled = code in self.cancelling
         self.cancelling.discard(code)
         self.post_message(SyncFinished(code, status, error, cancelled))
@@ -217,12 +227,14 @@ class DossyncApp(App[int]):
     def on_sync_finished(self, message: SyncFinished) -> None:
         code = message.code
         if message.cancelled and message.status != "succeeded":
-            self.notify(f"{code}: cancelled: nothing changed", title="sync cancelled")
+            self.notify(_("{code}: cancelled: nothing changed").format(code=code),
+                        title=_("sync cancelled"))
         elif message.status == "succeeded":
-            self.notify(f"{code}: sync finished", title="sync succeeded")
+            self.notify(_("{code}: sync finished").format(code=code), title=_("sync succeeded"))
         else:
-            self.notify(f"{code}: {message.error or 'the sync failed'}", title="sync failed",
-                        severity="error", timeout=15)
+            self.notify(_("{what}: {text}").format(what=code,
+                                                   text=message.error or _("the sync failed")),
+                        title=_("sync failed"), severity="error", timeout=15)
         self.sync_finished_signal.publish(message)
 
     # --- progress ------------------------------------------------------------------------
@@ -235,7 +247,7 @@ class DossyncApp(App[int]):
         try:
             progress = read_progresses(self.home, codes)
         except Exception as exc:  # noqa: BLE001 - a progress file is a courtesy, never fatal
-            self.report(exc, "reading progress")
+            self.report(exc, _("reading progress"))
             return
         self.post_message(ProgressRead(progress))
         # A sync we started that is over: read the monitor now, not in 3 seconds.
@@ -260,13 +272,13 @@ class DossyncApp(App[int]):
 
             lock = dossier_lock(self.home, code)
             if code in self.started or lock.is_held():
-                holder = lock.holder() or "this UI"
-                self.call_from_thread(self.notify, f"{code} is already syncing ({holder})",
-                                      severity="warning")
+                holder = lock.holder() or _("this UI")
+                self.call_from_thread(self.notify, _("{code} is already syncing ({holder})").format(
+                    code=code, holder=holder), severity="warning")
                 return
             process = monitor.start_detached_sync(self.home, code, kind, options)
         except Exception as exc:  # noqa: BLE001
-            self.report(exc, f"starting a sync of {code}")
+            self.report(exc, _("starting a sync of {code}").format(code=code))
             return
         self.post_message(SyncStarted(code, kind, process.pid))
         self.call_from_thread(self._track_started, code, process)
@@ -280,19 +292,21 @@ class DossyncApp(App[int]):
         try:
             job, at = window.queue_sync(self.home, code, "full", options, now=now)
         except Exception as exc:  # noqa: BLE001
-            self.report(exc, f"scheduling a full sync of {code}")
+            self.report(exc, _("scheduling a full sync of {code}").format(code=code))
             return
         message = (window.describe(self.home, job, at) if at is not None else
-                   f"queued job {job.job}: full sync of {code} ('dossync worker' runs it)")
-        self.call_from_thread(self.notify, message, title="full sync scheduled")
+                   _("queued job {job}: full sync of {dossier} ('dossync worker' runs it)").format(
+                       job=job.job, dossier=code))
+        self.call_from_thread(self.notify, message, title=_("full sync scheduled"))
 
     def _track_started(self, code: str, process: subprocess.Popen) -> None:
         self.started[code] = process
         self._syncing.add(code)
 
     def on_sync_started(self, message: SyncStarted) -> None:
-        self.notify(f"{message.code}: {message.kind} sync started (pid {message.pid}); "
-                    f"it keeps running if this terminal closes", title="sync started")
+        self.notify(_("{code}: {kind} sync started (pid {pid}); it keeps running if this "
+                      "terminal closes").format(code=message.code, kind=_(message.kind),
+                                                pid=message.pid), title=_("sync started"))
         self.sync_started_signal.publish(message)
 
     def cancel(self, code: str) -> None:
@@ -307,13 +321,15 @@ class DossyncApp(App[int]):
                 process.terminate()  # not holding the lock yet: it has changed nothing
                 asked = True
         except Exception as exc:  # noqa: BLE001
-            self.report(exc, f"cancelling the sync of {code}")
+            self.report(exc, _("cancelling the sync of {code}").format(code=code))
             return
         if asked:
             self.cancelling.add(code)
-            self.call_from_thread(self.notify, f"{code}: cancelling…", title="cancel")
+            self.call_from_thread(self.notify, _("{code}: cancelling…").format(code=code),
+                                  title=_("cancel"))
         else:
-            self.call_from_thread(self.notify, f"no sync of {code} is running",
+            self.call_from_thread(self.notify,
+                                  _("no sync of {code} is running").format(code=code),
                                   severity="warning")
 
     # --- navigation ------------------------------------------------------------------------
@@ -326,8 +342,8 @@ class DossyncApp(App[int]):
         from dossync.tui.screens.sync_dialog import SyncDialog, SyncRequest
 
         if self.is_syncing(code):
-            self.notify(f"{code} is syncing now: wait for it, or press c to cancel it",
-                        severity="warning")
+            self.notify(_("{code} is syncing now: wait for it, or press c to cancel it").format(
+                code=code), severity="warning")
             return
 
         def chosen(request: SyncRequest | None) -> None:

@@ -29,7 +29,10 @@ class GnuCashConnector(SnapshotConnector):
     # no more of the book than its simple sync does (it has no change cursor).
     version_history = VersionHistory((
         ConnectorVersion(1, "0.2.0", "the book's accounts, transactions and splits"),
-        ConnectorVersion(2, "0.4.0", "account classes and exact amounts"),
+        # 0.4.0 also read a book GnuCash itself saves (a root account without a commodity):
+        # earlier, all of such a book's transactions were kept out of the money figures
+        ConnectorVersion(2, "0.4.0", "account classes, exact amounts and the figures of "
+                                     "books whose root account has no commodity"),
     ), unrecorded=1)
 
     def __init__(self, path: Path, settings: ConnectorSettings | None = None) -> None:

@@ -17,15 +17,16 @@ from textual.screen import Screen
 from textual.widgets import (Button, DataTable, Footer, Header, Input, Label, Select, Sparkline,
                              Static, Checkbox)
 
-from dossync.core import portal, reports
+from dossync.core import i18n, portal, reports
+from dossync.core.i18n import N_, _
 from dossync.core.model import LANGUAGES, DossyncError
 from dossync.core.notify import valid_address
 from dossync.tui.messages import DossierLoaded, ReconcileDone, SettingsSaved
 from dossync.tui.widgets.progress import SyncProgress
 
-FIGURES = [("revenue", "revenue"), ("costs", "costs"), ("result", "result"), ("bank", "bank"),
-           ("receivables", "receivables"), ("payables", "payables"),
-           ("vat_position", "VAT position")]
+FIGURES = [("revenue", N_("revenue")), ("costs", N_("costs")), ("result", N_("result")),
+           ("bank", N_("bank")), ("receivables", N_("receivables")),
+           ("payables", N_("payables")), ("vat_position", N_("VAT position"))]
 VERDICT_STYLE = {"in_sync": "bold green", "simple_sync": "bold yellow", "full_sync": "bold red"}
 
 
@@ -36,23 +37,25 @@ def show_error(widget: Static, text: str) -> None:
 
 
 def money(text: str | None) -> str:
-    """A contract decimal string ("1234.50") with thousands separators."""
+    """A contract decimal string ("1234.50") with thousands separators, as the language
+    writes it."""
     if text is None:
         return "-"
     whole, _, cents = text.partition(".")
     sign = "-" if whole.startswith("-") else ""
-    return f"{sign}{int(whole.lstrip('-') or 0):,}.{cents or '00'}".replace(",", " ")
+    english = f"{sign}{int(whole.lstrip('-') or 0):,}.{cents or '00'}".replace(",", " ")
+    return i18n.money_text(text, english)  # Belgian 1.234,56 in Dutch and French
 
 
 class DossierScreen(Screen):
     """The dossier's figures and history; s syncs it, r reconciles it."""
 
     BINDINGS = [
-        Binding("escape", "back", "Back"),
-        Binding("s", "sync", "Sync"),
-        Binding("c", "cancel", "Cancel sync"),
-        Binding("r", "reconcile", "Reconcile"),
-        Binding("f5", "reload", "Reload", show=False),
+        Binding("escape", "back", _("Back")),
+        Binding("s", "sync", _("Sync")),
+        Binding("c", "cancel", _("Cancel sync")),
+        Binding("r", "reconcile", _("Reconcile")),
+        Binding("f5", "reload", _("Reload"), show=False),
     ]
 
     def __init__(self, code: str) -> None:
@@ -69,40 +72,41 @@ class DossierScreen(Screen):
             with Horizontal(id="dossier-top"):
                 yield Static(id="figures")
                 with Vertical(id="dossier-side"):
-                    yield Label("monthly revenue", classes="caption")
+                    yield Label(_("monthly revenue"), classes="caption")
                     yield Sparkline([], id="revenue-sparkline")
                     yield Static(id="sparkline-range", classes="caption")
-                    yield Static("reconcile: not run in this session · press r",
+                    yield Static(_("reconcile: not run in this session · press r"),
                                  id="reconcile")
             yield SyncProgress(id="progress")
-            yield Label("settings", classes="section")
+            yield Label(_("settings"), classes="section")
             with Horizontal(classes="field"):
-                yield Label("client email", classes="field-label")
+                yield Label(_("client email"), classes="field-label")
                 yield Input(id="email", placeholder="name@company.be", compact=True)
             yield Static(id="email-error", classes="error")
             with Horizontal(classes="field"):
-                yield Label("language", classes="field-label")
+                yield Label(_("language"), classes="field-label")
                 yield Select([(lang, lang) for lang in LANGUAGES], id="language",
                              allow_blank=False, value="nl", compact=True)
-                yield Checkbox("nightly sync", id="nightly", compact=True)
-                yield Button("Save", id="save", compact=True)
-            yield Label("sync history", classes="section")
+                yield Checkbox(_("nightly sync"), id="nightly", compact=True)
+                yield Button(_("Save"), id="save", compact=True)
+            yield Label(_("sync history"), classes="section")
             yield DataTable(id="runs", cursor_type="row")
             yield Static(id="run-detail")
-            yield Label("quarantined rows", classes="section")
-            yield Static("none", id="quarantine-none", classes="caption")
+            yield Label(_("quarantined rows"), classes="section")
+            yield Static(_("none"), id="quarantine-none", classes="caption")
             yield DataTable(id="quarantine", cursor_type="row")
         yield Footer()
 
     def on_mount(self) -> None:
-        self.sub_title = f"dossier {self.code}"
+        self.sub_title = _("dossier {code}").format(code=self.code)
         runs = self.query_one("#runs", DataTable)
-        runs.add_columns("started", "kind", "status", "read", "ins", "upd", "del", "quar",
-                         "error / warnings")
+        runs.add_columns(_("started"), _("kind"), _("status"), _("read"), _("ins"), _("upd"),
+                         _("del"), _("quar"), _("error / warnings"))
         quarantine = self.query_one("#quarantine", DataTable)
-        quarantine.add_columns("stream", "key", "reason", "detail")
+        quarantine.add_columns(_("stream"), _("key"), _("reason"), _("detail"))
         self.query_one("#email-error").display = False
-        self.query_one("#dossier-title", Static).update(f"{self.code} · reading the portal …")
+        self.query_one("#dossier-title", Static).update(
+            f"{self.code} · " + _("reading the portal …"))
         app = self.app
         app.subscribe(app.progress_signal, self, self.progress_read)
         app.subscribe(app.sync_started_signal, self, self.sync_started)
@@ -117,19 +121,20 @@ class DossierScreen(Screen):
         try:
             dossier = portal.get_dossier(path, self.code)
             if dossier is None:
-                self.app.call_from_thread(self.notify, f"there is no dossier {self.code}",
-                                          severity="error")
+                self.app.call_from_thread(
+                    self.notify, _("there is no dossier {code}").format(code=self.code),
+                    severity="error")
                 return
             try:
                 dashboard = reports.dashboard(path, self.code)
             except DossyncError as exc:
-                self.app.report(exc, f"dashboard of {self.code}")
+                self.app.report(exc, _("dashboard of {code}").format(code=self.code))
                 dashboard = None
             loaded = DossierLoaded(self.code, dossier, dashboard,
                                    portal.runs(path, self.code, limit=50),
                                    portal.quarantined(path, self.code))
         except Exception as exc:  # noqa: BLE001 - errors become notifications
-            self.app.report(exc, f"reading dossier {self.code}")
+            self.app.report(exc, _("reading dossier {code}").format(code=self.code))
             return
         self.post_message(loaded)
 
@@ -137,9 +142,9 @@ class DossierScreen(Screen):
         first = self.dossier is None
         self.dossier = d = message.dossier
         self.query_one("#dossier-title", Static).update(Text.assemble(
-            (d.code, "bold"), f" · {d.name} · {d.package} · active period ",
-            (d.active_period or "-", "bold"), " · updated until ",
-            (d.updated_until or "-", "bold"), " · blue counter ",
+            (d.code, "bold"), f" · {d.name} · {d.package} · " + _("active period") + " ",
+            (d.active_period or "-", "bold"), " · " + _("updated until") + " ",
+            (i18n.date_text(d.updated_until) or "-", "bold"), " · " + _("blue counter") + " ",
             (str(d.pending_proposals), "bold blue")))
         self._show_figures(message.dashboard)
         self._show_runs(message.runs)
@@ -155,18 +160,19 @@ class DossierScreen(Screen):
         table.add_column()
         table.add_column(justify="right")
         if dash is None:
-            self.query_one("#figures", Static).update("no figures")
+            self.query_one("#figures", Static).update(_("no figures"))
             return
-        table.add_row(Text("fiscal year", style="dim"), dash.get("fiscal_year") or "-")
-        table.add_row(Text("currency", style="dim"), dash.get("currency") or "-")
+        table.add_row(Text(_("fiscal year"), style="dim"), dash.get("fiscal_year") or "-")
+        table.add_row(Text(_("currency"), style="dim"), dash.get("currency") or "-")
         for key, label in FIGURES:
             style = "bold" if key == "result" else ""
-            table.add_row(label, Text(money(dash.get(key)), style=style))
+            table.add_row(_(label), Text(money(dash.get(key)), style=style))
         self.query_one("#figures", Static).update(table)
         monthly = dash.get("monthly_revenue") or []
         data = [float(m["revenue"] or 0) for m in monthly]
         self.query_one("#revenue-sparkline", Sparkline).data = data
-        span = f"{monthly[0]['period']} … {monthly[-1]['period']}" if monthly else "no revenue"
+        span = (f"{monthly[0]['period']} … {monthly[-1]['period']}" if monthly
+                else _("no revenue"))
         self.query_one("#sparkline-range", Static).update(span)
 
     def _show_runs(self, runs: list[dict]) -> None:
@@ -175,15 +181,15 @@ class DossierScreen(Screen):
         for run in runs:
             ok = run["status"] == "succeeded"
             note = run["error"] or "; ".join(run["warnings"])
-            table.add_row(self.app.when(run["started_at"]), run["kind"],
-                          Text(run["status"], style="green" if ok else "bold red"),
+            table.add_row(self.app.when(run["started_at"]), _(run["kind"]),
+                          Text(_(run["status"]), style="green" if ok else "bold red"),
                           *(f"{run[k] or 0:,}" for k in ("read", "inserted", "updated",
                                                          "deleted", "quarantined")),
                           Text(note, style="red" if run["error"] else "yellow"),
                           key=run["run_id"])
         self._runs = {r["run_id"]: r for r in runs}
         if not runs:
-            self.query_one("#run-detail", Static).update("no sync runs yet")
+            self.query_one("#run-detail", Static).update(_("no sync runs yet"))
 
     def _show_quarantine(self, rows: list[dict]) -> None:
         table = self.query_one("#quarantine", DataTable)
@@ -224,7 +230,7 @@ class DossierScreen(Screen):
     # --- reconcile ----------------------------------------------------------------------
     def action_reconcile(self) -> None:
         self.query_one("#reconcile", Static).update(
-            Text("reconcile: comparing ledger and portal figures …", style="italic"))
+            Text(_("reconcile: comparing ledger and portal figures …"), style="italic"))
         self.reconcile()
 
     @work(thread=True, exclusive=True, group="reconcile", exit_on_error=False)
@@ -234,7 +240,7 @@ class DossierScreen(Screen):
         try:
             result = reconcile(self.app.home, self.code)
         except Exception as exc:  # noqa: BLE001
-            self.app.report(exc, f"reconcile {self.code}")
+            self.app.report(exc, _("reconcile {code}").format(code=self.code))
             self.post_message(ReconcileDone(self.code, None, [str(exc)]))
             return
         self.post_message(ReconcileDone(self.code, result.verdict, list(result.reasons)))
@@ -243,9 +249,10 @@ class DossierScreen(Screen):
         self.verdict = message.verdict
         widget = self.query_one("#reconcile", Static)
         if message.verdict is None:
-            widget.update(Text("reconcile failed: " + "; ".join(message.reasons), style="red"))
+            widget.update(Text(_("reconcile failed: {reasons}").format(
+                reasons="; ".join(message.reasons)), style="red"))
             return
-        widget.update(Text.assemble("reconcile: ", (message.verdict,
+        widget.update(Text.assemble(_("reconcile:") + " ", (message.verdict,
                                                     VERDICT_STYLE.get(message.verdict, "")),
                                     " · ", " ".join(message.reasons)))
 
@@ -262,8 +269,10 @@ class DossierScreen(Screen):
         email = self.query_one("#email", Input).value.strip()
         error = self.query_one("#email-error", Static)
         if email and not valid_address(email):
-            show_error(error, f"not a valid email address: {email!r}; nothing was saved")
-            self.notify(f"{self.code}: {email!r} is not a valid email address", severity="error")
+            show_error(error, _("not a valid email address: {email}; nothing was saved").format(
+                email=repr(email)))
+            self.notify(_("{code}: {email} is not a valid email address").format(
+                code=self.code, email=repr(email)), severity="error")
             return
         show_error(error, "")
         language = self.query_one("#language", Select).value
@@ -275,12 +284,12 @@ class DossierScreen(Screen):
             portal.update_dossier(self.app.home.portal, self.code, email=email,
                                   language=language, nightly=nightly)
         except Exception as exc:  # noqa: BLE001
-            self.app.report(exc, f"saving the settings of {self.code}")
+            self.app.report(exc, _("saving the settings of {code}").format(code=self.code))
             return
         self.post_message(SettingsSaved(self.code))
 
     def on_settings_saved(self, message: SettingsSaved) -> None:
-        self.notify(f"{self.code}: settings saved", title="settings")
+        self.notify(_("{code}: settings saved").format(code=self.code), title=_("settings"))
         self.load()
         self.app.refresh_monitor()
 

@@ -7,7 +7,9 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Markdown
 
-HELP = """\
+from dossync.core.i18n import N_, _
+
+HELP = N_("""\
 # dossync: keys
 
 | where | key | what |
@@ -36,15 +38,15 @@ States: **✓ ok**, **! action** required (a full sync is needed, or rows were
 quarantined), **✗ failed** (the last sync failed: its message is shown under
 the table), **syncing**. The blue number is the counter of booking proposals
 sent but not yet confirmed.
-"""
+""")
 
 
 class HelpScreen(ModalScreen[None]):
-    BINDINGS = [Binding("escape,q,question_mark", "close", "Close")]
+    BINDINGS = [Binding("escape,q,question_mark", "close", _("Close"))]
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help"):
-            yield Markdown(HELP)
+            yield Markdown(_(HELP))
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -14,6 +14,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from dossync.core import portal
+from dossync.core.i18n import N_, _
 from dossync.core.model import DossyncError
 from dossync.core.progress import read_progresses
 from dossync.core.portal import Job
@@ -21,17 +22,20 @@ from dossync.core.portal import Job
 STATUS_STYLE = {"queued": "bold yellow", "running": "bold cyan", "succeeded": "green",
                 "failed": "bold red", "cancelled": "dim"}
 REFRESH_SECONDS = 2.0
-COLUMNS = [("queued", "queued"), ("job", "job"), ("dossier", "dossier"), ("kind", "kind"),
-           ("status", "status"), ("progress", "progress"), ("attempts", "tries"),
-           ("worker", "worker"), ("run", "run"), ("error", "error / why it waits")]
+COLUMNS = [("queued", N_("queued")), ("job", N_("job")), ("dossier", N_("dossier")),
+           ("kind", N_("kind")), ("status", N_("status")), ("progress", N_("progress")),
+           ("attempts", N_("tries")), ("worker", N_("worker")), ("run", N_("run")),
+           ("error", N_("error / why it waits"))]
+# The statuses, marked for the catalogs: shown translated (`_(job.status)`).
+STATUSES = [N_("queued"), N_("running"), N_("succeeded"), N_("failed"), N_("cancelled")]
 SHOWN = 500  # the newest jobs; `dossync jobs --json` lists them all
 
 
 class JobsScreen(Screen):
     BINDINGS = [
-        Binding("escape", "back", "Back"),
-        Binding("c", "cancel_job", "Cancel job"),
-        Binding("r", "reload", "Refresh"),
+        Binding("escape", "back", _("Back")),
+        Binding("c", "cancel_job", _("Cancel job")),
+        Binding("r", "reload", _("Refresh")),
     ]
 
     def __init__(self) -> None:
@@ -41,16 +45,16 @@ class JobsScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Static("job queue · reading …", id="jobs-title")
+        yield Static(_("job queue · reading …"), id="jobs-title")
         yield DataTable(id="jobs", cursor_type="row")
         yield Static(id="jobs-detail")
         yield Footer()
 
     def on_mount(self) -> None:
-        self.sub_title = "job queue"
+        self.sub_title = _("job queue")
         table = self.query_one(DataTable)
         for key, label in COLUMNS:
-            table.add_column(label, key=key)
+            table.add_column(_(label), key=key)
         table.focus()
         self.load()
         self.set_interval(REFRESH_SECONDS, self.load)
@@ -64,7 +68,7 @@ class JobsScreen(Screen):
             progress = read_progresses(self.app.home, sorted(
                 {j.dossier for j in jobs if j.status == "running"}))
         except Exception as exc:  # noqa: BLE001 - errors become notifications
-            self.app.report(exc, "reading the job queue")
+            self.app.report(exc, _("reading the job queue"))
             return
         self.app.call_from_thread(self._show, jobs, progress)
 
@@ -75,8 +79,8 @@ class JobsScreen(Screen):
         chosen = self._chosen()
         table.clear()
         for job in jobs:
-            table.add_row(self.app.when(job.queued_at), job.job, job.dossier, job.kind,
-                          Text(job.status, style=STATUS_STYLE.get(job.status, "")),
+            table.add_row(self.app.when(job.queued_at), job.job, job.dossier, _(job.kind),
+                          Text(_(job.status), style=STATUS_STYLE.get(job.status, "")),
                           self._progress_of(job), str(job.attempts), job.worker or "-", self.app.run_label(job.run_id),
                           Text(job.error or "", style="red" if job.status == "failed" else ""),
                           key=job.job)
@@ -84,8 +88,8 @@ class JobsScreen(Screen):
             table.move_cursor(row=table.get_row_index(chosen))
         counts = {s: sum(j.status == s for j in jobs) for s in ("queued", "running", "failed")}
         self.query_one("#jobs-title", Static).update(
-            f"job queue · {counts['queued']} queued · {counts['running']} running · "
-            f"{counts['failed']} failed · 'dossync worker' runs them")
+            _("job queue · {queued} queued · {running} running · {failed} failed · "
+              "'dossync worker' runs them").format(**counts))
 
     def _progress_of(self, job: Job) -> str:
         doc = self.progress.get(job.dossier) if job.status == "running" else None
@@ -109,7 +113,8 @@ class JobsScreen(Screen):
         if job is None:
             detail.update("")
             return
-        detail.update(f"{job.job}: {job.kind} sync of {job.dossier}, {job.status}"
+        detail.update(_("{job}: {kind} sync of {dossier}, {status}").format(
+            job=job.job, kind=_(job.kind), dossier=job.dossier, status=_(job.status))
                       + (f" · {job.error}" if job.error else ""))
 
     def action_cancel_job(self) -> None:
@@ -125,12 +130,14 @@ class JobsScreen(Screen):
             self.app.report(exc)
             return
         except Exception as exc:  # noqa: BLE001 - errors become notifications
-            self.app.report(exc, f"cancelling job {job}")
+            self.app.report(exc, _("cancelling job {job}").format(job=job))
             return
-        said = ("cancelled" if cancelled.status == "cancelled"
-                else f"is running: {cancelled.error}")
-        self.app.call_from_thread(self.notify, f"job {cancelled.job} ({cancelled.kind} sync of "
-                                  f"{cancelled.dossier}) {said}", title="job queue")
+        said = (_("job {job} ({kind} sync of {dossier}) cancelled")
+                if cancelled.status == "cancelled"
+                else _("job {job} ({kind} sync of {dossier}) is running: {error}"))
+        self.app.call_from_thread(self.notify, said.format(
+            job=cancelled.job, kind=_(cancelled.kind), dossier=cancelled.dossier,
+            error=cancelled.error), title=_("job queue"))
         self.load()
 
     def action_back(self) -> None:

@@ -14,6 +14,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
+from dossync.core import i18n
 from dossync.core.i18n import N_, _
 from dossync.tui.widgets.progress import SyncProgress
 
@@ -28,9 +29,24 @@ COLUMNS: list[tuple[str, str]] = [
     ("package", N_("package")), ("name", N_("name")), ("reason", N_("message")),
 ]
 STATE_ORDER = {"failed": 0, "action_required": 1, "syncing": 2, "ok": 3}
-STATE_STYLE = {"failed": ("✗ failed", "bold red"), "action_required": ("! action", "bold yellow"),
-               "ok": ("✓ ok", "green"), "syncing": ("syncing", "bold cyan")}
-STATE_WIDTH = len("⠋ syncing")
+# (sign, word, style): the word is translated where it is shown (`_state_label`).
+STATE_STYLE = {"failed": ("✗", N_("failed"), "bold red"),
+               "action_required": ("!", N_("action"), "bold yellow"),
+               "ok": ("✓", N_("ok"), "green"), "syncing": ("", N_("syncing"), "bold cyan")}
+
+
+def _state_label(state: str) -> tuple[str, str]:
+    """A state as the monitor shows it, in the active language: ("✗ failed", style)."""
+    if state not in STATE_STYLE:
+        return state, ""
+    sign, word, style = STATE_STYLE[state]
+    return (f"{sign} {_(word)}" if sign else _(word)), style
+
+
+def _state_width() -> int:
+    """Room for the widest state label (a spinner before `syncing`) in the active language."""
+    return max([cell_len("⠋ " + _("syncing"))]
+               + [cell_len(_state_label(state)[0]) for state in STATE_STYLE])
 
 
 def sort_key(column: str, row: dict):
@@ -85,7 +101,7 @@ class MonitorScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Input(placeholder="/ filter: code, name, package, state …", id="filter",
+        yield Input(placeholder="/ " + _("filter: code, name, package, state …"), id="filter",
                     compact=True)
         yield DataTable(id="monitor", cursor_type="row", zebra_stripes=False)
         yield Static(id="detail")
@@ -138,27 +154,27 @@ class MonitorScreen(Screen):
 
     def _cells(self, row: dict) -> tuple:
         state = self._state(row)
-        label, style = STATE_STYLE.get(state, (state, ""))
+        label, style = _state_label(state)
         if state == "syncing":
-            label = f"{SPINNER[self._spin % len(SPINNER)]} syncing"
+            label = f"{SPINNER[self._spin % len(SPINNER)]} {_('syncing')}"
         last = row["last_sync"]
         if last:
             ok = last["status"] == "succeeded"
-            last_text = Text.assemble(f"{last['kind']} ", ("ok" if ok else "failed",
-                                                            "green" if ok else "red"),
+            last_text = Text.assemble(_(last["kind"]) + " ", (_("ok") if ok else _("failed"),
+                                                               "green" if ok else "red"),
                                       f" {self.app.when(last['finished_at'])}")
         else:
-            last_text = Text("never", style="dim")
+            last_text = Text(_("never"), style="dim")
         reason = row["reason"] or ""
         return (
             Text(row["code"], style="bold"),
             Text(label, style=style),
             Text(str(row["pending_proposals"] or 0), style="bold blue", justify="right"),
-            row["updated_until"] or "-",
+            i18n.date_text(row["updated_until"]) or "-",
             row["active_period"] or "-",
             last_text,
             Text("-" if row.get("idle_days") is None else str(row["idle_days"]), justify="right"),
-            Text("on", style="green") if row["nightly"] else Text("off", style="dim"),
+            Text(_("on"), style="green") if row["nightly"] else Text(_("off"), style="dim"),
             row["package"],
             row["name"],
             Text(reason, style="red" if state == "failed" else "yellow"),
@@ -181,7 +197,7 @@ class MonitorScreen(Screen):
         mid-sync must not wait for a re-measure to show.
         """
         widths = {key: cell_len(self._label(key, label)) for key, label in COLUMNS}
-        widths["state"] = max(widths["state"], STATE_WIDTH)
+        widths["state"] = max(widths["state"], _state_width())
         for row in cells.values():
             for (key, _column), cell in zip(COLUMNS, row):
                 width = cell.cell_len if isinstance(cell, Text) else cell_len(str(cell))
@@ -269,20 +285,23 @@ class MonitorScreen(Screen):
         code = self.highlighted
         row = self.by_code.get(code) if code else None
         if not self.by_code:
-            detail.update("reading the portal …" if not self.app.loaded else "no dossiers yet")
+            detail.update(_("reading the portal …") if not self.app.loaded
+                          else _("no dossiers yet"))
             return
         if row is None:
-            detail.update(Text(f"no dossier matches the filter ({len(self.by_code)} in all)",
-                               style="dim"))
+            detail.update(Text(_("no dossier matches the filter ({n} in all)").format(
+                n=len(self.by_code)), style="dim"))
             return
         state = self._state(row)
         text = Text.assemble((row["code"], "bold"), f" {row['name']} · ")
         if row["reason"] and state in ("failed", "action_required"):
-            text.append(f"{state.replace('_', ' ')}: {row['reason']}",
+            text.append(_("{what}: {text}").format(what=_(state.replace("_", " ")),
+                                                   text=row["reason"]),
                         style="bold red" if state == "failed" else "bold yellow")
         else:
-            text.append(f"{len(self.shown)} of {len(self.by_code)} dossiers shown · "
-                        f"sorted by {dict(COLUMNS)[self.sort_column]}", style="dim")
+            text.append(_("{shown} of {total} dossiers shown · sorted by {column}").format(
+                shown=len(self.shown), total=len(self.by_code),
+                column=_(dict(COLUMNS)[self.sort_column])), style="dim")
         detail.update(text)
 
     def _show_progress(self) -> None:

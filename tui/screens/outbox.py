@@ -9,28 +9,32 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from dossync.core import notify, portal
+from dossync.core.i18n import N_, _
 
 STATUS_STYLE = {"sent": "green", "queued": "bold yellow", "failed": "bold red"}
+# The statuses, marked for the catalogs: shown translated (`_(status)`).
+STATUSES = [N_("sent"), N_("queued"), N_("failed")]
 
 
 class OutboxScreen(Screen):
     BINDINGS = [
-        Binding("escape", "back", "Back"),
-        Binding("f", "flush", "Retry delivery"),
-        Binding("r", "reload", "Refresh"),
+        Binding("escape", "back", _("Back")),
+        Binding("f", "flush", _("Retry delivery")),
+        Binding("r", "reload", _("Refresh")),
     ]
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Static("client emails · reading …", id="outbox-title")
+        yield Static(_("client emails · reading …"), id="outbox-title")
         yield DataTable(id="outbox", cursor_type="row")
         yield Static(id="outbox-detail")
         yield Footer()
 
     def on_mount(self) -> None:
-        self.sub_title = "outbox"
-        self.query_one(DataTable).add_columns("created", "dossier", "status", "recipient",
-                                              "subject", "tries", "last error")
+        self.sub_title = _("outbox")
+        self.query_one(DataTable).add_columns(_("created"), _("dossier"), _("status"),
+                                              _("recipient"), _("subject"), _("tries"),
+                                              _("last error"))
         self.query_one(DataTable).focus()
         self.load()
 
@@ -39,11 +43,12 @@ class OutboxScreen(Screen):
         try:
             if flush:
                 results = notify.flush(self.app.home)
-                self.app.call_from_thread(self.notify, f"delivery retried for {len(results)} "
-                                          f"email(s)", title="outbox")
+                self.app.call_from_thread(
+                    self.notify, _("delivery retried for {n} email(s)").format(n=len(results)),
+                    title=_("outbox"))
             rows = portal.outbox(self.app.home.portal)
         except Exception as exc:  # noqa: BLE001 - errors become notifications
-            self.app.report(exc, "reading the outbox")
+            self.app.report(exc, _("reading the outbox"))
             return
         self.app.call_from_thread(self._show, rows)
 
@@ -52,13 +57,13 @@ class OutboxScreen(Screen):
         table.clear()
         for row in reversed(rows):  # newest first
             table.add_row(self.app.when(row["created_at"]), row["dossier"],
-                          Text(row["status"], style=STATUS_STYLE.get(row["status"], "")),
+                          Text(_(row["status"]), style=STATUS_STYLE.get(row["status"], "")),
                           row["recipient"] or "-", row["subject"] or "", str(row["attempts"]),
                           Text(row["last_error"] or "", style="red"), key=row["id"])
         counts = {s: sum(r["status"] == s for r in rows) for s in ("queued", "failed", "sent")}
         self.query_one("#outbox-title", Static).update(
-            f"client emails · {counts['queued']} queued · {counts['failed']} failed · "
-            f"{counts['sent']} sent")
+            _("client emails · {queued} queued · {failed} failed · {sent} sent").format(
+                **counts))
 
     def action_back(self) -> None:
         self.app.pop_screen()

@@ -9,15 +9,16 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from dossync.core import portal
+from dossync.core.i18n import _
 
 LIMIT = 200
 
 
 class RunLogScreen(Screen):
     BINDINGS = [
-        Binding("escape", "back", "Back"),
-        Binding("r", "reload", "Refresh"),
-        Binding("enter", "open", "Open dossier"),
+        Binding("escape", "back", _("Back")),
+        Binding("r", "reload", _("Refresh")),
+        Binding("enter", "open", _("Open dossier")),
     ]
 
     def compose(self) -> ComposeResult:
@@ -27,10 +28,11 @@ class RunLogScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.sub_title = "run log"
+        self.sub_title = _("run log")
         self.runs: dict[str, dict] = {}
-        self.query_one(DataTable).add_columns("started", "finished", "dossier", "kind", "status",
-                                              "read", "ins", "upd", "del", "quar", "error")
+        self.query_one(DataTable).add_columns(_("started"), _("finished"), _("dossier"),
+                                              _("kind"), _("status"), _("read"), _("ins"),
+                                              _("upd"), _("del"), _("quar"), _("error"))
         self.query_one(DataTable).focus()
         self.load()
 
@@ -39,7 +41,7 @@ class RunLogScreen(Screen):
         try:
             runs = portal.runs(self.app.home.portal, None, limit=LIMIT)
         except Exception as exc:  # noqa: BLE001 - errors become notifications
-            self.app.report(exc, "reading the run log")
+            self.app.report(exc, _("reading the run log"))
             return
         self.app.call_from_thread(self._show, runs)
 
@@ -50,12 +52,13 @@ class RunLogScreen(Screen):
         for run in runs:
             ok = run["status"] == "succeeded"
             table.add_row(self.app.when(run["started_at"]), self.app.when(run["finished_at"]),
-                          run["dossier"], run["kind"],
-                          Text(run["status"], style="green" if ok else "bold red"),
+                          run["dossier"], _(run["kind"]),
+                          Text(_(run["status"]), style="green" if ok else "bold red"),
                           *(f"{run[k] or 0:,}" for k in ("read", "inserted", "updated",
                                                          "deleted", "quarantined")),
                           Text(run["error"] or "", style="red"), key=run["run_id"])
-        self.query_one("#runlog-detail", Static).update(f"{len(runs)} runs (at most {LIMIT})")
+        self.query_one("#runlog-detail", Static).update(
+            _("{n} runs (at most {limit})").format(n=len(runs), limit=LIMIT))
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         run = self.runs.get(event.row_key.value) if event.row_key else None

@@ -21,6 +21,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label, RadioButton, RadioSet, Static
 
 from dossync.core import portal, window
+from dossync.core.i18n import _
 from dossync.core.model import ManualOptions
 from dossync.tui.screens.dossier import show_error
 
@@ -70,8 +71,8 @@ class SyncDialog(ModalScreen[SyncRequest | None]):
     """Simple, full or repair; updated-until, reset counter, email, new period."""
 
     BINDINGS = [
-        Binding("escape", "dismiss_dialog", "Close"),
-        Binding("ctrl+enter", "start", "Start", show=False),
+        Binding("escape", "dismiss_dialog", _("Close")),
+        Binding("ctrl+enter", "start", _("Start"), show=False),
     ]
 
     def __init__(self, code: str, now: datetime | None = None) -> None:
@@ -85,39 +86,43 @@ class SyncDialog(ModalScreen[SyncRequest | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="sync-dialog"):
-            yield Static(f"Sync dossier [b]{self.code}[/b]", id="sync-title")
+            yield Static(_("Sync dossier {code}").format(code=f"[b]{self.code}[/b]"),
+                         id="sync-title")
             with RadioSet(id="kind", compact=True):
-                yield RadioButton("simple: changes since the last sync", value=True, id="simple")
-                yield RadioButton("full: reload the whole ledger", id="full")
-                yield RadioButton("repair: reload what reconcile flags", id="repair")
+                yield RadioButton(_("simple: changes since the last sync"), value=True,
+                                  id="simple")
+                yield RadioButton(_("full: reload the whole ledger"), id="full")
+                yield RadioButton(_("repair: reload what reconcile flags"), id="repair")
             with Horizontal(classes="field"):
-                yield Label("updated until", classes="field-label")
-                yield Input(placeholder="YYYY-MM-DD (empty: unchanged)", id="until", compact=True)
+                yield Label(_("updated until"), classes="field-label")
+                yield Input(placeholder=_("YYYY-MM-DD (empty: unchanged)"), id="until",
+                            compact=True)
             yield Static(id="until-error", classes="error")
-            yield Checkbox("reset the blue counter to 0", id="reset", compact=True)
-            yield Checkbox("email the client that the books were updated", id="notify",
+            yield Checkbox(_("reset the blue counter to 0"), id="reset", compact=True)
+            yield Checkbox(_("email the client that the books were updated"), id="notify",
                            compact=True)
             with Horizontal(classes="field"):
-                yield Label("new active period", classes="field-label")
-                yield Input(placeholder="YYYY-MM (optional)", id="period", compact=True)
+                yield Label(_("new active period"), classes="field-label")
+                yield Input(placeholder=_("YYYY-MM (optional)"), id="period", compact=True)
             yield Static(id="period-error", classes="error")
             with Vertical(id="full-confirm"):
-                yield Static("⚠ A full sync reads the whole ledger again: heavy for the "
-                             "office server and the network. Type the dossier code to confirm.",
+                yield Static("⚠ " + _("A full sync reads the whole ledger again: heavy for the "
+                                      "office server and the network. Type the dossier code "
+                                      "to confirm."),
                              id="full-warning")
                 with Horizontal(classes="field"):
-                    yield Label("dossier code", classes="field-label")
+                    yield Label(_("dossier code"), classes="field-label")
                     yield Input(placeholder=self.code, id="confirm", compact=True)
                 yield Static(id="confirm-error", classes="error")
                 with Vertical(id="full-when"):
                     yield Static(id="window-note")
                     with RadioSet(id="when", compact=True):
-                        yield RadioButton("schedule it for the quiet window", value=True,
+                        yield RadioButton(_("schedule it for the quiet window"), value=True,
                                           id="schedule")
-                        yield RadioButton("run it now (--now)", id="now")
+                        yield RadioButton(_("run it now (--now)"), id="now")
             with Horizontal(id="sync-buttons"):
-                yield Button("Start sync", id="start", variant="primary", compact=True)
-                yield Button("Cancel", id="cancel", compact=True)
+                yield Button(_("Start sync"), id="start", variant="primary", compact=True)
+                yield Button(_("Cancel"), id="cancel", compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#full-confirm").display = False
@@ -132,13 +137,13 @@ class SyncDialog(ModalScreen[SyncRequest | None]):
         try:
             until = default_until(portal.periods(self.app.home.portal, self.code))
         except Exception as exc:  # noqa: BLE001 - a missing default is no reason to fail
-            self.app.report(exc, f"reading the periods of {self.code}")
+            self.app.report(exc, _("reading the periods of {code}").format(code=self.code))
             return
         try:
             opens = window.waits_until(self.app.home, "full", self.now)
             quiet = window.quiet_window(self.app.home) if opens else None
         except Exception as exc:  # noqa: BLE001 - a bad dossync.toml: said, full runs now
-            self.app.report(exc, "reading [full_sync] window")
+            self.app.report(exc, _("reading [full_sync] window"))
             opens = quiet = None
         if opens is not None:
             self.app.call_from_thread(self._set_window, opens, str(quiet))
@@ -148,8 +153,8 @@ class SyncDialog(ModalScreen[SyncRequest | None]):
         """Outside the quiet window: a full sync is scheduled for it unless run now."""
         self._window_start = opens
         self.query_one("#window-note", Static).update(
-            f"Outside the quiet window ({quiet}): scheduled, it runs at "
-            f"{opens:%Y-%m-%d %H:%M}.")
+            _("Outside the quiet window ({quiet}): scheduled, it runs at {at}.").format(
+                quiet=quiet, at=f"{opens:%Y-%m-%d %H:%M}"))
         self._kind_changed()
 
     def _set_default(self, until: str | None) -> None:
@@ -212,11 +217,11 @@ class SyncDialog(ModalScreen[SyncRequest | None]):
         confirm = self.query_one("#confirm", Input).value.strip()
         errors = {
             "until-error": "" if not until or _valid_date(until)
-            else "not a date: write it as YYYY-MM-DD, e.g. 2026-09-30",
+            else _("not a date: write it as YYYY-MM-DD, e.g. 2026-09-30"),
             "period-error": "" if not period or _valid_period(period)
-            else "not a period: write it as YYYY-MM, e.g. 2026-11",
+            else _("not a period: write it as YYYY-MM, e.g. 2026-11"),
             "confirm-error": "" if self.kind != "full" or confirm.upper() == self.code
-            else f"type {self.code} to confirm the full sync",
+            else _("type {code} to confirm the full sync").format(code=self.code),
         }
         for widget_id, text in errors.items():
             show_error(self.query_one(f"#{widget_id}", Static), text)
@@ -231,7 +236,7 @@ class SyncDialog(ModalScreen[SyncRequest | None]):
     def action_start(self) -> None:
         request = self.validate()
         if request is None:
-            self.notify("the sync was not started: see the messages in the dialog",
+            self.notify(_("the sync was not started: see the messages in the dialog"),
                         severity="warning")
             return
         self.dismiss(request)

@@ -10,12 +10,20 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import ProgressBar, Static
 
+from dossync.core.i18n import _
+
 
 def _eta(seconds: float | None) -> str:
     if seconds is None:
         return "–"
     seconds = int(seconds)
     return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def _word(word: str) -> str:
+    """A word of ours (a sync's kind) in the active language; '' stays '' (gettext's
+    `_("")` would be the catalog's header)."""
+    return _(word) if word else ""
 
 
 def _count(n: int | None) -> str:
@@ -43,18 +51,23 @@ class SyncProgress(Vertical):
         bar = self.query_one("#progress-bar", ProgressBar)
         streams = self.query_one("#progress-streams", Static)
         if not progress:
-            title.update(Text.assemble((code, "bold"), " syncing: starting …",
-                                       (" (cancelling)" if cancelling else "", "yellow"),
-                                       ("   c cancels", "dim")))
+            title.update(Text.assemble((code, "bold"), " " + _("syncing: starting …"),
+                                       (" " + _("(cancelling)") if cancelling else "",
+                                        "yellow"),
+                                       ("   " + _("c cancels"), "dim")))
             bar.update(total=None)
             streams.update("")
             return
         done, total = progress["done"], progress["total"]
         title.update(Text.assemble(
-            (code, "bold"), f" {progress.get('kind', '')} sync · {progress.get('phase', '')} · ",
-            f"{_count(done)}/{_count(total)} rows · {progress['rate']:,.0f} rows/s · "
-            f"ETA {_eta(progress['eta'])}",
-            (" (cancelling)" if cancelling else "", "bold yellow"), ("   c cancels", "dim")))
+            (code, "bold"),
+            " " + _("{kind} sync · {phase}").format(kind=_word(progress.get("kind", "")),
+                                                   phase=progress.get("phase", "")) + " · ",
+            _("{done}/{total} rows · {rate} rows/s · ETA {eta}").format(
+                done=_count(done), total=_count(total), rate=f"{progress['rate']:,.0f}",
+                eta=_eta(progress["eta"])),
+            (" " + _("(cancelling)") if cancelling else "", "bold yellow"),
+            ("   " + _("c cancels"), "dim")))
         bar.update(total=max(total, done, 1) if total else None, progress=done)
         parts = []
         for name, stream in progress["streams"].items():
