@@ -49,7 +49,9 @@ bench: $(STAMP)
 # work there), and compile them (dossync also compiles a .po in memory when no .mo is there).
 i18n: $(STAMP)
 	$(BIN)/pybabel extract -F babel.cfg -k _ -k N_ -k ngettext:1,2 --no-location \
-	    --sort-output --project dossync -o core/locale/dossync.pot .
+	    --sort-output --project dossync \
+	    --version $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml) \
+	    -o core/locale/dossync.pot .
 	$(BIN)/pybabel update -i core/locale/dossync.pot -d core/locale -D dossync \
 	    --ignore-obsolete --no-fuzzy-matching --width 100
 	$(BIN)/pybabel compile -d core/locale -D dossync --statistics
