@@ -420,8 +420,9 @@ def cmd_status(home: Home, args) -> int:
     if args.json:
         _emit_json([{k: v for k, v in r.items() if k != "reason"} for r in rows])
     else:
-        flat = [{**r, "last_sync": f"{r['last_sync']['kind']} {r['last_sync']['status']} "
-                                  f"{r['last_sync']['finished_at'].replace('T', ' ')}"
+        flat = [{**r, "last_sync": _("{kind} {status} {at}").format(
+                     kind=_word(r["last_sync"]["kind"]), status=_word(r["last_sync"]["status"]),
+                     at=i18n.date_text(r["last_sync"]["finished_at"].replace("T", " ")))
                  if r["last_sync"] else "never",
                  "nightly": "on" if r["nightly"] else "off",
                  "idle": "-" if r["idle_days"] is None else r["idle_days"]} for r in rows]
