@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import gettext
 import io
+import logging
 import os
+import re
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -35,6 +37,7 @@ DEFAULT = "en"
 _NUMBERS = {"nl": "nl_BE", "fr": "nl_BE", "en": "en_GB"}
 _DATES = {"nl": "nl_BE", "fr": "fr_BE", "en": "en_GB"}
 
+log = logging.getLogger(__name__)
 _translations: dict[str, gettext.NullTranslations] = {}
 _active: gettext.NullTranslations = gettext.NullTranslations()
 _language = DEFAULT
@@ -74,21 +77,55 @@ def _load(language: str) -> gettext.NullTranslations:
     folder = LOCALE_DIR / language / "LC_MESSAGES"
     po, mo = folder / f"{DOMAIN}.po", folder / f"{DOMAIN}.mo"
     translations: gettext.NullTranslations = gettext.NullTranslations()
-    if mo.is_file() and (not po.is_file() or mo.stat().st_mtime >= po.stat().st_mtime):
-        with mo.open("rb") as handle:
-            translations = gettext.GNUTranslations(handle)
-    elif po.is_file():
-        from babel.messages.mofile import write_mo
-        from babel.messages.pofile import read_po
-
-        with po.open("rb") as handle:
-            catalog = read_po(handle, locale=language, domain=DOMAIN)
-        buffer = io.BytesIO()
-        write_mo(buffer, catalog)
-        buffer.seek(0)
-        translations = gettext.GNUTranslations(buffer)
+    try:
+        if mo.is_file() and (not po.is_file() or mo.stat().st_mtime >= po.stat().st_mtime):
+            with mo.open("rb") as handle:
+                translations = gettext.GNUTranslations(handle)
+        elif po.is_file():
+            translations = _compiled(po, language)
+    except Exception as exc:  # noqa: BLE001 - a damaged catalog must not stop a command
+        log.warning("the %s catalog %s cannot be read (%s): messages stay in English; run "
+                    "'make i18n' to see what is wrong", language, mo if mo.is_file() else po,
+                    str(exc) or type(exc).__name__)
+        translations = gettext.NullTranslations()
+    _drop_broken(translations, language)
     _translations[language] = translations
     return translations
+
+
+def _compiled(po: Path, language: str) -> gettext.GNUTranslations:
+    """A .po compiled in memory with Babel's own compiler (a checkout has no .mo)."""
+    from babel.messages.mofile import write_mo
+    from babel.messages.pofile import read_po
+
+    with po.open("rb") as handle:
+        catalog = read_po(handle, locale=language, domain=DOMAIN)
+    buffer = io.BytesIO()
+    write_mo(buffer, catalog)
+    buffer.seek(0)
+    return gettext.GNUTranslations(buffer)
+
+
+def placeholders(text: str) -> set[str]:
+    """The named fields `str.format` fills in a message: {dossier}, {n}."""
+    return set(re.findall(r"(?<!{){(\w+)}", text))
+
+
+def _drop_broken(translations: gettext.NullTranslations, language: str) -> None:
+    """A translation whose placeholders are not its message's would raise in `.format()`
+    in the middle of a command: it is dropped (the message stays English) and said once.
+    tests/test_i18n.py keeps the shipped catalogs free of them; a translator's edit may not."""
+    catalog = getattr(translations, "_catalog", None)
+    if not catalog:
+        return
+    broken = [key for key, text in catalog.items() if isinstance(key, str) and key
+              and placeholders(key) != placeholders(text)]
+    for key in broken:
+        del catalog[key]
+    if broken:
+        log.warning("the %s catalog: %d translation(s) with other placeholders than their "
+                    "message are left out (they stay English), e.g. %r", language, len(broken),
+                    broken[0][:80])
 
 
 def activate(language: str) -> str:
@@ -155,4 +192,4 @@ def money_text(value: Decimal | str | None, english: str) -> str:
 
 
 __all__ = ["DEFAULT", "LANG_ENV", "LANGUAGES", "N_", "_", "activate", "amount", "current", "date_text", "day",
-           "language_from_locale", "money_text", "ngettext", "problem", "resolve"]
+           "language_from_locale", "money_text", "ngettext", "placeholders", "problem", "resolve"]

@@ -145,3 +145,65 @@ def test_the_reconcile_report_speaks_the_language_asked_for(demo_home, tmp_path)
     assert f"Afstemming van {code}" in html and "Samenvatting" in html
     assert "Donkerrood: onverklaard" in html and "Waar de verschillen zitten" in html
     assert "Reconciliation of" not in html
+
+
+@pytest.fixture
+def own_catalogs(tmp_path, monkeypatch):
+    """A locale folder of the test's own: the Dutch catalog copied, for a translator's edit."""
+    folder = tmp_path / "locale" / "nl" / "LC_MESSAGES"
+    folder.mkdir(parents=True)
+    po = folder / "dossync.po"
+    po.write_bytes((ROOT / "core" / "locale" / "nl" / "LC_MESSAGES" / "dossync.po").read_bytes())
+    monkeypatch.setattr(i18n, "LOCALE_DIR", tmp_path / "locale")
+    monkeypatch.setattr(i18n, "_translations", {})
+    yield po
+    i18n.activate("en")
+
+
+def test_a_translation_with_other_placeholders_stays_english_not_a_crash(own_catalogs, caplog):
+    """A translator's typo in a field name would raise KeyError in `.format()` mid-command:
+    that one message stays English, the others are Dutch, and the log says which."""
+    text = own_catalogs.read_text(encoding="utf-8")
+    message = 'msgid "dossier {code} added and activated"\nmsgstr "'
+    assert message in text
+    own_catalogs.write_text(text.replace(message, message + "dossier {kode} toegevoegd; ", 1),
+                            encoding="utf-8")
+    with caplog.at_level("WARNING", logger="dossync.core.i18n"):
+        i18n.activate("nl")
+    said = i18n._("dossier {code} added and activated").format(code="PEETERS")
+    assert said == "dossier PEETERS added and activated"
+    assert i18n._("active clients monitor") == "monitor actieve klanten"
+    assert "1 translation(s) with other placeholders" in caplog.text
+    assert "dossier {code} added and activated" in caplog.text
+
+
+def test_a_damaged_catalog_leaves_the_messages_english_and_says_so(own_catalogs, caplog):
+    mo = own_catalogs.with_suffix(".mo")
+    mo.write_bytes(b"\x00not a catalog at all" * 10)  # newer than the .po: it is read first
+    with caplog.at_level("WARNING", logger="dossync.core.i18n"):
+        assert i18n.activate("nl") == "nl"
+    assert i18n._("active clients monitor") == "active clients monitor"
+    assert "cannot be read" in caplog.text and "dossync.mo" in caplog.text
+
+
+def test_a_damaged_catalog_does_not_stop_a_command(demo_home, tmp_path):
+    """The CLI with a broken Dutch catalog: the command runs, in English, exit 0."""
+    import shutil
+    import subprocess
+    import sys
+
+    source = tmp_path / "src"
+    shutil.copytree(ROOT / "core", source / "core", ignore=shutil.ignore_patterns("*.mo",
+                                                                                  "__pycache__"))
+    broken = source / "core" / "locale" / "nl" / "LC_MESSAGES" / "dossync.po"
+    broken.write_bytes(b'msgid "x"\nmsgstr "unterminated\n\xff\xfe garbage')
+    script = ("import sys; from pathlib import Path;"
+              "import dossync.core.i18n as i;"
+              f"i.LOCALE_DIR = Path({str(source / 'core' / 'locale')!r});"
+              "from dossync.core.cli import main; sys.exit(main(sys.argv[1:]))")
+    done = subprocess.run([sys.executable, "-c", script, "--home", str(demo_home), "--lang", "nl",
+                           "status"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "active clients monitor" in done.stdout
+    assert "nl catalog" in done.stderr and "cannot be read" in done.stderr
+    assert "Traceback" not in done.stderr
