@@ -34,7 +34,7 @@ from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.signal import Signal
 
-from dossync.core import monitor, window
+from dossync.core import i18n, monitor, window
 from dossync.core.progress import read_progresses
 from dossync.core.home import Home
 from dossync.core.i18n import _
@@ -145,7 +145,7 @@ class DossyncApp(App[int]):
         """A timestamp as the screen shows it: minutes, or masked when frozen."""
         if not stamp:
             return "-"
-        return MASKED_TIME if self.frozen else stamp[:16].replace("T", " ")
+        return MASKED_TIME if self.frozen else i18n.date_text(stamp[:16].replace("T", " "))
 
     def run_label(self, run_id: str | None) -> str:
         if not run_id:
