@@ -44,7 +44,7 @@ from dossync.core.sync import new_run_id, plan_options, sync_dossier
 
 log = logging.getLogger(__name__)
 
-__all__ = ["days_since", "idle_among", "idle_for", "sync"]
+__all__ = ["days_since", "idle_among", "sync"]
 
 
 def sync(home: Home, code: str, kind: SyncKind = "simple", ctx: RunContext | None = None,
@@ -55,13 +55,13 @@ def sync(home: Home, code: str, kind: SyncKind = "simple", ctx: RunContext | Non
         return sync_dossier(home, code, kind, ctx, options)
     home.require()
     dossier = portal.get_dossier(home.portal, code)
-    days = idle_for(home, code, now) if dossier is not None else None
-    if days is None:  # an unknown dossier is refused by the engine, as always
+    limit = home.settings().sync.idle_days
+    seen = _last_succeeded(home, code) if limit else None  # a sync during the check moves it
+    days = _idle(limit, seen, now or datetime.now())
+    if dossier is None or days is None:  # an unknown dossier is refused by the engine
         return sync_dossier(home, code, "simple", ctx, options)
     if options and options.any():  # refused options are refused before anything runs
         plan_options(home, dossier, options)
-    seen = portal.last_succeeded(home.portal, code)  # a sync during the check moves it
-    limit = home.settings().sync.idle_days
     head = f"{code} was not synced for {days} days (more than [sync] idle_days = {limit})"
     from dossync.core.connectors import connector_class
 
@@ -107,31 +107,32 @@ def sync(home: Home, code: str, kind: SyncKind = "simple", ctx: RunContext | Non
         f"cannot show and mended them at once: {summary} (repair run {repair.run_id})",))
 
 
-def idle_for(home: Home, code: str, now: datetime | None = None) -> int | None:
-    """Whole days since the dossier's last successful sync when that is more than
-    `[sync] idle_days` ago, else None (also: never synced, or idle_days = 0)."""
+def idle_among(home: Home, codes: list[str], now: datetime | None = None) -> dict[str, int]:
+    """The dossiers idle longer than `[sync] idle_days`, in one look at the portal (the
+    nightly's): code -> whole days since their last successful sync. Never synced, or
+    idle_days = 0: not among them."""
     limit = home.settings().sync.idle_days
-    if not limit:
-        return None
-    last = portal.last_succeeded(home.portal, code)
-    if last is None:  # its first sync is a whole-ledger load: nothing to check
-        return None
+    if not limit or not codes:
+        return {}
     now = now or datetime.now()
+    found = {code: _idle(limit, last, now)
+             for code, last in portal.last_succeeded(home.portal, codes).items()}
+    return {code: days for code, days in found.items() if days is not None}
+
+
+def _idle(limit: int, last: str | None, now: datetime) -> int | None:
+    """Whole days idle when the last successful sync (`last`) is more than `limit` days
+    before `now`, else None (also: never synced, or a limit of 0). A first sync is a
+    whole-ledger load: nothing to check before it."""
+    if not limit or last is None:
+        return None
     if now - datetime.fromisoformat(last) <= timedelta(days=limit):
         return None
     return days_since(last, now)
 
 
-def idle_among(home: Home, codes: list[str], now: datetime | None = None) -> dict[str, int]:
-    """`idle_for` for many dossiers in one look at the portal (the nightly's): code -> whole
-    days idle, for those idle longer than `[sync] idle_days`."""
-    limit = home.settings().sync.idle_days
-    if not limit or not codes:
-        return {}
-    now = now or datetime.now()
-    return {code: days_since(last, now)
-            for code, last in portal.last_succeeded_of(home.portal, codes).items()
-            if now - datetime.fromisoformat(last) > timedelta(days=limit)}
+def _last_succeeded(home: Home, code: str) -> str | None:
+    return portal.last_succeeded(home.portal, [code]).get(code)
 
 
 def days_since(stamp: str | None, now: datetime) -> int | None:
@@ -156,7 +157,7 @@ def _refuse(home: Home, dossier, verdict: Reconciliation, head: str, why: str,
         why = f"{why}; run a full sync (dossync sync {code} --full)"
     reason = f"{head}; the check before this simple sync found what only a full sync can mend: {why}"
     with dossier_lock(home, code).acquire(purpose="simple sync (idle check)"):
-        moved = portal.last_succeeded(home.portal, code) != seen
+        moved = _last_succeeded(home, code) != seen
         if not moved:
             log.info("%s", reason)  # the run's warning says it; the log keeps it too
             _keep(home, verdict, (reason, *verdict.reasons), needs_full_sync=True)

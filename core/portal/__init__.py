@@ -49,7 +49,7 @@ from dossync.core.portal.records import (JOB_KEYS, ArchiveDocument, ClaimedPropo
                                          SyncRun, SyncState, TrialBalanceRow)
 from dossync.core.portal.reports import (report_archive, report_dashboard, report_pnl,
                                          report_trial_balance)
-from dossync.core.portal.runlog import (full_loads, last_succeeded, last_succeeded_of, monitor,
+from dossync.core.portal.runlog import (full_loads, last_succeeded, monitor,
                                         quarantined, record_run, record_runs, record_verdict, runs)
 from dossync.core.portal.schema import (MONEY, SCHEMA_VERSION, connect, erase_portal, initialise,
                                         portal_exists)
@@ -66,7 +66,7 @@ __all__ = [
     # syncs
     "apply_sync", "read_keys", "sync_state", "sync_states",
     # runs, quarantine, the monitor
-    "full_loads", "last_succeeded", "last_succeeded_of", "monitor", "quarantined", "record_run",
+    "full_loads", "last_succeeded", "monitor", "quarantined", "record_run",
     "record_runs", "record_verdict", "runs",
     # reports
     "report_archive", "report_dashboard", "report_pnl", "report_trial_balance",

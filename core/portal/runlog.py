@@ -81,18 +81,10 @@ def record_verdict(path: Path, code: str, verdict: str, reasons: list[str],
                      needs_full_sync])
 
 
-def last_succeeded(path: Path, code: str) -> str | None:
-    """When the dossier's newest successful sync (of any kind) finished, ISO to the second;
-    None before its first. How long it has been idle is counted from here (core/idle.py)."""
-    with connect(path, read_only=True) as con:
-        row = con.execute("SELECT strftime(max(finished_at), '%Y-%m-%dT%H:%M:%S') FROM sync_runs "
-                          "WHERE dossier = ? AND status = 'succeeded'", [code]).fetchall()
-    return row[0][0] if row and row[0][0] else None
-
-
-def last_succeeded_of(path: Path, codes: list[str]) -> dict[str, str]:
-    """`last_succeeded` for many dossiers in one look: code -> ISO time, for those that
-    have a successful sync (the nightly's idle check, core/idle.py)."""
+def last_succeeded(path: Path, codes: list[str]) -> dict[str, str]:
+    """When each dossier's newest successful sync (of any kind) finished, ISO to the second,
+    in one look: code -> time, for those that have one. How long a dossier has been idle
+    is counted from here (core/idle.py)."""
     if not codes:
         return {}
     with connect(path, read_only=True) as con:
