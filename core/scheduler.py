@@ -23,7 +23,6 @@ from datetime import datetime, time as clock, timedelta
 
 from dossync.core.home import Home
 from dossync.core.nightly import NightlyResult, run_nightly, run_scheduled_full_syncs
-from dossync.core.settings import QuietWindow
 
 log = logging.getLogger("dossync.scheduler")
 
@@ -31,13 +30,6 @@ log = logging.getLogger("dossync.scheduler")
 def next_run(at: clock, now: datetime) -> datetime:
     today = datetime.combine(now.date(), at)
     return today if today > now else today + timedelta(days=1)
-
-
-def opened_at(window: QuietWindow, now: datetime) -> datetime:
-    """The start of the window's latest opening at or before `now` (the one open now, when
-    `now` is inside it)."""
-    start = datetime.combine(now.date(), window.start)
-    return start if start <= now else start - timedelta(days=1)
 
 
 def serve(home: Home, *, once: bool = False, stop: threading.Event | None = None,
@@ -70,7 +62,7 @@ def serve(home: Home, *, once: bool = False, stop: threading.Event | None = None
         moment = now()
         due, event = next_run(at, moment), "nightly"
         if wake_for_window:
-            opens = (moment if window.contains(moment) and opened_at(window, moment) != handled
+            opens = (moment if window.contains(moment) and window.last_start(moment) != handled
                      else window.next_start(moment))
             if opens < due:
                 due, event = opens, "window"
@@ -82,7 +74,7 @@ def serve(home: Home, *, once: bool = False, stop: threading.Event | None = None
             break
         if event == "window":
             moment = now()
-            handled = opened_at(window, moment)
+            handled = window.last_start(moment)
             done = run_scheduled_full_syncs(home, moment, stop)
             log.warning("scheduler: the quiet window %s opened: %d scheduled full sync(s) run, "
                         "%d failed", window, len(done),

@@ -126,6 +126,12 @@ class QuietWindow:
         today = datetime.combine(now.date(), self.start)
         return today if today > now else today + timedelta(days=1)
 
+    def last_start(self, now: datetime) -> datetime:
+        """When the window opened last at or before `now` (the opening still open, when
+        `now` is inside it)."""
+        today = datetime.combine(now.date(), self.start)
+        return today if today <= now else today - timedelta(days=1)
+
 
 def _window(value: object) -> str | None:
     if not isinstance(value, str):

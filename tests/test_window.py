@@ -300,41 +300,53 @@ def test_upgrade_plan_queues_its_full_syncs_for_the_window(demo_home, monkeypatc
     assert exit_code == 0 and worked["run"] == 0, worked
 
 
-def test_the_scheduler_wakes_when_the_window_opens(demo_home, monkeypatch):
-    """With the nightly's time outside the window, the scheduler runs the scheduled full
-    syncs when the window opens, not at the nightly; it waits for the opening first."""
+def scheduled_then_served(home: Path, monkeypatch, clock_at: str, waits: bool) -> None:
+    """A full sync scheduled in the afternoon; then `dossync scheduler` (nightly at 12:00,
+    outside the window) served with its clock started at `clock_at`: when it `waits`, the
+    job stays queued a moment, then the scheduler runs it; no nightly runs."""
     import threading
     import time
-    from datetime import datetime, timedelta
+    from datetime import datetime
 
     from dossync.core.home import Home
     from dossync.core.scheduler import serve
 
-    code = codes(demo_home)[0]
-    (demo_home / "dossync.toml").write_text('[full_sync]\nwindow = "01:00-05:00"\n'
-                                            '[nightly]\ntime = "12:00"\n')
-    changed_ledger(demo_home, code)
+    code = codes(home)[0]
+    (home / "dossync.toml").write_text('[full_sync]\nwindow = "01:00-05:00"\n'
+                                       '[nightly]\ntime = "12:00"\n')
+    changed_ledger(home, code)
     monkeypatch.setenv(NOW_ENV, AFTERNOON)
-    _, doc = cli_json(demo_home, "sync", code, "--full")
-    before = runs(demo_home, code)
-    # the scheduler's clock: two seconds before the window opens, then running
-    offset = datetime.fromisoformat(OPENS) - timedelta(seconds=2) - datetime.now()
+    _, doc = cli_json(home, "sync", code, "--full")
+    before = runs(home, code)
+    offset = datetime.fromisoformat(clock_at) - datetime.now()
     stop, nightlies = threading.Event(), []
-    service = threading.Thread(target=serve, args=(Home(demo_home),), daemon=True, kwargs=dict(
+    service = threading.Thread(target=serve, args=(Home(home),), daemon=True, kwargs=dict(
         stop=stop, on_result=nightlies.append, now=lambda: datetime.now() + offset))
     service.start()
     try:
-        time.sleep(1)
-        assert jobs(demo_home)[doc["job"]]["status"] == "queued"  # not open yet
-        assert runs(demo_home, code) == before
+        if waits:
+            time.sleep(1)
+            assert jobs(home)[doc["job"]]["status"] == "queued"  # not open yet
+            assert runs(home, code) == before
         deadline = time.monotonic() + 60
-        while jobs(demo_home)[doc["job"]]["status"] != "succeeded":
-            assert time.monotonic() < deadline, jobs(demo_home)[doc["job"]]
+        while jobs(home)[doc["job"]]["status"] != "succeeded":
+            assert time.monotonic() < deadline, jobs(home)[doc["job"]]
             time.sleep(0.3)
     finally:
         stop.set()
         service.join(timeout=30)
     assert not service.is_alive()
     assert nightlies == []  # the nightly's time (12:00) did not come
-    assert runs(demo_home, code)[0]["kind"] == "full"
-    assert_portal_equals_ledger(demo_home, code)
+    full = [r for r in runs(home, code) if r not in before]
+    assert [r["kind"] for r in full] == ["full"]  # once
+    assert_portal_equals_ledger(home, code)
+
+
+def test_the_scheduler_wakes_when_the_window_opens(demo_home, monkeypatch):
+    """With the nightly's time outside the window, the scheduler runs the scheduled full
+    syncs when the window opens, not at the nightly; it waits for the opening first."""
+    scheduled_then_served(demo_home, monkeypatch, "2026-11-30T00:59:58", waits=True)
+
+
+def test_a_scheduler_started_inside_the_window_runs_them_at_once(demo_home, monkeypatch):
+    scheduled_then_served(demo_home, monkeypatch, NIGHT, waits=False)
