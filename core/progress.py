@@ -19,7 +19,7 @@ from pathlib import Path
 
 from dossync.core.files import write_atomically
 from dossync.core.home import Home
-from dossync.core.model import Progress
+from dossync.core.model import DossyncError, Progress
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,8 @@ class ProgressFile:
             try:
                 if self.server.report(doc):
                     self.cancelled.set()
+            except DossyncError:  # the hold itself is lost: the sync must stop (it says why)
+                raise
             except Exception as exc:  # noqa: BLE001 - a courtesy to onlookers; the sync goes on
                 log.debug("progress of %s not reported to the portal: %s", self.path.stem, exc)
             return

@@ -15,8 +15,14 @@ server process).
 from __future__ import annotations
 
 import json
+import logging
 
+import psycopg
+
+from dossync.core.model import TerminalError
 from dossync.core.portal.pgstore import open_raw
+
+log = logging.getLogger(__name__)
 
 _KEY = "hashtextextended('dossync sync ' || %s, 0)"
 _LIVE = "EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = h.backend_pid)"
@@ -57,12 +63,23 @@ class ServerHold:
 
     def report(self, progress: dict) -> bool:
         """The sync's progress, for the monitors of every machine; True when a monitor
-        (on any machine) asked the sync to stop."""
+        (on any machine) asked the sync to stop. Raises TerminalError when the hold's
+        session is gone (the server restarted, the network dropped it): the server let go
+        of the dossier, so another machine may start a sync of it; this one must stop
+        before its commit, changing nothing."""
         if self._raw is None:
             return False
-        row = self._raw.execute("UPDATE sync_holders SET progress = %s WHERE dossier = %s "
-                                "AND backend_pid = pg_backend_pid() RETURNING cancel",
-                                [json.dumps(progress), self.code]).fetchone()
+        try:
+            row = self._raw.execute("UPDATE sync_holders SET progress = %s WHERE dossier = %s "
+                                    "AND backend_pid = pg_backend_pid() RETURNING cancel",
+                                    [json.dumps(progress), self.code]).fetchone()
+        except psycopg.Error as exc:
+            if not (self._raw.closed or self._raw.broken):
+                raise
+            raise TerminalError(
+                f"dossier {self.code}: the sync lost its hold on the portal's server "
+                f"({str(exc).strip() or type(exc).__name__}); another sync may have begun, "
+                f"so this one stopped and changed nothing: run it again") from None
         return bool(row and row[0])
 
     def release(self) -> None:
@@ -70,8 +87,12 @@ class ServerHold:
         if raw is None:
             return
         try:
-            raw.execute("DELETE FROM sync_holders WHERE dossier = %s "
-                        "AND backend_pid = pg_backend_pid()", [self.code])
+            if not (raw.closed or raw.broken):  # a lost session's lock is gone already
+                raw.execute("DELETE FROM sync_holders WHERE dossier = %s "
+                            "AND backend_pid = pg_backend_pid()", [self.code])
+        except psycopg.OperationalError as exc:  # lost on the way: the server let go too
+            log.warning("dossier %s: its hold's session was lost before it was let go (%s)",
+                        self.code, exc)
         finally:
             raw.close()  # ending the session lets go of the advisory lock
 

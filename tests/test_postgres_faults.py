@@ -1,0 +1,74 @@
+"""Faults of the PostgreSQL portal's server under a running sync.
+
+The sync holds its dossier with an advisory lock on a session of its own
+(core/portal/holders.py). When that session is ended under it (the server
+restarted, the network dropped it) the server lets go of the dossier, and
+another machine may start syncing it: the running sync must stop before
+its commit, change nothing, and say why, never finish as if it still held
+the dossier.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+
+import psycopg
+import pytest
+
+from conftest import (DOSSYNC, ROOT, assert_portal_equals_ledger, cli, cli_json, codes, portal_of,
+                      portal_trial_balance)
+from dossync.core import portal
+from dossync.core.home import PORTAL_ENV
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(params=["postgres"])
+def portal_kind(request, monkeypatch, pg_server):
+    """This file's tests run on PostgreSQL (a database of their own)."""
+    from conftest import drop_database, new_database
+
+    url = new_database(pg_server)
+    monkeypatch.setenv(PORTAL_ENV, url)
+    yield "postgres"
+    drop_database(pg_server, url)
+
+
+def test_a_sync_whose_hold_is_lost_stops_and_changes_nothing(demo_home):
+    code = codes(demo_home)[0]
+    assert cli(demo_home, "ledger", code, "new-bookings", "40").returncode == 0
+    before = portal_trial_balance(demo_home, code)
+    rows = max(r["read"] for r in portal.runs(portal_of(demo_home), code) if r["kind"] == "full")
+    (demo_home / "dossync.toml").write_text(  # a full sync of about 20 s
+        f"[full_sync]\nmax_rows_per_second = {max(1, rows // 20)}\n")
+    sync = subprocess.Popen([*DOSSYNC, "--home", str(demo_home), "sync", code, "--full",
+                             "--now", "--json"], cwd=ROOT, text=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    try:
+        with psycopg.connect(portal_of(demo_home), autocommit=True) as admin:
+            deadline = time.monotonic() + 60
+            pid = None
+            while pid is None:
+                assert time.monotonic() < deadline and sync.poll() is None, sync.stderr.read()
+                row = admin.execute("SELECT backend_pid FROM sync_holders WHERE dossier = %s "
+                                    "AND progress IS NOT NULL", [code]).fetchone()
+                pid = row[0] if row else None
+                time.sleep(0.1)
+            # the server ends the hold's session, as a restart or a dropped link would
+            assert admin.execute("SELECT pg_terminate_backend(%s)", [pid]).fetchone()[0]
+        out, err = sync.communicate(timeout=60)
+    finally:
+        if sync.poll() is None:
+            sync.kill()
+            sync.communicate()
+    assert sync.returncode == 1, (out, err)
+    run = json.loads(out)
+    assert run["status"] == "failed"
+    assert "lost its hold on the portal's server" in run["error"] and "run it again" in run["error"]
+    assert "Traceback" not in err
+    assert portal_trial_balance(demo_home, code) == before  # nothing of the sync was kept
+    (demo_home / "dossync.toml").unlink()
+    status, again = cli_json(demo_home, "sync", code)
+    assert status == 0, again  # the dossier is free: the lost session holds nothing
+    assert_portal_equals_ledger(demo_home, code)
