@@ -124,7 +124,10 @@ _HEADERS = {
     "sent_at": N_("sent_at"), "last_error": N_("last_error"), "fiscal_year": N_("fiscal_year"),
     "period": N_("period"), "ledger_count": N_("ledger_count"),
     "portal_count": N_("portal_count"), "ledger_amount": N_("ledger_amount"),
-    "portal_amount": N_("portal_amount"), "explained_by": N_("explained_by")}
+    "portal_amount": N_("portal_amount"), "explained_by": N_("explained_by"),
+    "idle": N_("idle"), "id": N_("id"), "from_version": N_("from_version"),
+    "to_version": N_("to_version"), "expected_rows": N_("expected_rows"),
+    "expected_seconds": N_("expected_seconds"), "new": N_("new")}
 # Values that are words of ours (a state, a kind), shown translated; JSON keeps them.
 _WORDS = {
     "ok": N_("ok"), "syncing": N_("syncing"), "failed": N_("failed"),
@@ -135,8 +138,11 @@ _WORDS = {
     "definitive": N_("definitive"), "booked": N_("booked"), "queued": N_("queued"),
     "running": N_("running"), "cancelled": N_("cancelled"), "sent": N_("sent"),
     "skipped": N_("skipped")}
-_MONEY_COLUMNS = {"debit", "credit", "balance", "amount"}
+_MONEY_COLUMNS = {"debit", "credit", "balance", "amount", "ledger_amount", "portal_amount"}
 _DATE_COLUMNS = {"date", "due_date", "updated_until"}
+# the columns whose values are words of ours; elsewhere a value is data, shown as it is
+_WORD_COLUMNS = {"state", "kind", "status", "nightly", "last_sync", "booking_status",
+                 "payment_status"}
 
 
 def _cell(column: str, value) -> str:
@@ -146,10 +152,10 @@ def _cell(column: str, value) -> str:
     if column in _MONEY_COLUMNS:
         return i18n.amount(value)
     if column in _DATE_COLUMNS and isinstance(value, str) and len(value) == 10:
-        return i18n.day(value)
+        return i18n.date_text(value)
     if isinstance(value, bool):
         return _("True") if value else _("False")
-    return _word(value) if isinstance(value, str) else str(value)
+    return _word(value) if column in _WORD_COLUMNS and isinstance(value, str) else str(value)
 
 
 def _word(value: str) -> str:
@@ -422,7 +428,7 @@ def cmd_status(home: Home, args) -> int:
     else:
         flat = [{**r, "last_sync": _("{kind} {status} {at}").format(
                      kind=_word(r["last_sync"]["kind"]), status=_word(r["last_sync"]["status"]),
-                     at=i18n.date_text(r["last_sync"]["finished_at"].replace("T", " ")))
+                     at=i18n.date_text(r["last_sync"]["finished_at"]))
                  if r["last_sync"] else "never",
                  "nightly": "on" if r["nightly"] else "off",
                  "idle": "-" if r["idle_days"] is None else r["idle_days"]} for r in rows]
@@ -1295,10 +1301,12 @@ def _set_language(option: str | None, home: Home) -> None:
     env = os.environ.get(i18n.LANG_ENV)
     if not option and env and i18n.problem(env):
         raise UsageError(f"{i18n.LANG_ENV}={env!r}: {i18n.problem(env)}")
-    try:
-        configured = home.settings().ui.language
-    except UsageError:  # a bad dossync.toml: the commands that read it say so
-        configured = ""
+    configured = ""
+    if not option and not env:  # only then does dossync.toml have a say
+        try:
+            configured = home.settings().ui.language
+        except UsageError:  # a bad dossync.toml: the commands that read it say so
+            pass
     i18n.activate(i18n.resolve(option, configured))
 
 

@@ -4,19 +4,20 @@ Messages are marked with `_()` (gettext) in English, the source language;
 the catalogs are `core/locale/LANG/LC_MESSAGES/dossync.po`, kept with Babel's
 standard tooling (`make i18n`: `pybabel extract` into `core/locale/dossync.pot`,
 `pybabel update` of every `.po`, `pybabel compile`), so translators work on
-`.po` files. A catalog is compiled when it is first needed: from the `.mo`
-file the build made when it is there and current, else from the `.po` in
-memory (Babel's own compiler), so a checkout works as it is.
+`.po` files. A catalog is loaded when it is first needed: the `.mo` file the
+build made (an installed wheel carries only those), or in a checkout the `.po`
+compiled in memory (Babel's own compiler) when no `.mo` is newer.
 
 The language: `--lang`, else DOSSYNC_LANG, else `[ui] language` in
 dossync.toml, else the locale (LC_ALL, LC_MESSAGES, LANG), else English.
 JSON output stays language-neutral: only what is written for people is
-translated. Dates and amounts follow the language with Babel: Belgian
-`1.234,56` and `31/12/2026` in Dutch and French, `1,234.56` and
-`31/12/2026` in English.
+translated. Amounts and counts follow the language with Babel: Belgian
+`1.234,56` in Dutch and French, `1,234.56` in English; dates read
+`31/12/2026` in Dutch and French, while English keeps ISO `2026-12-31`.
 """
 from __future__ import annotations
 
+import functools
 import gettext
 import io
 import logging
@@ -32,10 +33,9 @@ DOMAIN = "dossync"
 LOCALE_DIR = Path(__file__).resolve().parent / "locale"
 LANG_ENV = "DOSSYNC_LANG"
 DEFAULT = "en"
-# Babel locales whose conventions each language's dates and amounts follow: a Belgian
-# firm's, in Dutch and in French alike (1.234,56), and British English (1,234.56).
+# Babel locales whose conventions each language's amounts follow: a Belgian firm's, in
+# Dutch and in French alike (1.234,56), and British English (1,234.56).
 _NUMBERS = {"nl": "nl_BE", "fr": "nl_BE", "en": "en_GB"}
-_DATES = {"nl": "nl_BE", "fr": "fr_BE", "en": "en_GB"}
 
 log = logging.getLogger(__name__)
 _translations: dict[str, gettext.NullTranslations] = {}
@@ -77,16 +77,18 @@ def _load(language: str) -> gettext.NullTranslations:
     folder = LOCALE_DIR / language / "LC_MESSAGES"
     po, mo = folder / f"{DOMAIN}.po", folder / f"{DOMAIN}.mo"
     translations: gettext.NullTranslations = gettext.NullTranslations()
+    # the .mo the build (or make i18n) compiled, unless a translator edited the .po since
+    read_mo = mo.is_file() and (not po.is_file() or mo.stat().st_mtime >= po.stat().st_mtime)
+    source = mo if read_mo else po
     try:
-        if mo.is_file() and (not po.is_file() or mo.stat().st_mtime >= po.stat().st_mtime):
+        if read_mo:
             with mo.open("rb") as handle:
                 translations = gettext.GNUTranslations(handle)
         elif po.is_file():
             translations = _compiled(po, language)
     except Exception as exc:  # noqa: BLE001 - a damaged catalog must not stop a command
-        log.warning("the %s catalog %s cannot be read (%s): messages stay in English; run "
-                    "'make i18n' to see what is wrong", language, mo if mo.is_file() else po,
-                    str(exc) or type(exc).__name__)
+        log.warning("the %s catalog %s cannot be read (%s): messages stay in English",
+                    language, source, str(exc) or type(exc).__name__)
         translations = gettext.NullTranslations()
     _drop_broken(translations, language)
     _translations[language] = translations
@@ -151,45 +153,52 @@ def N_(message: str) -> str:
     return message
 
 
-def ngettext(singular: str, plural: str, n: int) -> str:
-    return _active.ngettext(singular, plural, n)
-
-
 def amount(value: Decimal | str | int, language: str | None = None) -> str:
-    """An amount for people: two decimals, grouped (Belgian 1.234,56 in nl and fr)."""
+    """An amount for people: rounded half up to cents as the contract's amounts are
+    (core/money.py), then grouped as the language writes it: Belgian 1.234,56 in Dutch
+    and French, 1,234.56 in English."""
+    from dossync.core.money import to_str
+
+    return _number_format(language or _language)(Decimal(to_str(value)), "#,##0.00")
+
+
+def count(value: int | None, language: str | None = None) -> str:
+    """A whole number for people (rows, jobs): 12.345 in Dutch and French, 12,345 in
+    English; '?' for an unknown one."""
+    if value is None:
+        return "?"
+    return _number_format(language or _language)(value, "#,##0")
+
+
+@functools.lru_cache(maxsize=None)
+def _number_format(language: str):
+    """Babel's number formatting for a language's locale, parsed once (a table formats
+    many cells)."""
+    from babel import Locale
     from babel.numbers import format_decimal
 
-    return format_decimal(Decimal(value), format="#,##0.00",
-                          locale=_NUMBERS[language or _language])
+    locale = Locale.parse(_NUMBERS[language])
+    return lambda number, pattern: format_decimal(number, format=pattern, locale=locale)
 
 
-def day(value: date | str | None, language: str | None = None) -> str:
-    """A date for people: 31/12/2026 (an ISO text is read first); '' for none."""
+def day(value: date | str | None) -> str:
+    """A date for people: 31/12/2026 (an ISO text is read first), as Belgian Dutch,
+    Belgian French and British English all write it; '' for none."""
     if value is None or value == "":
         return ""
-    from babel.dates import format_date
-
     when = date.fromisoformat(value[:10]) if isinstance(value, str) else value
-    return format_date(when, "dd/MM/yyyy", locale=_DATES[language or _language])
+    return f"{when:%d/%m/%Y}"
 
 
 def date_text(value: str | None) -> str | None:
-    """A date (YYYY-MM-DD, or a time whose date leads) in a sentence or a cell: as Dutch
-    and French write it (31/12/2026); English keeps ISO, as it always showed; None for
-    none."""
-    if not value or _language == DEFAULT:
+    """A date or a time (YYYY-MM-DD, YYYY-MM-DDTHH:MM...) in a sentence or a cell: as
+    Dutch and French write it (31/12/2026 14:05); English keeps ISO (2026-12-31 14:05),
+    as it always showed; None for none."""
+    if not value:
         return value
-    rest = value[10:] if len(value) > 10 else ""
-    return day(value) + rest.replace("T", " ")
+    rest = value[10:].replace("T", " ")
+    return (value[:10] if _language == DEFAULT else day(value)) + rest
 
 
-def money_text(value: Decimal | str | None, english: str) -> str:
-    """An amount on a screen: Belgian 1.234,56 in Dutch and French, `english` (the
-    screen's own English form) in English; '-' for none."""
-    if value is None:
-        return "-"
-    return english if _language == DEFAULT else amount(value)
-
-
-__all__ = ["DEFAULT", "LANG_ENV", "LANGUAGES", "N_", "_", "activate", "amount", "current", "date_text", "day",
-           "language_from_locale", "money_text", "ngettext", "placeholders", "problem", "resolve"]
+__all__ = ["DEFAULT", "LANG_ENV", "LANGUAGES", "N_", "_", "activate", "amount", "count", "current",
+           "date_text", "day", "language_from_locale", "placeholders", "problem", "resolve"]

@@ -270,7 +270,8 @@ class BeancountSettings:
 
 @dataclass(frozen=True)
 class UiSettings:
-    """`[ui]`: reserved (`language`, "" for the locale): checked, not yet used."""
+    """`[ui]`: `language` of what dossync writes for people (nl, fr, en; "" for the
+    locale), after `--lang` and DOSSYNC_LANG (core/i18n.py)."""
 
     language: str = field(default="", metadata=_key(_language))
 

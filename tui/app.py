@@ -145,7 +145,7 @@ class DossyncApp(App[int]):
         """A timestamp as the screen shows it: minutes, or masked when frozen."""
         if not stamp:
             return "-"
-        return MASKED_TIME if self.frozen else i18n.date_text(stamp[:16].replace("T", " "))
+        return MASKED_TIME if self.frozen else i18n.date_text(stamp[:16])
 
     def run_label(self, run_id: str | None) -> str:
         if not run_id:
@@ -385,8 +385,3 @@ def run(home: Home) -> int:
     app.run()
     return int(app.return_code or 0)
 
-
-if __name__ == "__main__":  # python -m tui.app HOME
-    import sys
-
-    raise SystemExit(run(Home.resolve(sys.argv[1] if len(sys.argv) > 1 else None)))

@@ -37,14 +37,8 @@ def show_error(widget: Static, text: str) -> None:
 
 
 def money(text: str | None) -> str:
-    """A contract decimal string ("1234.50") with thousands separators, as the language
-    writes it."""
-    if text is None:
-        return "-"
-    whole, _, cents = text.partition(".")
-    sign = "-" if whole.startswith("-") else ""
-    english = f"{sign}{int(whole.lstrip('-') or 0):,}.{cents or '00'}".replace(",", " ")
-    return i18n.money_text(text, english)  # Belgian 1.234,56 in Dutch and French
+    """A contract decimal string ("1234.50") as the language writes an amount."""
+    return "-" if text is None else i18n.amount(text)
 
 
 class DossierScreen(Screen):
@@ -183,7 +177,7 @@ class DossierScreen(Screen):
             note = run["error"] or "; ".join(run["warnings"])
             table.add_row(self.app.when(run["started_at"]), _(run["kind"]),
                           Text(_(run["status"]), style="green" if ok else "bold red"),
-                          *(f"{run[k] or 0:,}" for k in ("read", "inserted", "updated",
+                          *(i18n.count(run[k] or 0) for k in ("read", "inserted", "updated",
                                                          "deleted", "quarantined")),
                           Text(note, style="red" if run["error"] else "yellow"),
                           key=run["run_id"])

@@ -13,7 +13,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
-from dossync.core import portal
+from dossync.core import i18n, portal
 from dossync.core.i18n import N_, _
 from dossync.core.model import DossyncError
 from dossync.core.progress import read_progresses
@@ -98,7 +98,7 @@ class JobsScreen(Screen):
         done, total = doc.get("done", 0), doc.get("total", 0)
         if doc.get("phase") != "read" or not total:
             return str(doc.get("phase") or "")
-        return f"{done:,}/{total:,} ({100 * done // total}%)"
+        return f"{i18n.count(done)}/{i18n.count(total)} ({100 * done // total}%)"
 
     def _chosen(self) -> str | None:
         table = self.query_one(DataTable)

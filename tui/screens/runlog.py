@@ -8,7 +8,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
-from dossync.core import portal
+from dossync.core import i18n, portal
 from dossync.core.i18n import _
 
 LIMIT = 200
@@ -54,7 +54,7 @@ class RunLogScreen(Screen):
             table.add_row(self.app.when(run["started_at"]), self.app.when(run["finished_at"]),
                           run["dossier"], _(run["kind"]),
                           Text(_(run["status"]), style="green" if ok else "bold red"),
-                          *(f"{run[k] or 0:,}" for k in ("read", "inserted", "updated",
+                          *(i18n.count(run[k] or 0) for k in ("read", "inserted", "updated",
                                                          "deleted", "quarantined")),
                           Text(run["error"] or "", style="red"), key=run["run_id"])
         self.query_one("#runlog-detail", Static).update(

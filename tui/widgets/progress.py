@@ -10,6 +10,7 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import ProgressBar, Static
 
+from dossync.core import i18n
 from dossync.core.i18n import _
 
 
@@ -24,10 +25,6 @@ def _word(word: str) -> str:
     """A word of ours (a sync's kind) in the active language; '' stays '' (gettext's
     `_("")` would be the catalog's header)."""
     return _(word) if word else ""
-
-
-def _count(n: int | None) -> str:
-    return "?" if n is None else f"{n:,}"
 
 
 class SyncProgress(Vertical):
@@ -64,7 +61,7 @@ class SyncProgress(Vertical):
             " " + _("{kind} sync · {phase}").format(kind=_word(progress.get("kind", "")),
                                                    phase=progress.get("phase", "")) + " · ",
             _("{done}/{total} rows · {rate} rows/s · ETA {eta}").format(
-                done=_count(done), total=_count(total), rate=f"{progress['rate']:,.0f}",
+                done=i18n.count(done), total=i18n.count(total), rate=f"{progress['rate']:,.0f}",
                 eta=_eta(progress["eta"])),
             (" " + _("(cancelling)") if cancelling else "", "bold yellow"),
             ("   " + _("c cancels"), "dim")))
@@ -74,6 +71,6 @@ class SyncProgress(Vertical):
             finished = stream["total"] is not None and stream["done"] >= stream["total"]
             parts.append(Text.assemble(
                 (name, "bold" if not finished else "dim"),
-                f" {_count(stream['done'])}/{_count(stream['total'])}",
+                f" {i18n.count(stream['done'])}/{i18n.count(stream['total'])}",
                 (" ✓" if finished else "", "green")))
         streams.update(Text("  ").join(parts))
