@@ -109,19 +109,19 @@ class Home:
     def require(self) -> "Home":
         """Refuse clearly when there is no portal here yet."""
         self.check_folder()
-        if not self.exists() and self.on_server:
+        if self.exists():  # one look (on a server, a connection)
+            return self
+        if self.on_server:
             raise UsageError(
                 f"no dossync portal in the database {self.portal_name} yet: create it with "
                 f"'dossync --home {self.root} dossier add CODE --package demo --source LEDGER' "
                 f"or 'dossync --home {self.root} demo', or point --portal / {PORTAL_ENV} at "
                 f"the firm's portal")
-        if not self.exists():
-            raise UsageError(
-                f"no dossync home at {self.root} (no {PORTAL_FILE} there yet): "
-                f"create one with 'dossync --home {self.root} demo' or "
-                f"'dossync --home {self.root} dossier add CODE --package demo --source LEDGER', "
-                f"or point --home / DOSSYNC_HOME at an existing one")
-        return self
+        raise UsageError(
+            f"no dossync home at {self.root} (no {PORTAL_FILE} there yet): "
+            f"create one with 'dossync --home {self.root} demo' or "
+            f"'dossync --home {self.root} dossier add CODE --package demo --source LEDGER', "
+            f"or point --home / DOSSYNC_HOME at an existing one")
 
     def create(self) -> "Home":
         self.check_folder()

@@ -66,6 +66,11 @@ class PortalBusy(TransientError):
     """The portal file stayed locked by other processes past the wait limit."""
 
 
+class PortalUnreachable(TransientError):
+    """The portal's server cannot be reached now (down, restarting, a dropped link): a
+    worker or the heartbeat tries again; a command says so and changed nothing."""
+
+
 class DossierBusy(DossyncError):
     """Another process is syncing this dossier."""
 

@@ -24,6 +24,7 @@ from datetime import datetime, time as clock, timedelta
 from pathlib import Path
 from typing import Any, Callable
 
+from dossync.core.addresses import is_portal_url
 from dossync.core.model import LANGUAGES, UsageError
 from dossync.core.validate import address_problem
 
@@ -234,8 +235,7 @@ class FullSyncSettings:
 
 
 def _portal_url(value: object) -> str | None:
-    if value == "" or (isinstance(value, str) and value.startswith(("postgresql://",
-                                                                     "postgres://"))):
+    if value == "" or is_portal_url(value):
         return None
     return ('use "postgresql://USER@HOST:PORT/DATABASE" (the password from PGPASSWORD or '
             '~/.pgpass), or "" for the portal file in HOME')

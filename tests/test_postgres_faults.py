@@ -72,3 +72,24 @@ def test_a_sync_whose_hold_is_lost_stops_and_changes_nothing(demo_home):
     status, again = cli_json(demo_home, "sync", code)
     assert status == 0, again  # the dossier is free: the lost session holds nothing
     assert_portal_equals_ledger(demo_home, code)
+
+
+def test_a_server_that_does_not_answer_is_worth_another_try_a_refusal_is_not(pg_server):
+    """A worker retries what is transient (its heartbeat, its next claim): a server that is
+    down or restarting; a login the server refuses stays terminal until someone fixes it."""
+    import socket
+    from urllib.parse import urlsplit, urlunsplit
+
+    from dossync.core.model import PortalUnreachable, TerminalError
+    from dossync.core.portal.pgstore import open_raw
+
+    with socket.socket() as free:  # a port nobody listens on
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    with pytest.raises(PortalUnreachable, match="cannot be reached"):
+        open_raw(f"postgresql://nobody@127.0.0.1:{port}/none")
+    parts = urlsplit(pg_server)
+    unknown = urlunsplit(parts._replace(path="/no_such_database_here"))
+    with pytest.raises(TerminalError, match="cannot be reached") as refused:
+        open_raw(unknown)
+    assert not isinstance(refused.value, PortalUnreachable)

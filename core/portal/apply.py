@@ -227,7 +227,7 @@ def apply_sync(path: Path, code: str, staged: StagedSync,
             if staged.currency:
                 con.execute("UPDATE dossiers SET book_currency = ? WHERE code = ?",
                             [staged.currency, code])
-            if staged.mode == "full" and staged.connector_version is not None:
+            if staged.connector_version is not None:  # a full sync's: core/sync.py
                 # the whole ledger was read: the dossier now has all this version brings
                 con.execute("UPDATE dossiers SET connector_version = ? WHERE code = ?",
                             [staged.connector_version, code])

@@ -17,10 +17,8 @@ from __future__ import annotations
 import json
 import logging
 
-import psycopg
-
 from dossync.core.model import TerminalError
-from dossync.core.portal.pgstore import open_raw
+from dossync.core.portal.pgstore import open_raw, session_lost
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +71,8 @@ class ServerHold:
             row = self._raw.execute("UPDATE sync_holders SET progress = %s WHERE dossier = %s "
                                     "AND backend_pid = pg_backend_pid() RETURNING cancel",
                                     [json.dumps(progress), self.code]).fetchone()
-        except psycopg.Error as exc:
-            if not (self._raw.closed or self._raw.broken):
+        except Exception as exc:
+            if not session_lost(self._raw):
                 raise
             raise TerminalError(
                 f"dossier {self.code}: the sync lost its hold on the portal's server "
@@ -87,10 +85,12 @@ class ServerHold:
         if raw is None:
             return
         try:
-            if not (raw.closed or raw.broken):  # a lost session's lock is gone already
+            if not session_lost(raw):  # a lost session's lock is gone already
                 raw.execute("DELETE FROM sync_holders WHERE dossier = %s "
                             "AND backend_pid = pg_backend_pid()", [self.code])
-        except psycopg.OperationalError as exc:  # lost on the way: the server let go too
+        except Exception as exc:
+            if not session_lost(raw):
+                raise
             log.warning("dossier %s: its hold's session was lost before it was let go (%s)",
                         self.code, exc)
         finally:
@@ -109,14 +109,12 @@ def request_cancel(url: str, code: str) -> bool:
     return row is not None
 
 
-def holders(url: str, codes: list[str] | None = None) -> dict[str, tuple[dict, dict | None]]:
-    """{dossier: (holder, progress)} for the dossiers a live session holds now."""
+def holders(url: str, codes: list[str]) -> dict[str, tuple[dict, dict | None]]:
+    """{dossier: (holder, progress)} for those of `codes` a live session holds now."""
     raw = open_raw(url)
     try:
-        where = " AND h.dossier = ANY(%s)" if codes is not None else ""
         rows = raw.execute(f"SELECT dossier, holder, progress FROM sync_holders h "
-                           f"WHERE {_LIVE}{where}",
-                           [list(codes)] if codes is not None else []).fetchall()
+                           f"WHERE {_LIVE} AND h.dossier = ANY(%s)", [list(codes)]).fetchall()
     finally:
         raw.close()
     return {code: (json.loads(holder), json.loads(progress) if progress else None)

@@ -27,6 +27,7 @@ with the password replaced (`redacted`).
 from __future__ import annotations
 
 import io
+import logging
 import re
 from contextlib import contextmanager
 from datetime import datetime
@@ -41,7 +42,9 @@ import pyarrow.parquet as pq
 from psycopg.adapt import Loader
 
 from dossync.core.addresses import redact_url as redact
-from dossync.core.model import TerminalError
+from dossync.core.model import DossyncError, PortalUnreachable, TerminalError
+
+log = logging.getLogger(__name__)
 
 DIALECT = "postgres"
 CONNECT_TIMEOUT = 10  # seconds to reach the server before the command says it cannot
@@ -352,13 +355,30 @@ def open_raw(url: str, *, autocommit: bool = True, **options) -> psycopg.Connect
     return raw
 
 
-def _unreachable(url: str, exc: Exception) -> TerminalError:
+def _unreachable(url: str, exc: Exception) -> DossyncError:
+    """The error a failed connection is: PortalUnreachable (worth another try: the server
+    is down, restarting, or the link dropped) or, when the server answered no (a refused
+    login, an unknown database), TerminalError."""
     first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
     first = first.replace(url, redact(url))
-    return TerminalError(f"the portal database {redact(url)} cannot be reached ({first}); "
-                         f"dossync changed nothing: check the address, that the server runs and "
-                         f"accepts this user (the password comes from the address, PGPASSWORD "
-                         f"or ~/.pgpass), then run the command again")
+    message = (f"the portal database {redact(url)} cannot be reached ({first}); dossync "
+               f"changed nothing: check the address, that the server runs and accepts this "
+               f"user (the password comes from the address, PGPASSWORD or ~/.pgpass), then run "
+               f"the command again")
+    state = getattr(exc, "sqlstate", None) or ""
+    text = str(exc)
+    # the server said no at login (an unknown database, a refused user): psycopg gives no
+    # SQLSTATE for a failed connection, the server's FATAL line says it; "the database
+    # system is starting up / shutting down" is a server going or coming: try again
+    answered = ((state[:2] not in ("", "08") and not state.startswith("57P"))
+                or (not state and "FATAL:" in text and "the database system is" not in text))
+    return TerminalError(message) if answered else PortalUnreachable(message)
+
+
+def session_lost(raw: psycopg.Connection) -> bool:
+    """Is this connection's session gone (closed, or broken by the server or the link)?
+    Its advisory locks are then released by the server."""
+    return raw.closed or raw.broken
 
 
 @contextmanager
@@ -370,7 +390,7 @@ def connect(url: str, *, read_only: bool, wait: float) -> Iterator[PgConnection]
     try:
         yield con
     except psycopg.OperationalError as exc:
-        if con.raw.closed or con.raw.broken:
+        if session_lost(con.raw):
             raise _unreachable(url, exc) from exc
         raise
     finally:
@@ -383,8 +403,8 @@ def rollback(con: PgConnection) -> None:
         return
     try:
         con.raw.execute("ROLLBACK")
-    except psycopg.Error:
-        pass  # the connection broke: the server has rolled the transaction back itself
+    except psycopg.OperationalError as exc:  # the connection broke: the server rolled back
+        log.debug("ROLLBACK on a broken connection: %s", exc)
 
 
 # --- the catalog ---------------------------------------------------------------------------

@@ -12,9 +12,10 @@ from typing import Iterator
 
 from dossync.core import money
 from dossync.core.classes import mar_sql
-from dossync.core.portal.store import (LOCK_WAIT_SECONDS, _THREADS, DIALECT, CatalogError,
+from dossync.core.portal.store import (LOCK_WAIT_SECONDS, DIALECT, CatalogError,
                                        Connection, PortalAddress, _columns, _connect, _has_table,
-                                       _one, _transaction, dialect_of, is_postgres)
+                                       _one, _transaction, _turn, dialect_of,
+                                       is_postgres)
 from dossync.core.streams import STREAMS, Stream
 
 # 4: exact money (DECIMAL(18,6) instead of cents), account classes, lines in
@@ -121,12 +122,12 @@ def connect(path: PortalAddress, *, read_only: bool = False,
             wait: float = LOCK_WAIT_SECONDS) -> Iterator[Connection]:
     """Open the portal briefly; wait with backoff while another process holds it.
 
-    Threads of one process take turns here (store._THREADS). A portal at an
+    Threads of one process take turns here on a DuckDB portal (store._turn). A portal at an
     older schema is brought up to this one first: asked on every visit (one
     small query), so a long-lived process (the UI, the scheduler) also sees a
     portal file that was put back from an older backup or built anew meanwhile.
     """
-    with _THREADS:
+    with _turn(path):
         with _connect(path, read_only=read_only, wait=wait) as con:
             if _schema_version(con) >= SCHEMA_VERSION:
                 yield con
@@ -149,7 +150,7 @@ def _schema_version(con) -> int:
 
 def portal_exists(path: PortalAddress) -> bool:
     """Does this database hold a dossync portal (its meta table)?"""
-    with _THREADS, _connect(path, read_only=True, wait=LOCK_WAIT_SECONDS) as con:
+    with _turn(path), _connect(path, read_only=True, wait=LOCK_WAIT_SECONDS) as con:
         return _has_table(con, "meta")
 
 
@@ -161,7 +162,7 @@ def erase_portal(path: PortalAddress) -> None:
         return
     tables = [ddl.split("EXISTS ", 1)[1].split(" ", 1)[0] for ddl in _DDL]
     tables += ["sync_holders", *(stream.name for stream in STREAMS)]
-    with _THREADS, _connect(path, read_only=False, wait=LOCK_WAIT_SECONDS) as con, \
+    with _turn(path), _connect(path, read_only=False, wait=LOCK_WAIT_SECONDS) as con, \
             _transaction(con):
         con.execute(f"DROP TABLE IF EXISTS {', '.join(tables)}")
 
@@ -170,7 +171,7 @@ def initialise(path: PortalAddress) -> None:
     """Create the portal's tables, or add what a newer version needs (idempotent)."""
     if not is_postgres(path):
         path.parent.mkdir(parents=True, exist_ok=True)
-    with _THREADS, _connect(path, read_only=False, wait=LOCK_WAIT_SECONDS) as con:
+    with _turn(path), _connect(path, read_only=False, wait=LOCK_WAIT_SECONDS) as con:
         _create_schema(con)
 
 
@@ -179,7 +180,7 @@ def _connect_creating(path: PortalAddress) -> Iterator[Connection]:
     """Open the portal for writing, creating it first if there is none (one visit)."""
     if not is_postgres(path):
         path.parent.mkdir(parents=True, exist_ok=True)
-    with _THREADS, _connect(path, read_only=False, wait=LOCK_WAIT_SECONDS) as con:
+    with _turn(path), _connect(path, read_only=False, wait=LOCK_WAIT_SECONDS) as con:
         if _schema_version(con) < SCHEMA_VERSION:
             _create_schema(con)
         yield con
@@ -212,8 +213,6 @@ def _create_schema(con) -> None:
             con.execute(ddl.replace(" BLOB ", " BYTEA ") if postgres else ddl)
         if postgres:
             con.execute(SYNC_HOLDERS_DDL)
-            con.execute("ALTER TABLE sync_holders ADD COLUMN IF NOT EXISTS cancel BOOLEAN "
-                        "NOT NULL DEFAULT false")  # (a portal made by a pre-release)
         for stream in STREAMS:
             con.execute(_mirror_ddl(stream))
             if postgres:  # a server's tables hold every dossier: each read takes one

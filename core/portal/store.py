@@ -18,7 +18,7 @@ this one and provides the same names):
   store (a `Connection`) and closes it afterwards; waits while another
   holder conflicts (PortalBusy after `wait` seconds); turns errors about the
   store itself (damaged, full, unwritable) into a TerminalError.
-- `_THREADS`: the lock a process's threads take turns on around a visit.
+- `_turn(path)`: what a thread holds around a visit (`_THREADS`, on DuckDB only).
 - `_transaction(con)`: BEGIN ... COMMIT, and ROLLBACK on any error without
   hiding it: every sync is all or nothing per dossier.
 - `_tune_for_bulk_write(con, ...)`: the settings of a sync's commit.
@@ -47,6 +47,7 @@ PostgreSQL).
 from __future__ import annotations
 
 import random
+import contextlib
 import threading
 import time
 from contextlib import contextmanager
@@ -83,6 +84,13 @@ def _is_other_configuration(exc: Exception) -> bool:
 # portal work is short, and DuckDB's Arrow registration is not safe to run
 # from several threads on one database at once.
 _THREADS = threading.RLock()
+
+
+def _turn(path: "PortalAddress"):
+    """What a thread holds around a visit: `_THREADS` on a DuckDB portal; nothing on a
+    PostgreSQL one, where each thread has a connection of its own and a visit's network
+    round trips must not keep the process's other threads (the UI's monitor) waiting."""
+    return contextlib.nullcontext() if is_postgres(path) else _THREADS
 
 
 def is_postgres(address: PortalAddress) -> bool:
