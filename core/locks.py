@@ -158,10 +158,6 @@ class DossierLock:
             return True
         return not _dead(pid)
 
-    def report(self, progress: dict) -> bool:
-        """Progress goes to a file beside the lock (core/progress.py), not here."""
-        return False
-
     def forget(self) -> None:
         """Remove the lock file (a dossier that turned out unknown)."""
         self.path.unlink(missing_ok=True)
