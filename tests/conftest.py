@@ -10,6 +10,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -320,6 +321,53 @@ def cli_json(home: Path, *args: str):
     done = cli(home, *args, "--json")
     assert done.stdout, done.stderr
     return done.returncode, json.loads(done.stdout)
+
+
+def event(home: Path, code: str, *args: str) -> str:
+    """`dossync ledger CODE ARGS...` (a change to the demo ledger), checked to succeed."""
+    done = cli(home, "ledger", code, *args)
+    assert done.returncode == 0, done.stderr
+    return done.stdout + done.stderr
+
+
+def status_of(home: Path) -> dict[str, dict]:
+    """`status --json`, checked to succeed, by dossier code."""
+    status, rows = cli_json(home, "status")
+    assert status == 0, rows
+    return {row["code"]: row for row in rows}
+
+
+def jobs(home: Path) -> dict[str, dict]:
+    """`jobs --json`, checked to succeed, by job id."""
+    code, doc = cli_json(home, "jobs")
+    assert code == 0, doc
+    return {j["job"]: j for j in doc}
+
+
+def throttle(home: Path, code: str, seconds: float = 3.0) -> None:
+    """Slow full syncs down (HOME/dossync.toml) so that one of `code` lasts about `seconds`."""
+    rows = max(r["read"] for r in portal.runs(portal_of(home), code) if r["kind"] == "full")
+    (home / "dossync.toml").write_text(
+        f"[full_sync]\nmax_rows_per_second = {max(1, int(rows / seconds))}\n")
+
+
+def wait_for(check, what: str, timeout: float = 60, process: subprocess.Popen | None = None):
+    """Poll `check` until it holds; fail after `timeout` seconds, or at once when `process`
+    (the one expected to bring it about) ended first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise AssertionError(f"the process ended before {what}: {process.communicate()}")
+        if check():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"{what} did not happen within {timeout}s")
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """The async tests (Textual's Pilot) run on asyncio, through anyio's pytest plugin."""
+    return "asyncio"
 
 
 def cents(text: str) -> int:

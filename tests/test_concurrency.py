@@ -15,7 +15,8 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import DOSSYNC, ROOT, assert_portal_equals_ledger, cli, cli_json, codes, ledger_path
+from conftest import (DOSSYNC, ROOT, assert_portal_equals_ledger, cli, cli_json, codes, ledger_path,
+                      throttle)
 from dossync.core import demo_package, portal
 from dossync.core.home import Home
 from dossync.core.locks import DossierLock
@@ -23,13 +24,6 @@ from dossync.core.model import DossierBusy
 from dossync.core.sync import sync_dossier
 
 LOCK_ERRORS = ("database is locked", "could not set lock", "conflicting lock", "is busy")
-
-
-def throttle_full_syncs(home: Path, code: str, seconds: float = 3.0) -> None:
-    """Slow full syncs down (HOME/dossync.toml) so that one of `code` lasts about `seconds`."""
-    rows = max(r["read"] for r in portal.runs(home / "portal.duckdb", code) if r["kind"] == "full")
-    rate = max(1, int(rows / seconds))
-    (home / "dossync.toml").write_text(f"[full_sync]\nmax_rows_per_second = {rate}\n")
 
 
 def start(home: Path, *args: str) -> subprocess.Popen:
@@ -66,7 +60,7 @@ def finish(proc: subprocess.Popen, timeout: float = 120) -> tuple[int, str, str]
 def test_second_sync_of_same_dossier_is_refused_busy_naming_the_holder(demo_home):
     code = codes(demo_home)[0]
     cli(demo_home, "ledger", code, "new-bookings", "10")
-    throttle_full_syncs(demo_home, code, seconds=6.0)  # still running on a loaded machine
+    throttle(demo_home, code, seconds=6.0)  # still running on a loaded machine
     runs_before = len(portal.runs(demo_home / "portal.duckdb", code, limit=1000))
 
     first = start(demo_home, "sync", code, "--full", "--json")
@@ -119,7 +113,7 @@ def test_syncs_of_different_dossiers_run_side_by_side(demo_home):
 def test_lock_of_a_killed_sync_is_taken_over_at_once(demo_home):
     code = codes(demo_home)[0]
     cli(demo_home, "ledger", code, "new-bookings", "10")
-    throttle_full_syncs(demo_home, code)
+    throttle(demo_home, code)
 
     first = start(demo_home, "sync", code, "--full")
     wait_until_holding(demo_home, code, first)
@@ -139,7 +133,7 @@ def test_lock_of_a_killed_sync_is_taken_over_at_once(demo_home):
 
 def test_status_shows_a_running_sync_as_syncing(demo_home):
     code, *others = codes(demo_home)
-    throttle_full_syncs(demo_home, code)
+    throttle(demo_home, code)
     first = start(demo_home, "sync", code, "--full", "--json")
     try:
         wait_until_holding(demo_home, code, first)

@@ -24,8 +24,17 @@ def test_amounts_and_dates_follow_the_language():
     assert i18n.amount(Decimal("1234.56"), "fr") == "1.234,56"  # a Belgian firm's, in French
     assert i18n.amount(Decimal("-1234567.891"), "nl") == "-1.234.567,89"
     assert i18n.amount("1234.5", "en") == "1,234.50"
-    assert i18n.day(date(2026, 12, 31), "nl") == i18n.day("2026-12-31", "fr") == "31/12/2026"
-    assert i18n.day(None, "nl") == ""
+    assert i18n.amount("0.125", "nl") == "0,13"  # half up, as the contract's amounts
+    assert i18n.count(1234567, "fr") == "1.234.567" and i18n.count(1234, "en") == "1,234"
+    assert i18n.day(date(2026, 12, 31)) == i18n.day("2026-12-31") == "31/12/2026"
+    assert i18n.day(None) == ""
+    try:
+        i18n.activate("fr")
+        assert i18n.date_text("2026-12-31T14:05") == "31/12/2026 14:05"
+        i18n.activate("en")
+        assert i18n.date_text("2026-12-31T14:05") == "2026-12-31 14:05"  # English keeps ISO
+    finally:
+        i18n.activate("en")
 
 
 def test_the_language_is_chosen_in_this_order(monkeypatch):
@@ -115,18 +124,18 @@ def test_the_template_is_what_the_code_marks():
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize("anyio_backend", ["asyncio"])
 async def test_the_monitor_speaks_dutch(home):
     from textual.widgets import DataTable
 
     from dossync.core.home import Home
     from dossync.tui.app import DossyncApp
+    from test_tui import loaded
 
     i18n.activate("nl")
     try:
         app = DossyncApp(Home(home), frozen=True, refresh_seconds=0.5)
         async with app.run_test(size=(120, 30)) as pilot:
-            await pilot.pause(0.5)
+            await loaded(pilot)
             table = app.screen.query_one(DataTable)
             labels = [str(c.label) for c in table.columns.values()]
             assert any("bijgewerkt tot" in label for label in labels), labels

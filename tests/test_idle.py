@@ -9,7 +9,10 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta
 
-from conftest import (assert_portal_equals_ledger, cli, cli_json, cli_process, codes, portal_sql)
+import pytest
+
+from conftest import (assert_portal_equals_ledger, cli, cli_json, cli_process, codes, event,
+                      portal_sql)
 from dossync.core.home import Home
 from dossync.core.model import ExitCode
 from dossync.core.monitor import monitor_rows
@@ -28,14 +31,19 @@ def status_of(home, code: str) -> dict:
     return {r["code"]: r for r in rows}[code]
 
 
+def cells(line: str) -> list[str]:
+    """The cells of a row of a table the CLI draws (rich: cells between │)."""
+    return [cell.strip() for cell in line.strip("│┃ ").split("│" if "│" in line else "┃")]
+
+
 def idle_warnings(run: dict) -> list[str]:
     return [w for w in run["warnings"] if "not synced for" in w]
 
 
 def test_an_idle_dossier_with_a_silent_edit_is_mended_by_a_simple_sync(demo_home):
     code = codes(demo_home)[0]
-    assert cli(demo_home, "ledger", code, "edit-closed-period").returncode == 0  # unseen
-    assert cli(demo_home, "ledger", code, "new-bookings", "6").returncode == 0  # seen
+    event(demo_home, code, "edit-closed-period")  # unseen
+    event(demo_home, code, "new-bookings", "6")  # seen
     age(demo_home, code, 120)
     assert status_of(demo_home, code)["idle_days"] == 120
 
@@ -56,10 +64,10 @@ def test_an_idle_dossier_with_a_silent_edit_is_mended_by_a_simple_sync(demo_home
 
 def test_an_idle_dossier_that_needs_a_full_sync_is_marked_until_one_runs(demo_home):
     code = codes(demo_home)[0]
-    cli(demo_home, "ledger", code, "snapshot", "monday")
-    cli(demo_home, "ledger", code, "new-bookings", "8")
+    event(demo_home, code, "snapshot", "monday")
+    event(demo_home, code, "new-bookings", "8")
     assert cli_json(demo_home, "sync", code)[0] == ExitCode.OK
-    assert cli(demo_home, "ledger", code, "restore-backup", "monday").returncode == 0
+    event(demo_home, code, "restore-backup", "monday")
     age(demo_home, code, 120)
 
     for _ in range(2):  # a second simple sync checks again and is refused again
@@ -83,7 +91,7 @@ def test_an_idle_dossier_that_needs_a_full_sync_is_marked_until_one_runs(demo_ho
 
 def test_an_idle_dossier_in_sync_gets_the_simple_sync_with_a_note(demo_home):
     code = codes(demo_home)[1]
-    cli(demo_home, "ledger", code, "new-bookings", "4")
+    event(demo_home, code, "new-bookings", "4")
     age(demo_home, code, 200)
     status, run = cli_json(demo_home, "sync", code)
     assert status == ExitCode.OK and run["status"] == "succeeded" and run["kind"] == "simple"
@@ -94,36 +102,26 @@ def test_an_idle_dossier_in_sync_gets_the_simple_sync_with_a_note(demo_home):
         "simple", "full"]  # no repair: nothing to mend
 
 
-def test_a_recent_dossier_is_not_checked(demo_home):
+@pytest.mark.parametrize("toml, days, checked", [
+    ("", 89, False),  # not more than idle_days (90 by default): a recent dossier
+    ("[sync]\nidle_days = 0\n", 400, False),  # 0 switches the check off
+    ("[sync]\nidle_days = 10\n", 11, True),  # a setting of its own
+], ids=["recent", "switched-off", "own-setting"])
+def test_idle_days_says_which_dossiers_are_checked(demo_home, toml, days, checked):
+    if toml:
+        (demo_home / "dossync.toml").write_text(toml)
     code = codes(demo_home)[0]
-    cli(demo_home, "ledger", code, "edit-closed-period")
-    age(demo_home, code, 89)  # not more than idle_days (90)
+    event(demo_home, code, "edit-closed-period")  # what only the check finds
+    age(demo_home, code, days)
     status, run = cli_json(demo_home, "sync", code)
-    assert status == ExitCode.OK and idle_warnings(run) == []
-    assert cli_json(demo_home, "reconcile", code)[0] == ExitCode.DIFFERENCES  # left as it was
-
-
-def test_idle_days_zero_switches_the_check_off(demo_home):
-    (demo_home / "dossync.toml").write_text("[sync]\nidle_days = 0\n")
-    code = codes(demo_home)[0]
-    cli(demo_home, "ledger", code, "edit-closed-period")
-    age(demo_home, code, 400)
-    status, run = cli_json(demo_home, "sync", code)
-    assert status == ExitCode.OK and idle_warnings(run) == []
-    assert cli_json(demo_home, "reconcile", code)[1]["verdict"] == "full_sync"  # not mended
-    assert status_of(demo_home, code)["idle_days"] == 0
-
-
-def test_idle_days_is_a_setting_of_its_own(demo_home):
-    (demo_home / "dossync.toml").write_text("[sync]\nidle_days = 10\n")
-    code = codes(demo_home)[0]
-    cli(demo_home, "ledger", code, "edit-closed-period")
-    age(demo_home, code, 11)
-    status, run = cli_json(demo_home, "sync", code)
-    assert status == ExitCode.OK
-    assert any("not synced for 11 days" in w and "idle_days = 10" in w
-               for w in idle_warnings(run))
-    assert_portal_equals_ledger(demo_home, code)
+    assert status == ExitCode.OK and run["status"] == "succeeded", run
+    if checked:
+        [note] = idle_warnings(run)
+        assert f"not synced for {days} days" in note and "repaired 1 period(s)" in note
+        assert_portal_equals_ledger(demo_home, code)
+    else:
+        assert idle_warnings(run) == []
+        assert cli_json(demo_home, "reconcile", code)[1]["verdict"] == "full_sync"  # not mended
 
 
 def test_a_bad_idle_days_is_refused(demo_home):
@@ -146,7 +144,9 @@ def test_status_shows_idle_days(demo_home):
     later = {r["code"]: r for r in monitor_rows(Home(demo_home), now=last + timedelta(days=7))}
     assert later[third]["idle_days"] == 7
     table = cli(demo_home, "status").stdout
-    assert "idle" in table and "45" in table
+    [header] = [line for line in table.splitlines() if cells(line)[0] == "code"]
+    [row] = [line for line in table.splitlines() if cells(line)[0] == second]
+    assert cells(row)[cells(header).index("idle")] == "45", table
 
 
 def test_the_cli_clock_moves_with_dossync_now(demo_home):
@@ -158,7 +158,7 @@ def test_the_cli_clock_moves_with_dossync_now(demo_home):
     rows = {r["code"]: r for r in
             json.loads(cli_process(demo_home, "status", "--json", env=env).stdout)}
     assert rows[code]["idle_days"] == 150
-    cli(demo_home, "ledger", code, "edit-closed-period")
+    event(demo_home, code, "edit-closed-period")
     done = cli_process(demo_home, "sync", code, "--json", env=env)
     assert done.returncode == ExitCode.OK, done.stderr
     assert "not synced for 150 days" in done.stdout and "repaired 1 period(s)" in done.stdout
@@ -172,12 +172,12 @@ def test_the_nightly_checks_an_idle_dossier_as_a_sync_does(demo_home):
     mended, rewound, recent = codes(demo_home)
     for code in (mended, rewound, recent):
         assert cli(demo_home, "dossier", "set", code, "--nightly").returncode == 0
-    cli(demo_home, "ledger", mended, "edit-closed-period")
-    cli(demo_home, "ledger", rewound, "snapshot", "monday")
-    cli(demo_home, "ledger", rewound, "new-bookings", "8")
+    event(demo_home, mended, "edit-closed-period")
+    event(demo_home, rewound, "snapshot", "monday")
+    event(demo_home, rewound, "new-bookings", "8")
     assert cli_json(demo_home, "sync", rewound)[0] == ExitCode.OK
-    cli(demo_home, "ledger", rewound, "restore-backup", "monday")
-    cli(demo_home, "ledger", recent, "edit-closed-period")
+    event(demo_home, rewound, "restore-backup", "monday")
+    event(demo_home, recent, "edit-closed-period")
     age(demo_home, mended, 100)
     age(demo_home, rewound, 130)
 
@@ -204,10 +204,10 @@ def test_a_sync_that_finishes_during_the_check_makes_its_verdict_stale(demo_home
     from dossync.core.sync import sync_dossier
 
     code = codes(demo_home)[0]
-    cli(demo_home, "ledger", code, "snapshot", "monday")
-    cli(demo_home, "ledger", code, "new-bookings", "8")
+    event(demo_home, code, "snapshot", "monday")
+    event(demo_home, code, "new-bookings", "8")
     assert cli_json(demo_home, "sync", code)[0] == ExitCode.OK
-    cli(demo_home, "ledger", code, "restore-backup", "monday")
+    event(demo_home, code, "restore-backup", "monday")
     age(demo_home, code, 120)
     home = Home(demo_home)
     real = idle.reconcile

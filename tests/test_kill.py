@@ -18,6 +18,8 @@ import pytest
 from conftest import (DOSSYNC, ROOT, assert_portal_equals_ledger, cli, codes, ledger_path,
                       ledger_trial_balance, portal_trial_balance)
 from dossync.core import demo_package, portal
+from dossync.core.home import Home
+from dossync.core.progress import read_progress
 
 KILLED = -signal.SIGKILL  # subprocess returncode of a child killed by SIGKILL
 
@@ -120,16 +122,6 @@ def _start_and_wait_for_work(home: Path, code: str) -> tuple[subprocess.Popen, f
     return proc, time.monotonic()
 
 
-def _progress(home: Path, code: str) -> dict:
-    """The running sync's progress file (core/progress.py), or {}."""
-    import json
-
-    try:
-        return json.loads((home / "locks" / f"{code}.progress.json").read_text())
-    except (OSError, ValueError):
-        return {}
-
-
 def _wait_for(proc: subprocess.Popen, home: Path, code: str, moment: tuple[str, float]) -> None:
     """Until the sync reaches `moment`: ("read", f) once it has read that fraction of its
     rows, (phase, delay) `delay` seconds after it reports that phase. Told by the
@@ -138,16 +130,13 @@ def _wait_for(proc: subprocess.Popen, home: Path, code: str, moment: tuple[str, 
     kind, value = moment
     deadline = time.monotonic() + 120
     while proc.poll() is None and time.monotonic() < deadline:
-        doc = _progress(home, code)
-        streams = doc.get("streams", {}).values()
-        total = sum(s.get("total") or 0 for s in streams)
-        done = sum(s.get("done") or 0 for s in streams)
-        if kind == "read" and total and done >= value * total:
+        doc = read_progress(Home(home), code) or {}  # the running sync's progress
+        if kind == "read" and doc.get("total") and doc["done"] >= value * doc["total"]:
             return
         if kind != "read" and doc.get("phase") == kind:
             time.sleep(value)
             return
-        time.sleep(0.001)
+        time.sleep(0.005)
 
 
 # spread over the run: while it reads, as it validates, and as it writes the portal

@@ -16,12 +16,14 @@ import shutil
 import signal
 import subprocess
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from conftest import (DOSSYNC, ROOT, assert_portal_equals_ledger, cli, cli_json, codes,
-                      database_url, portal_of, portal_sql)
+                      drop_database, event, new_database, portal_of, portal_sql, throttle,
+                      wait_for)
 from dossync.core import portal, reports
 from dossync.core.home import PORTAL_ENV, Home
 from dossync.core.monitor import cancel_sync, monitor_rows
@@ -33,8 +35,6 @@ CORPUS = ROOT / "tests" / "corpus"  # the corpus files, as the corpus tests use 
 @pytest.fixture(params=["postgres"])
 def portal_kind(request, monkeypatch, pg_server):
     """This file's tests run on PostgreSQL (a database of their own)."""
-    from conftest import drop_database, new_database
-
     url = new_database(pg_server)
     monkeypatch.setenv(PORTAL_ENV, url)
     yield "postgres"
@@ -49,26 +49,39 @@ def second_machine(home: Path, tmp_path: Path) -> Path:
     return other
 
 
-def throttle(home: Path, code: str, seconds: float) -> None:
-    rows = max(r["read"] for r in portal.runs(portal_of(home), code) if r["kind"] == "full")
-    (home / "dossync.toml").write_text(
-        f"[full_sync]\nmax_rows_per_second = {max(1, int(rows / seconds))}\n")
+@contextmanager
+def running(home: Path, *args: str):
+    """`dossync --home HOME ARGS...` in a process of its own, its output piped; on leaving,
+    killed if it still runs (a check failed before it ended) and reaped."""
+    process = subprocess.Popen([*DOSSYNC, "--home", str(home), *args], cwd=ROOT, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.communicate(timeout=60)
 
 
-def start_sync(home: Path, *args: str) -> subprocess.Popen:
-    return subprocess.Popen([*DOSSYNC, "--home", str(home), "sync", *args, "--json"], cwd=ROOT,
-                            text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+@contextmanager
+def slow_full_sync(home: Path, code: str, seconds: float, *options: str):
+    """A full sync of `code` (`sync CODE --full --json`, `options` before it: --portal)
+    slowed down to last about `seconds` (HOME/dossync.toml); on leaving, killed if it still
+    runs, reaped, and the throttle removed."""
+    throttle(home, code, seconds)
+    try:
+        with running(home, *options, "sync", code, "--full", "--json") as process:
+            yield process
+    finally:
+        (home / "dossync.toml").unlink(missing_ok=True)
 
 
-def wait_until(check, what: str, timeout: float = 60.0, process=None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise AssertionError(f"the sync ended before {what}: {process.communicate()}")
-        if check():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"{what} did not happen within {timeout}s")
+def synced_again(home: Path, code: str, ledger_home: Path | None = None) -> None:
+    """The dossier is free: a simple sync from `home`'s machine runs, and the portal equals
+    the ledger."""
+    status, run = cli_json(home, "sync", code)
+    assert status == 0, run
+    assert_portal_equals_ledger(ledger_home or home, code)
 
 
 def reading(home: Path, code: str):
@@ -79,66 +92,50 @@ def reading(home: Path, code: str):
 def test_a_sync_on_another_machine_is_refused_busy_naming_its_holder(demo_home, tmp_path):
     code = codes(demo_home)[0]
     other = second_machine(demo_home, tmp_path)
-    throttle(demo_home, code, seconds=30)
-    first = start_sync(demo_home, code, "--full")
-    try:
-        wait_until(lambda: code in {r["code"] for r in monitor_rows(Home(other))
-                                    if r["state"] == "syncing"}, "the sync running",
-                   process=first)
+    with slow_full_sync(demo_home, code, 30) as first:
+        wait_for(lambda: code in {r["code"] for r in monitor_rows(Home(other))
+                                  if r["state"] == "syncing"}, "the sync running",
+                 process=first)
         status, doc = cli_json(other, "sync", code)
         assert status == 3, doc
         assert f"dossier {code} is busy" in doc["error"] and f"pid {first.pid}" in doc["error"]
         assert "full sync" in doc["error"]
         # the other machine's monitor reads the sync's progress from the portal
-        wait_until(reading(other, code), "progress in the portal", process=first)
+        wait_for(reading(other, code), "progress in the portal", process=first)
         progress = read_progress(Home(other), code)
         assert progress["kind"] == "full" and progress["total"] > 0
         # and stops it from there: the sync changes nothing
         assert cancel_sync(Home(other), code)
         out, err = first.communicate(timeout=60)
-    finally:
-        if first.poll() is None:
-            first.kill()
-            first.communicate()
     assert first.returncode == 1, err
     run = json.loads(out)
     assert run["status"] == "failed" and "cancelled" in run["error"], run
     assert not cancel_sync(Home(other), code)  # nothing runs any more
-    (demo_home / "dossync.toml").unlink()
-    status, run = cli_json(other, "sync", code)  # the dossier is free again, from either
-    assert status == 0, run
-    assert_portal_equals_ledger(demo_home, code)
+    synced_again(other, code, demo_home)  # the dossier is free again, from either
 
 
 def test_a_killed_sync_leaves_the_portal_as_it_was_and_the_dossier_free(demo_home):
     code = codes(demo_home)[0]
-    assert cli(demo_home, "ledger", code, "new-bookings", "40").returncode == 0
+    event(demo_home, code, "new-bookings", "40")
     before = reports.trial_balance(portal_of(demo_home), code)
     runs_before = len(portal.runs(portal_of(demo_home), code, limit=1000))
-    throttle(demo_home, code, seconds=30)
-    first = start_sync(demo_home, code, "--full")
-    try:
-        wait_until(reading(demo_home, code), "the sync reading", process=first)
+    with slow_full_sync(demo_home, code, 30) as first:
+        wait_for(reading(demo_home, code), "the sync reading", process=first)
         os.kill(first.pid, signal.SIGKILL)
         first.communicate(timeout=30)
-    finally:
-        if first.poll() is None:
-            first.kill()
+    assert first.returncode == -signal.SIGKILL
     assert reports.trial_balance(portal_of(demo_home), code) == before
     assert len(portal.runs(portal_of(demo_home), code, limit=1000)) == runs_before
     # the server ended the killed session: its hold is gone, the next sync runs
-    wait_until(lambda: code not in {r["code"] for r in monitor_rows(Home(demo_home))
-                                    if r["state"] == "syncing"}, "the hold released", 30)
-    (demo_home / "dossync.toml").unlink()
-    status, run = cli_json(demo_home, "sync", code)
-    assert status == 0, run
-    assert_portal_equals_ledger(demo_home, code)
+    wait_for(lambda: code not in {r["code"] for r in monitor_rows(Home(demo_home))
+                                  if r["state"] == "syncing"}, "the hold released", 30)
+    synced_again(demo_home, code)
 
 
 def test_a_killed_commit_shows_before_or_after_never_half(demo_home):
     """Killed inside the commit (a failpoint just before COMMIT): the server rolls back."""
     code = codes(demo_home)[0]
-    assert cli(demo_home, "ledger", code, "new-bookings", "25").returncode == 0
+    event(demo_home, code, "new-bookings", "25")
     before = reports.trial_balance(portal_of(demo_home), code)
     done = cli(demo_home, "sync", code, "--json", env={"DOSSYNC_FAILPOINT": "commit"})
     assert done.returncode == -signal.SIGKILL, done.stderr
@@ -180,23 +177,18 @@ def test_the_password_is_never_written(demo_home, pg_server, monkeypatch):
         # a sync started with the password on its command line: who finds the dossier
         # busy is told its holder's command, with the password replaced
         monkeypatch.setenv(PORTAL_ENV, mine)
-        throttle(demo_home, code, seconds=30)
-        holder = subprocess.Popen([*DOSSYNC, "--home", str(demo_home), "--portal", secret, "sync",
-                                   code, "--full", "--json"], cwd=ROOT, text=True,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
-            wait_until(reading(demo_home, code), "the sync holding the dossier", process=holder)
-            busy = cli(demo_home, "sync", code, "--json")
-            assert busy.returncode == 3 and "--portal postgresql://" in busy.stdout
-            assert f"{role}:***@" in busy.stdout
-            outputs.append(busy.stdout)
-            assert cancel_sync(Home(demo_home), code)
-            outputs += holder.communicate(timeout=60)
+            with slow_full_sync(demo_home, code, 30, "--portal", secret) as holder:
+                wait_for(reading(demo_home, code), "the sync holding the dossier",
+                         process=holder)
+                busy = cli(demo_home, "sync", code, "--json")
+                assert busy.returncode == 3 and "--portal postgresql://" in busy.stdout
+                assert f"{role}:***@" in busy.stdout
+                outputs.append(busy.stdout)
+                assert cancel_sync(Home(demo_home), code)
+                outputs += holder.communicate(timeout=60)
         finally:
-            if holder.poll() is None:
-                holder.kill()
             monkeypatch.delenv(PORTAL_ENV)
-            (demo_home / "dossync.toml").unlink()
         gone = f"postgresql://{role}:{password}@127.0.0.1:9/nothing"
         done = subprocess.run([*DOSSYNC, "--home", str(demo_home), "--portal", gone, "status",
                                "--json"], cwd=ROOT, capture_output=True, text=True, timeout=120)
@@ -254,8 +246,8 @@ def test_the_same_ledgers_give_the_same_figures_on_both_portals(demo_home, tmp_p
                                                                 monkeypatch):
     """One firm's ledgers synced into PostgreSQL and into DuckDB: every report equal."""
     for code in codes(demo_home):
-        for event in (["new-bookings", "15"], ["delete-bookings", "3"], ["book-vat-return"]):
-            assert cli(demo_home, "ledger", code, *event).returncode == 0
+        for change in (["new-bookings", "15"], ["delete-bookings", "3"], ["book-vat-return"]):
+            event(demo_home, code, *change)
         assert cli_json(demo_home, "sync", code)[0] == 0
     on_server = {code: _figures(demo_home, code) for code in codes(demo_home)}
     dossiers = portal.list_dossiers(portal_of(demo_home))
@@ -299,20 +291,15 @@ def test_demo_force_replaces_the_portal_in_the_database(demo_home):
 
 
 def test_a_new_database_is_no_dossync_home_until_something_is_added(tmp_path, pg_server):
-    from conftest import new_database
-
     url = new_database(pg_server)
-    done = cli(tmp_path / "firm", "--portal", url, "status")
-    assert done.returncode == 2 and "no dossync portal in the database" in done.stderr
-    assert database_url(pg_server, "x")  # the helper the fixtures use
+    try:
+        done = cli(tmp_path / "firm", "--portal", url, "status")
+        assert done.returncode == 2 and "no dossync portal in the database" in done.stderr
+    finally:
+        drop_database(pg_server, url)
 
 
 # --- the terminal UI on a PostgreSQL portal ----------------------------------------------
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.mark.anyio
 async def test_the_ui_sees_and_stops_a_sync_running_on_another_machine(demo_home, tmp_path):
     """The UI on machine B shows machine A's sync as syncing with its progress (read from
@@ -328,9 +315,6 @@ async def test_the_ui_sees_and_stops_a_sync_running_on_another_machine(demo_home
     other = second_machine(demo_home, tmp_path)
     throttle(demo_home, code, seconds=60)
     job = portal.enqueue_job(portal_of(demo_home), code, "full", ManualOptions())
-    worker = subprocess.Popen([*DOSSYNC, "--home", str(demo_home), "worker", "--until-idle",
-                               "--json"], cwd=ROOT, text=True, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE)
     notes: list[str] = []
 
     class App(DossyncApp):
@@ -346,7 +330,7 @@ async def test_the_ui_sees_and_stops_a_sync_running_on_another_machine(demo_home
             await pilot.pause(0.2)
 
     app = App(Home(other), frozen=True, refresh_seconds=0.5)
-    try:
+    with running(demo_home, "worker", "--until-idle", "--json") as worker:
         async with app.run_test(size=(120, 40)) as pilot:
             await until(pilot, lambda: app.loaded and len(app.rows) == 3, "the monitor")
             await until(pilot, lambda: app.progress.get(code, {}).get("done", 0) > 0,
@@ -363,8 +347,7 @@ async def test_the_ui_sees_and_stops_a_sync_running_on_another_machine(demo_home
                         "the stop request said")
             await until(pilot, lambda: portal.get_job(portal_of(demo_home), job.job).status
                         == "cancelled", "the job cancelled")
-    finally:
-        out, err = worker.communicate(timeout=60)
+        out, err = worker.communicate(timeout=60)  # --until-idle: it ends, the queue empty
     assert worker.returncode == 0, err
     runs = portal.runs(portal_of(demo_home), code, limit=1)
     assert runs[0]["status"] == "failed" and "cancel" in runs[0]["error"]
@@ -374,7 +357,7 @@ async def test_the_ui_sees_and_stops_a_sync_running_on_another_machine(demo_home
 def test_the_nightly_runs_on_the_server_with_worker_processes(demo_home):
     """`nightly --jobs 2` forks its workers; each reaches the server on its own."""
     for code in codes(demo_home):
-        assert cli(demo_home, "ledger", code, "new-bookings", "9").returncode == 0
+        event(demo_home, code, "new-bookings", "9")
         portal.update_dossier(portal_of(demo_home), code, nightly=True)
     done = cli(demo_home, "nightly", "--jobs", "2", "--json")
     assert done.returncode == 0, done.stderr
@@ -395,7 +378,7 @@ def test_idle_check_quiet_window_and_upgrade_plan_on_the_server(demo_home, monke
     idle_code, window_code, old_code = codes(demo_home)
     for code in (idle_code, window_code, old_code):
         portal.update_dossier(portal_of(demo_home), code, nightly=True)
-    cli(demo_home, "ledger", idle_code, "edit-closed-period")  # only the idle check sees it
+    event(demo_home, idle_code, "edit-closed-period")  # only the idle check sees it
     age(demo_home, idle_code, 100)
     status, night = cli_json(demo_home, "nightly", "--jobs", "2")
     assert status == 0, night
@@ -404,7 +387,7 @@ def test_idle_check_quiet_window_and_upgrade_plan_on_the_server(demo_home, monke
     assert cli_json(demo_home, "reconcile", idle_code)[1]["verdict"] == "in_sync"
 
     set_window(demo_home, "01:00-05:00")
-    assert cli(demo_home, "ledger", window_code, "new-bookings", "5").returncode == 0
+    event(demo_home, window_code, "new-bookings", "5")
     monkeypatch.setenv("DOSSYNC_NOW", AFTERNOON)
     status, scheduled = cli_json(demo_home, "sync", window_code, "--full")
     assert (status, scheduled["status"], scheduled["scheduled_for"]) == (0, "scheduled", OPENS)

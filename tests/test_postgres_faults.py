@@ -16,9 +16,8 @@ import time
 import psycopg
 import pytest
 
-from conftest import (DOSSYNC, ROOT, assert_portal_equals_ledger, cli, cli_json, codes, portal_of,
-                      portal_trial_balance)
-from dossync.core import portal
+from conftest import (DOSSYNC, ROOT, assert_portal_equals_ledger, cli_json, codes, event, portal_of,
+                      portal_trial_balance, throttle)
 from dossync.core.home import PORTAL_ENV
 
 pytestmark = pytest.mark.slow
@@ -37,11 +36,9 @@ def portal_kind(request, monkeypatch, pg_server):
 
 def test_a_sync_whose_hold_is_lost_stops_and_changes_nothing(demo_home):
     code = codes(demo_home)[0]
-    assert cli(demo_home, "ledger", code, "new-bookings", "40").returncode == 0
+    event(demo_home, code, "new-bookings", "40")
     before = portal_trial_balance(demo_home, code)
-    rows = max(r["read"] for r in portal.runs(portal_of(demo_home), code) if r["kind"] == "full")
-    (demo_home / "dossync.toml").write_text(  # a full sync of about 20 s
-        f"[full_sync]\nmax_rows_per_second = {max(1, rows // 20)}\n")
+    throttle(demo_home, code, 20)  # a full sync of about 20 s
     sync = subprocess.Popen([*DOSSYNC, "--home", str(demo_home), "sync", code, "--full",
                              "--now", "--json"], cwd=ROOT, text=True, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import (DOSSYNC, ROOT, assert_portal_equals_ledger, cli, cli_json, cli_process,
-                      codes, portal_of, portal_sql)
+                      codes, event, jobs, portal_of, portal_sql, throttle, wait_for)
 from dossync.core import portal
 from dossync.core.home import Home
 from dossync.core.jobqueue import BUSY_WAIT, _outcome, job_command
@@ -33,33 +33,9 @@ def queue(home: Path, *args: str) -> str:
     return doc["job"]
 
 
-def jobs(home: Path) -> dict[str, dict]:
-    code, doc = cli_json(home, "jobs")
-    assert code == 0, doc
-    return {j["job"]: j for j in doc}
-
-
 def start_worker(home: Path, *args: str) -> subprocess.Popen:
     return subprocess.Popen([*DOSSYNC, "--home", str(home), "worker", *args], cwd=ROOT,
                             text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-
-
-def wait_for(check, what: str, timeout: float = 60, worker: subprocess.Popen | None = None):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if worker is not None and worker.poll() is not None:
-            raise AssertionError(f"the worker ended before {what}: {worker.communicate()}")
-        if check():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"{what} did not happen within {timeout}s")
-
-
-def throttle_full_syncs(home: Path, code: str, seconds: float) -> None:
-    """Slow full syncs down (HOME/dossync.toml) so that one of `code` lasts about `seconds`."""
-    rows = max(r["read"] for r in portal.runs(portal_of(home), code) if r["kind"] == "full")
-    (home / "dossync.toml").write_text(
-        f"[full_sync]\nmax_rows_per_second = {max(1, int(rows / seconds))}\n")
 
 
 def running_under_lock(home: Path, job: str, code: str):
@@ -76,12 +52,12 @@ def test_queued_jobs_each_run_once_and_the_portal_equals_the_ledger(demo_home):
     path = portal_of(demo_home)
     queued: dict[str, tuple[str, str]] = {}
     for i, code in enumerate(codes(demo_home)):
-        cli(demo_home, "ledger", code, "new-bookings", "8")
+        event(demo_home, code, "new-bookings", "8")
         queued[queue(demo_home, code)] = (code, "simple")
-        cli(demo_home, "ledger", code, "new-bookings", "5")
+        event(demo_home, code, "new-bookings", "5")
         assert cli(demo_home, "propose", code, "--count", "2").returncode == 0
         assert portal.get_dossier(path, code).pending_proposals == 2
-        cli(demo_home, "ledger", code, "validate-proposals")  # booked: the ledger has them
+        event(demo_home, code, "validate-proposals")  # booked: the ledger has them
         extra = ["--full"] if i == 0 else []
         queued[queue(demo_home, code, *extra, "--reset-counter")] = (
             code, "full" if extra else "simple")
@@ -126,7 +102,7 @@ def test_a_busy_dossier_waits_in_the_queue_and_never_fails(demo_home):
     worker = start_worker(demo_home, "--until-idle", "--json")
     try:
         wait_for(lambda: "busy" in (jobs(demo_home)[job]["error"] or ""), "the job found the "
-                 "dossier busy", worker=worker)
+                 "dossier busy", process=worker)
         time.sleep(BUSY_WAIT + 1)  # it has been claimed and put back again meanwhile
         waiting = jobs(demo_home)[job]
         assert waiting["status"] in ("queued", "running") and waiting["attempts"] == 0, waiting
@@ -143,12 +119,12 @@ def test_a_busy_dossier_waits_in_the_queue_and_never_fails(demo_home):
 
 def test_a_job_of_a_killed_worker_runs_again_once_its_lease_ran_out(demo_home):
     code = codes(demo_home)[0]
-    cli(demo_home, "ledger", code, "new-bookings", "10")
-    throttle_full_syncs(demo_home, code, seconds=3.0)
+    event(demo_home, code, "new-bookings", "10")
+    throttle(demo_home, code, seconds=3.0)
     job = queue(demo_home, code, "--full")
     first = start_worker(demo_home, "--lease", "2")
     try:
-        wait_for(running_under_lock(demo_home, job, code), "the job running", worker=first)
+        wait_for(running_under_lock(demo_home, job, code), "the job running", process=first)
         first_worker = jobs(demo_home)[job]["worker"]
     finally:
         os.kill(first.pid, signal.SIGKILL)
@@ -166,12 +142,12 @@ def test_a_job_of_a_killed_worker_runs_again_once_its_lease_ran_out(demo_home):
 
 def test_sigterm_lets_the_running_job_finish_and_leaves_the_queue(demo_home):
     first, other = codes(demo_home)[:2]
-    throttle_full_syncs(demo_home, first, seconds=3.0)
+    throttle(demo_home, first, seconds=3.0)
     running = queue(demo_home, first, "--full")
     waiting = queue(demo_home, other)
     worker = start_worker(demo_home, "--json")
     try:
-        wait_for(running_under_lock(demo_home, running, first), "the job running", worker=worker)
+        wait_for(running_under_lock(demo_home, running, first), "the job running", process=worker)
         worker.send_signal(signal.SIGTERM)
         out, err = worker.communicate(timeout=120)
     finally:
@@ -255,14 +231,14 @@ def test_a_running_job_is_stopped_by_cancel_and_ends_cancelled(demo_home):
     the sync (which changes nothing) and records the job cancelled; the worker goes on
     with the next job."""
     first, other = codes(demo_home)[:2]
-    cli(demo_home, "ledger", first, "new-bookings", "10")
+    event(demo_home, first, "new-bookings", "10")
     before = portal.runs(portal_of(demo_home), first, limit=1000)
-    throttle_full_syncs(demo_home, first, seconds=60.0)
+    throttle(demo_home, first, seconds=60.0)
     running = queue(demo_home, first, "--full")
     after = queue(demo_home, other)
     worker = start_worker(demo_home, "--until-idle", "--json")
     try:
-        wait_for(running_under_lock(demo_home, running, first), "the job running", worker=worker)
+        wait_for(running_under_lock(demo_home, running, first), "the job running", process=worker)
         code, doc = cli_json(demo_home, "jobs", "cancel", running)
         assert code == 0 and doc["status"] == "running" and "stop requested" in doc["error"]
         out, err = worker.communicate(timeout=60)
@@ -307,7 +283,7 @@ def test_three_workers_share_dozens_of_jobs_and_survive_a_killed_one(demo_home):
     ever ran two syncs at once, and the portal equals every ledger."""
     all_codes = codes(demo_home)
     for code in all_codes:
-        cli(demo_home, "ledger", code, "new-bookings", "6")
+        event(demo_home, code, "new-bookings", "6")
     queued = [queue(demo_home, code) for _ in range(8) for code in all_codes]
     workers = [start_worker(demo_home, "--lease", "2", "--until-idle", "--json")
                for _ in range(3)]
@@ -322,7 +298,7 @@ def test_three_workers_share_dozens_of_jobs_and_survive_a_killed_one(demo_home):
             victim_id = mine[0]["worker"] if mine else None
             return bool(mine)
 
-        wait_for(victim_runs_a_job, "the first worker running a job", worker=victim)
+        wait_for(victim_runs_a_job, "the first worker running a job", process=victim)
         os.kill(victim.pid, signal.SIGKILL)
         victim.communicate(timeout=30)
         for worker in workers[1:]:

@@ -10,8 +10,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from conftest import (YES_EVENTS, portal_of, assert_portal_equals_ledger, cli, codes, ledger_path,
-                      ledger_trial_balance, portal_trial_balance)
+from conftest import (YES_EVENTS, portal_of, assert_portal_equals_ledger, cli, codes, event,
+                      ledger_path, ledger_trial_balance, portal_trial_balance)
 from dossync.core import portal
 from dossync.core.connectors import open_connector
 from dossync.core.home import Home
@@ -27,12 +27,6 @@ PROVISIONAL_DDL = [
        line_no BIGINT, account VARCHAR, debit BIGINT, credit BIGINT, vat_code VARCHAR,
        relation_id BIGINT)""",
 ]
-
-
-def event(home: Path, code: str, *args: str) -> str:
-    done = cli(home, "ledger", code, *args)
-    assert done.returncode == 0, done.stderr
-    return done.stdout + done.stderr
 
 
 def sync(home: Path, code: str, kind: str = "simple") -> None:

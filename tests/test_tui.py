@@ -39,11 +39,6 @@ class RecordingApp(DossyncApp):
         super().notify(message, **kwargs)
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 async def until(pilot, condition, timeout: float = WAIT, what: str = "condition") -> None:
     deadline = time.monotonic() + timeout
     while not condition():

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from textual.widgets import Input, RadioButton
 
-from conftest import assert_portal_equals_ledger, cli, cli_json, codes, portal_of, portal_sql
+from conftest import (assert_portal_equals_ledger, cli, cli_json, codes, event, jobs, portal_of,
+                      portal_sql, wait_for)
 from dossync.core import portal
 from dossync.core.window import NOW_ENV
 from test_tui import RecordingApp, finished, loaded, open_dialog, press_start, until
@@ -22,23 +23,30 @@ NIGHT = "2026-11-30T01:30:00"  # inside it, after the window's next start
 OPENS = "2026-11-30T01:00:00"
 
 
-def set_window(home: Path, window: str) -> None:
-    (home / "dossync.toml").write_text(f'[full_sync]\nwindow = "{window}"\n')
+def set_window(home: Path, window: str, more: str = "") -> None:
+    """HOME/dossync.toml: the quiet window, and `more` settings after it."""
+    (home / "dossync.toml").write_text(f'[full_sync]\nwindow = "{window}"\n{more}')
 
 
 def runs(home: Path, code: str) -> list[dict]:
     return portal.runs(portal_of(home), code, 1000)
 
 
-def jobs(home: Path) -> dict[str, dict]:
-    code, doc = cli_json(home, "jobs")
-    assert code == 0, doc
-    return {j["job"]: j for j in doc}
-
-
 def changed_ledger(home: Path, code: str) -> None:
     """Bookings the portal does not have yet: a full sync that ran brings them."""
-    assert cli(home, "ledger", code, "new-bookings", "7").returncode == 0
+    event(home, code, "new-bookings", "7")
+
+
+def scheduled_full_sync(home: Path, monkeypatch, code: str,
+                        more: str = "") -> tuple[str, list[dict]]:
+    """The window 01:00-05:00 (and `more` settings), the ledger changed, and in the afternoon
+    `sync CODE --full`: scheduled, not run. Its job, and the dossier's runs before it."""
+    set_window(home, "01:00-05:00", more)
+    changed_ledger(home, code)
+    monkeypatch.setenv(NOW_ENV, AFTERNOON)
+    exit_code, doc = cli_json(home, "sync", code, "--full")
+    assert (exit_code, doc["status"]) == (0, "scheduled"), doc
+    return doc["job"], runs(home, code)
 
 
 @pytest.fixture
@@ -124,21 +132,17 @@ def test_inside_the_window_or_without_one_nothing_changes(demo_home, monkeypatch
 
 def test_a_worker_runs_the_scheduled_job_only_once_the_window_opened(demo_home, monkeypatch):
     code = codes(demo_home)[0]
-    set_window(demo_home, "01:00-05:00")
-    changed_ledger(demo_home, code)
-    monkeypatch.setenv(NOW_ENV, AFTERNOON)
-    _, doc = cli_json(demo_home, "sync", code, "--full")
-    before = runs(demo_home, code)
+    job_id, before = scheduled_full_sync(demo_home, monkeypatch, code)
 
     exit_code, worked = cli_json(demo_home, "worker", "--until-idle")  # not due: idle at once
     assert exit_code == 0 and worked["run"] == 0, worked
-    assert jobs(demo_home)[doc["job"]]["status"] == "queued"
+    assert jobs(demo_home)[job_id]["status"] == "queued"
     assert runs(demo_home, code) == before
 
     monkeypatch.setenv(NOW_ENV, NIGHT)  # the window opened
     exit_code, worked = cli_json(demo_home, "worker", "--until-idle")
     assert exit_code == 0 and (worked["run"], worked["succeeded"]) == (1, 1), worked
-    job = jobs(demo_home)[doc["job"]]
+    job = jobs(demo_home)[job_id]
     assert (job["status"], job["error"]) == ("succeeded", None)
     assert runs(demo_home, code)[0]["run_id"] == job["run_id"]
     assert runs(demo_home, code)[0]["kind"] == "full"
@@ -147,26 +151,22 @@ def test_a_worker_runs_the_scheduled_job_only_once_the_window_opened(demo_home, 
 
 def test_the_nightly_in_the_window_runs_the_due_scheduled_full_syncs(demo_home, monkeypatch):
     code = codes(demo_home)[2]
-    set_window(demo_home, "01:00-05:00")
-    (demo_home / "dossync.toml").write_text('[full_sync]\nwindow = "01:00-05:00"\n'
-                                            'max_rows_per_second = 100000\n')
-    changed_ledger(demo_home, code)
-    monkeypatch.setenv(NOW_ENV, AFTERNOON)
-    _, doc = cli_json(demo_home, "sync", code, "--full")
+    job_id, _ = scheduled_full_sync(demo_home, monkeypatch, code,
+                                    "max_rows_per_second = 100000\n")
 
     # the nightly outside the window leaves it waiting (the nightly runs in a process
     # of its own: DOSSYNC_NOW travels in its environment)
     exit_code, night = cli_json(demo_home, "nightly")
     assert exit_code == 0 and night["scheduled"] == [], night
-    assert jobs(demo_home)[doc["job"]]["status"] == "queued"
+    assert jobs(demo_home)[job_id]["status"] == "queued"
 
     monkeypatch.setenv(NOW_ENV, NIGHT)
     exit_code, night = cli_json(demo_home, "nightly")
     assert exit_code == 0, night
-    assert [(j["job"], j["status"]) for j in night["scheduled"]] == [(doc["job"], "succeeded")]
+    assert [(j["job"], j["status"]) for j in night["scheduled"]] == [(job_id, "succeeded")]
     full = [r for r in night["runs"] if r["kind"] == "full"]
     assert [(r["dossier"], r["status"]) for r in full] == [(code, "succeeded")]
-    job = jobs(demo_home)[doc["job"]]
+    job = jobs(demo_home)[job_id]
     assert (job["status"], job["run_id"]) == ("succeeded", full[0]["run_id"])
     assert_portal_equals_ledger(demo_home, code)
 
@@ -185,11 +185,6 @@ def test_a_bad_window_is_refused(demo_home, window):
 
 
 # --- the UI's sync dialog --------------------------------------------------------------
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 async def _full_sync_dialog(pilot, code: str):
     dialog = await open_dialog(pilot, code)
     dialog.query_one("#until", Input).value = ""
@@ -248,8 +243,9 @@ async def test_the_dialog_offers_no_choice_inside_the_window(demo_home, monkeypa
     app = RecordingApp(demo_home)
     async with app.run_test(size=(100, 40)) as pilot:
         await loaded(pilot)
-        dialog = await _full_sync_dialog(pilot, code)
-        await pilot.pause(0.3)
+        dialog = await _full_sync_dialog(pilot, code)  # its window read with its default date
+        assert dialog._window_start is None  # inside the window: nothing to wait for
+        assert not [n for n in app.notes if "window" in n], app.notes  # and no error reading it
         assert dialog.query_one("#full-confirm").display
         assert not dialog.query_one("#full-when").display
 
@@ -259,15 +255,11 @@ def test_a_worker_after_the_window_closed_leaves_the_job_to_the_next_window(demo
     """No worker ran that night: the next afternoon a worker claims the scheduled full sync,
     sees the window closed again and puts it back for the next night, running nothing."""
     code = codes(demo_home)[0]
-    set_window(demo_home, "01:00-05:00")
-    changed_ledger(demo_home, code)
-    monkeypatch.setenv(NOW_ENV, AFTERNOON)
-    _, doc = cli_json(demo_home, "sync", code, "--full")
-    before = runs(demo_home, code)
+    job_id, before = scheduled_full_sync(demo_home, monkeypatch, code)
     monkeypatch.setenv(NOW_ENV, "2026-11-30T14:00:00")  # the night went by without a worker
     exit_code, worked = cli_json(demo_home, "worker", "--until-idle")
     assert exit_code == 0 and worked["run"] == 0, worked
-    job = jobs(demo_home)[doc["job"]]
+    job = jobs(demo_home)[job_id]
     assert (job["status"], job["attempts"]) == ("queued", 0), job
     assert "2026-12-01T01:00:00" in job["error"]
     assert runs(demo_home, code) == before
@@ -302,8 +294,9 @@ def test_upgrade_plan_queues_its_full_syncs_for_the_window(demo_home, monkeypatc
 
 def scheduled_then_served(home: Path, monkeypatch, clock_at: str, waits: bool) -> None:
     """A full sync scheduled in the afternoon; then `dossync scheduler` (nightly at 12:00,
-    outside the window) served with its clock started at `clock_at`: when it `waits`, the
-    job stays queued a moment, then the scheduler runs it; no nightly runs."""
+    outside the window) served with its clock standing at `clock_at`: when it `waits`, the
+    job stays queued while the clock stands before the window, then the clock is moved to
+    the window's opening and the scheduler runs it; no nightly runs."""
     import threading
     import time
     from datetime import datetime
@@ -312,26 +305,19 @@ def scheduled_then_served(home: Path, monkeypatch, clock_at: str, waits: bool) -
     from dossync.core.scheduler import serve
 
     code = codes(home)[0]
-    (home / "dossync.toml").write_text('[full_sync]\nwindow = "01:00-05:00"\n'
-                                       '[nightly]\ntime = "12:00"\n')
-    changed_ledger(home, code)
-    monkeypatch.setenv(NOW_ENV, AFTERNOON)
-    _, doc = cli_json(home, "sync", code, "--full")
-    before = runs(home, code)
-    offset = datetime.fromisoformat(clock_at) - datetime.now()
+    job_id, before = scheduled_full_sync(home, monkeypatch, code, '[nightly]\ntime = "12:00"\n')
+    clock = [datetime.fromisoformat(clock_at)]  # the scheduler's clock: it reads it every second
     stop, nightlies = threading.Event(), []
     service = threading.Thread(target=serve, args=(Home(home),), daemon=True, kwargs=dict(
-        stop=stop, on_result=nightlies.append, now=lambda: datetime.now() + offset))
+        stop=stop, on_result=nightlies.append, now=lambda: clock[0]))
     service.start()
     try:
         if waits:
-            time.sleep(1)
-            assert jobs(home)[doc["job"]]["status"] == "queued"  # not open yet
+            time.sleep(1)  # the scheduler looked at its clock again meanwhile
+            assert jobs(home)[job_id]["status"] == "queued"  # not open yet
             assert runs(home, code) == before
-        deadline = time.monotonic() + 60
-        while jobs(home)[doc["job"]]["status"] != "succeeded":
-            assert time.monotonic() < deadline, jobs(home)[doc["job"]]
-            time.sleep(0.3)
+            clock[0] = datetime.fromisoformat(OPENS)
+        wait_for(lambda: jobs(home)[job_id]["status"] == "succeeded", "the scheduled job run")
     finally:
         stop.set()
         service.join(timeout=30)
@@ -345,7 +331,7 @@ def scheduled_then_served(home: Path, monkeypatch, clock_at: str, waits: bool) -
 def test_the_scheduler_wakes_when_the_window_opens(demo_home, monkeypatch):
     """With the nightly's time outside the window, the scheduler runs the scheduled full
     syncs when the window opens, not at the nightly; it waits for the opening first."""
-    scheduled_then_served(demo_home, monkeypatch, "2026-11-30T00:59:58", waits=True)
+    scheduled_then_served(demo_home, monkeypatch, "2026-11-30T00:59:00", waits=True)
 
 
 def test_a_scheduler_started_inside_the_window_runs_them_at_once(demo_home, monkeypatch):
