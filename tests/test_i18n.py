@@ -144,6 +144,7 @@ async def test_the_monitor_speaks_dutch(home):
         i18n.activate("en")
 
 
+@pytest.mark.slow  # a notebook run / the nightly's worker processes
 def test_the_reconcile_report_speaks_the_language_asked_for(demo_home, tmp_path):
     code = codes(demo_home)[0]
     assert cli(demo_home, "ledger", code, "edit-closed-period").returncode == 0

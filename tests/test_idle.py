@@ -165,6 +165,7 @@ def test_the_cli_clock_moves_with_dossync_now(demo_home):
     assert_portal_equals_ledger(demo_home, code)
 
 
+@pytest.mark.slow  # a notebook run / the nightly's worker processes
 def test_the_nightly_checks_an_idle_dossier_as_a_sync_does(demo_home):
     """The nightly's simple syncs come through the same check: an idle dossier with a silent
     edit is mended, one whose ledger went back in time is refused and marked, a recent one
