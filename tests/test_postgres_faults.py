@@ -18,20 +18,9 @@ import pytest
 
 from conftest import (DOSSYNC, ROOT, assert_portal_equals_ledger, cli_json, codes, event, portal_of,
                       portal_trial_balance, throttle)
-from dossync.core.home import PORTAL_ENV
+from test_postgres import portal_kind  # noqa: F401 - these tests run on PostgreSQL too
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(params=["postgres"])
-def portal_kind(request, monkeypatch, pg_server):
-    """This file's tests run on PostgreSQL (a database of their own)."""
-    from conftest import drop_database, new_database
-
-    url = new_database(pg_server)
-    monkeypatch.setenv(PORTAL_ENV, url)
-    yield "postgres"
-    drop_database(pg_server, url)
 
 
 def test_a_sync_whose_hold_is_lost_stops_and_changes_nothing(demo_home):
